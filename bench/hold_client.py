@@ -1,0 +1,75 @@
+#!/usr/bin/python3
+"""Opens N connections to HOST:PORT, sends one GET on each, waits for every response.
+
+Connections are opened and the requests sent first, with plain sockets (a loopback connect
+completes in the kernel, so N requests are in flight within a fraction of a second); an
+asyncio loop then reads every response to EOF. Prints one JSON line: ok, failed, wall_s
+(first connect to last response), connect_s (until every request was sent), first errors.
+"""
+import argparse
+import asyncio
+import json
+import resource
+import socket
+import time
+
+
+async def read_all(loop, sock, state):
+    try:
+        data = b""
+        while True:
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
+                break
+            data += chunk
+        if data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
+            state["ok"] += 1
+        else:
+            raise RuntimeError("bad response %r" % data[:60])
+    except Exception as e:  # counted and reported, never fatal
+        state["failed"] += 1
+        if len(state["errors"]) < 5:
+            state["errors"].append(repr(e))
+    finally:
+        sock.close()
+
+
+async def collect(socks, state, timeout):
+    loop = asyncio.get_running_loop()
+    await asyncio.wait_for(asyncio.gather(*(read_all(loop, s, state) for s in socks)), timeout)
+
+
+def main(args):
+    state = {"ok": 0, "failed": 0, "errors": []}
+    request = (b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
+               % (args.path.encode(), args.host.encode()))
+    socks = []
+    start = time.monotonic()
+    for _ in range(args.connections):
+        try:
+            s = socket.create_connection((args.host, args.port), timeout=10)
+            s.sendall(request)
+            s.setblocking(False)
+            socks.append(s)
+        except OSError as e:
+            state["failed"] += 1
+            if len(state["errors"]) < 5:
+                state["errors"].append(repr(e))
+    connect_s = time.monotonic() - start
+    asyncio.run(collect(socks, state, args.timeout))
+    print(json.dumps({"ok": state["ok"], "failed": state["failed"],
+                      "wall_s": time.monotonic() - start, "connect_s": connect_s,
+                      "errors": state["errors"]}))
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--path", default="/")
+    p.add_argument("--connections", type=int, default=5000)
+    p.add_argument("--timeout", type=float, default=120)
+    args = p.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    main(args)

@@ -1,0 +1,83 @@
+#include "common/control.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <string>
+#include <utility>
+
+namespace aiowsgi {
+
+Status make_control_pair(UniqueFd* master_end, UniqueFd* worker_end) {
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
+    return Status::Io("socketpair(control)", errno);
+  }
+  UniqueFd m(fds[0]);
+  UniqueFd w(fds[1]);
+  int flags = ::fcntl(m.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(m.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return Status::Io("fcntl(control, O_NONBLOCK)", errno);
+  }
+  *master_end = std::move(m);
+  *worker_end = std::move(w);
+  return Status::Ok();
+}
+
+Status send_message(int fd, const ControlMessage& msg) {
+  for (;;) {
+    ssize_t n = ::send(fd, &msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(sizeof msg)) return Status::Ok();
+    if (n < 0 && errno == EINTR) continue;
+    // SEQPACKET sends whole datagrams or fails, so a short count cannot happen; report it
+    // anyway rather than pretend the message went out.
+    return Status::Io(std::string("send control message (") + control_type_name(msg.type) + ")",
+                      n < 0 ? errno : EMSGSIZE);
+  }
+}
+
+RecvResult recv_control(int fd, ControlMessage* msg) {
+  for (;;) {
+    // One byte more than a message, so an over-long datagram shows up as MSG_TRUNC/size.
+    alignas(ControlMessage) unsigned char buf[sizeof(ControlMessage) + 1];
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == static_cast<ssize_t>(sizeof(ControlMessage))) {
+      std::memcpy(msg, buf, sizeof(ControlMessage));
+      return RecvResult::kMessage;
+    }
+    if (n == 0) return RecvResult::kClosed;
+    if (n > 0) continue;  // wrong size: not ours, skip it
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return RecvResult::kAgain;
+    if (errno == ECONNRESET) return RecvResult::kClosed;
+    return RecvResult::kError;
+  }
+}
+
+bool recv_message(int fd, ControlMessage* msg) {
+  return recv_control(fd, msg) == RecvResult::kMessage;
+}
+
+const char* control_type_name(ControlType type) {
+  switch (type) {
+    case ControlType::kReady:
+      return "ready";
+    case ControlType::kHeartbeat:
+      return "heartbeat";
+    case ControlType::kAppLoadError:
+      return "app-load-error";
+    case ControlType::kBootError:
+      return "boot-error";
+    case ControlType::kDrain:
+      return "drain";
+    case ControlType::kStop:
+      return "stop";
+    case ControlType::kReopenLogs:
+      return "reopen-logs";
+  }
+  return "unknown";
+}
+
+}  // namespace aiowsgi

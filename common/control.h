@@ -1,0 +1,68 @@
+// Control pipe: the master <-> worker message channel, one SOCK_SEQPACKET socketpair per
+// worker. Each message is one fixed-layout ControlMessage datagram, so no framing is needed
+// and a message is never split. Used by the master (libev) and the worker (its asyncio loop);
+// no Python, no GIL needed.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+
+namespace aiowsgi {
+
+enum class ControlType : uint32_t {
+  // worker -> master
+  kReady = 1,         // the app is imported and the worker watches the listen sockets
+  kHeartbeat = 2,     // about once a second: counters below are current
+  kAppLoadError = 3,  // the app could not be imported; the worker exits kExitAppLoadError next
+  kBootError = 4,     // the interpreter or loop failed; the worker exits kExitBootError next
+  // master -> worker
+  kDrain = 16,       // graceful stop: stop accepting, finish in-flight requests, exit 0
+  kStop = 17,        // immediate stop: exit now
+  kReopenLogs = 18,  // SIGUSR1 reached the master: call log::reopen()
+};
+
+// One datagram. Both ends are the same binary, so the layout is native and fixed; a
+// datagram of another size is rejected. Fields a type does not use are zero.
+struct ControlMessage {
+  ControlType type = ControlType::kHeartbeat;
+  uint32_t worker_id = 0;   // sender's or addressee's worker id (1-based)
+  uint64_t requests = 0;    // requests handed to the app since the worker started
+  uint64_t busy_cores = 0;  // cores running a request right now
+  uint64_t exceptions = 0;  // app exceptions since the worker started
+  uint64_t tx_bytes = 0;    // response bytes sent since the worker started
+  // Start time (CLOCK_MONOTONIC, ms) of the oldest request still running, 0 when idle: lets
+  // the master enforce harakiri without another message type.
+  uint64_t oldest_request_ms = 0;
+};
+static_assert(std::is_trivially_copyable_v<ControlMessage>);
+static_assert(sizeof(ControlMessage) == 48);
+
+// Creates a connected SOCK_SEQPACKET | SOCK_CLOEXEC pair. |master_end| is non-blocking;
+// |worker_end| is left blocking (the worker decides; the functions below never block).
+Status make_control_pair(UniqueFd* master_end, UniqueFd* worker_end);
+
+// Sends |msg| without blocking and without SIGPIPE (MSG_DONTWAIT | MSG_NOSIGNAL).
+// Io status on EAGAIN (peer not reading), EPIPE/ECONNRESET (peer gone) or other errors.
+Status send_message(int fd, const ControlMessage& msg);
+
+enum class RecvResult {
+  kMessage,  // *msg holds a message
+  kAgain,    // nothing to read now
+  kClosed,   // the peer closed its end (or died): stop watching the fd
+  kError,    // recv failed (errno is set); treat like kClosed
+};
+
+// Reads one message without blocking; datagrams of the wrong size are skipped.
+RecvResult recv_control(int fd, ControlMessage* msg);
+
+// Reads one message without blocking; true when *msg was filled. False for "nothing now",
+// for a closed peer and for errors alike: callers that must tell them apart use recv_control.
+bool recv_message(int fd, ControlMessage* msg);
+
+// Short name for logs: "ready", "heartbeat", ... ("unknown" for others).
+const char* control_type_name(ControlType type);
+
+}  // namespace aiowsgi

@@ -1,0 +1,118 @@
+// Control pipe: round trips over a real socketpair, non-blocking behaviour, peer close.
+#include "common/control.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <cstring>
+
+namespace aiowsgi {
+namespace {
+
+TEST(Control, PairIsSeqpacketCloexecAndMasterEndNonBlocking) {
+  UniqueFd m, w;
+  ASSERT_TRUE(make_control_pair(&m, &w).ok());
+  int type = 0;
+  socklen_t len = sizeof type;
+  ASSERT_EQ(getsockopt(m.get(), SOL_SOCKET, SO_TYPE, &type, &len), 0);
+  EXPECT_EQ(type, SOCK_SEQPACKET);
+  EXPECT_TRUE(fcntl(m.get(), F_GETFD) & FD_CLOEXEC);
+  EXPECT_TRUE(fcntl(w.get(), F_GETFD) & FD_CLOEXEC);
+  EXPECT_TRUE(fcntl(m.get(), F_GETFL) & O_NONBLOCK);
+  EXPECT_FALSE(fcntl(w.get(), F_GETFL) & O_NONBLOCK);
+}
+
+TEST(Control, RoundTripBothDirections) {
+  UniqueFd m, w;
+  ASSERT_TRUE(make_control_pair(&m, &w).ok());
+
+  ControlMessage hb;
+  hb.type = ControlType::kHeartbeat;
+  hb.worker_id = 7;
+  hb.requests = 123456789012345ULL;
+  hb.busy_cores = 42;
+  hb.exceptions = 3;
+  hb.tx_bytes = 1ULL << 40;
+  hb.oldest_request_ms = 99;
+  ASSERT_TRUE(send_message(w.get(), hb).ok());
+  ControlMessage ready;
+  ready.type = ControlType::kReady;
+  ready.worker_id = 7;
+  ASSERT_TRUE(send_message(w.get(), ready).ok());
+
+  ControlMessage got;
+  ASSERT_EQ(recv_control(m.get(), &got), RecvResult::kMessage);
+  EXPECT_EQ(got.type, ControlType::kHeartbeat);
+  EXPECT_EQ(got.worker_id, 7u);
+  EXPECT_EQ(got.requests, 123456789012345ULL);
+  EXPECT_EQ(got.busy_cores, 42u);
+  EXPECT_EQ(got.exceptions, 3u);
+  EXPECT_EQ(got.tx_bytes, 1ULL << 40);
+  EXPECT_EQ(got.oldest_request_ms, 99u);
+  ASSERT_TRUE(recv_message(m.get(), &got));  // message boundaries are kept
+  EXPECT_EQ(got.type, ControlType::kReady);
+  EXPECT_EQ(recv_control(m.get(), &got), RecvResult::kAgain);
+  EXPECT_FALSE(recv_message(m.get(), &got));
+
+  ControlMessage drain;
+  drain.type = ControlType::kDrain;
+  drain.worker_id = 7;
+  ASSERT_TRUE(send_message(m.get(), drain).ok());
+  // The worker end is blocking, but recv_control never blocks.
+  ASSERT_EQ(recv_control(w.get(), &got), RecvResult::kMessage);
+  EXPECT_EQ(got.type, ControlType::kDrain);
+  EXPECT_EQ(recv_control(w.get(), &got), RecvResult::kAgain);
+}
+
+TEST(Control, WrongSizedDatagramsAreSkipped) {
+  UniqueFd m, w;
+  ASSERT_TRUE(make_control_pair(&m, &w).ok());
+  char junk[5] = "junk";
+  ASSERT_EQ(send(w.get(), junk, sizeof junk, 0), static_cast<ssize_t>(sizeof junk));
+  char big[sizeof(ControlMessage) + 8] = {};
+  ASSERT_EQ(send(w.get(), big, sizeof big, 0), static_cast<ssize_t>(sizeof big));
+  ControlMessage ok;
+  ok.type = ControlType::kBootError;
+  ASSERT_TRUE(send_message(w.get(), ok).ok());
+  ControlMessage got;
+  ASSERT_EQ(recv_control(m.get(), &got), RecvResult::kMessage);
+  EXPECT_EQ(got.type, ControlType::kBootError);
+}
+
+TEST(Control, PeerCloseIsReportedAndSendFailsWithoutSigpipe) {
+  UniqueFd m, w;
+  ASSERT_TRUE(make_control_pair(&m, &w).ok());
+  ControlMessage msg;
+  msg.type = ControlType::kAppLoadError;
+  ASSERT_TRUE(send_message(w.get(), msg).ok());
+  w.reset();
+  ControlMessage got;
+  // What was sent before the close is still delivered, then the close.
+  ASSERT_EQ(recv_control(m.get(), &got), RecvResult::kMessage);
+  EXPECT_EQ(got.type, ControlType::kAppLoadError);
+  EXPECT_EQ(recv_control(m.get(), &got), RecvResult::kClosed);
+  Status s = send_message(m.get(), msg);  // would raise SIGPIPE without MSG_NOSIGNAL
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.code(), Status::Code::kIo);
+}
+
+TEST(Control, FullPipeGivesAnErrorInsteadOfBlocking) {
+  UniqueFd m, w;
+  ASSERT_TRUE(make_control_pair(&m, &w).ok());
+  ControlMessage msg;
+  msg.type = ControlType::kHeartbeat;
+  Status s;
+  for (int i = 0; i < 100000 && s.ok(); ++i) s = send_message(m.get(), msg);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("heartbeat"), std::string::npos) << s.message();
+}
+
+TEST(Control, TypeNames) {
+  EXPECT_STREQ(control_type_name(ControlType::kReady), "ready");
+  EXPECT_STREQ(control_type_name(ControlType::kReopenLogs), "reopen-logs");
+  EXPECT_STREQ(control_type_name(static_cast<ControlType>(999)), "unknown");
+}
+
+}  // namespace
+}  // namespace aiowsgi

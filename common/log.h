@@ -1,0 +1,44 @@
+// Logging: the spdlog setup shared by the master and the workers (one default logger).
+// Sinks are synchronous and write each line with a single write(2) to stderr or to the
+// [log] file (O_APPEND), so lines from several processes never interleave and nothing is
+// left in a buffer across fork or _exit. No Python, no GIL; safe to call from any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace aiowsgi::log {
+
+// Installs the default logger: level |level| ("trace" "debug" "info" "warn" "error"),
+// writing to |file| (appended, created 0644) or to stderr when |file| is empty, each line
+// tagged with the time, the pid and |process_name| ("master", "worker 3").
+// Returns a Config status for an unknown level and an Io status when the file cannot be
+// opened; the previous logger is then left in place. Called by the master before anything
+// is bound; may be called again (the previous file is closed).
+Status setup(std::string_view level, const std::string& file, std::string_view process_name);
+
+// Like setup("info", "", process_name) but cannot fail: used first thing in main() so that
+// everything logged before the config is read reaches stderr in the same format.
+void setup_stderr(std::string_view process_name);
+
+// Changes the process name in the line prefix. Called in a worker right after fork.
+void set_process_name(std::string_view process_name);
+
+// Changes the level; false (and no change) for an unknown level name.
+bool set_level(std::string_view level);
+
+// Reopens the log file by name (after logrotate moved it away): SIGUSR1 in the master,
+// kReopenLogs in a worker. A no-op when logging to stderr. On failure the old file stays
+// in use and an Io status is returned.
+Status reopen();
+
+// Writes out anything buffered. The sinks do not buffer, but the master still calls this
+// right before fork so a buffering sink added later cannot print a line twice.
+void flush();
+
+// True when logs go to a file rather than stderr (fatal start-up errors then go to both).
+bool logging_to_file();
+
+}  // namespace aiowsgi::log

@@ -1,0 +1,98 @@
+// Config: the server's settings, from server.toml and the command line (see man aiowsgi.toml(5)).
+// Built by the master before anything is bound or forked; workers inherit the parsed struct
+// across fork and never re-read the file. No Python.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace aiowsgi::config {
+
+struct ServerConfig {
+  std::vector<std::string> listen;        // HTTP listeners, as written ("HOST:PORT", "unix:/p")
+  std::vector<std::string> uwsgi_listen;  // uwsgi-protocol listeners
+  int workers = 0;                        // 0 in the file is an error; default: number of CPUs
+  int cores = 100;
+  int backlog = 1024;
+  bool reuse_port = false;
+  std::string pidfile;  // absolute after load ("" = none)
+  std::string user;
+  std::string group;
+  double graceful_timeout = 30;  // seconds
+};
+
+struct AppConfig {
+  std::string wsgi_file;  // absolute after load, or ""
+  std::string module;     // "package.module" or "package.module:callable", or ""
+  std::string callable = "application";
+  std::string chdir;                     // absolute after load, or ""
+  std::vector<std::string> python_path;  // absolute after load
+  std::vector<std::pair<std::string, std::string>> env;
+  std::string loop = "asyncio";  // "asyncio" | "uvloop"
+  bool uwsgi_compat = true;
+};
+
+struct LimitsConfig {
+  double harakiri = 0;  // seconds, 0 = off
+  int64_t max_requests = 0;
+  int64_t reload_on_rss_mb = 0;
+  double keepalive_timeout = 5;
+  double header_timeout = 10;
+  int64_t max_header_bytes = 65536;
+  int64_t max_body_bytes = 0;  // 0 = unlimited
+};
+
+struct StatsConfig {
+  std::string listen;
+  std::string metrics;
+};
+
+struct LogConfig {
+  std::string level = "info";  // trace debug info warn error
+  std::string file;            // "" = stderr; absolute after load
+  bool access = true;
+  std::string format = "text";  // text | json
+};
+
+struct Config {
+  ServerConfig server;
+  AppConfig app;
+  LimitsConfig limits;
+  StatsConfig stats;
+  LogConfig log;
+  std::string config_file;  // absolute path of the file read, "" when none
+};
+
+// What the command line asks for.
+struct CommandLine {
+  enum class Action { kRun, kCheck, kVersion, kHelp };
+  Action action = Action::kRun;
+  std::string config_file;  // -c / --config / --ini-like alias; "" when none
+  // Overrides, applied after the file. Each is present only if given on the command line.
+  std::vector<std::string> http;   // --http / --http-socket (repeatable); replaces server.listen
+  std::vector<std::string> uwsgi;  // --uwsgi-socket (repeatable)
+  std::optional<int> workers;      // --workers / --processes
+  std::optional<int> cores;        // --cores / --asyncio
+  std::optional<std::string> wsgi_file, module, stats, pidfile, loop;
+};
+
+// Parses argv. On a usage error returns false and sets *error to a one-line message.
+// Accepts the uWSGI spellings documented in aiowsgi-master(8): --asyncio N, --http-socket,
+// --processes, --greenlet and --master (accepted, no effect), "--opt=value" and "--opt value".
+bool parse_command_line(int argc, char** argv, CommandLine* out, std::string* error);
+
+// Builds the configuration: defaults, then the file (if any), then the command-line
+// overrides; resolves relative paths (file values: against the file's folder; command-line
+// values: against the current directory) and validates every key. Returns false with every
+// problem in *errors, each formatted "file:line:col: [table] key: reason" (no location for
+// problems that come from the command line or from the combination of settings, e.g. no
+// listener or no app). Unknown keys and tables, wrong types and out-of-range values are errors.
+bool load_config(const CommandLine& cli, Config* out, std::vector<std::string>* errors);
+
+// The usage text printed by --help.
+const char* usage_text();
+
+}  // namespace aiowsgi::config

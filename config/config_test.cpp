@@ -1,0 +1,666 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+namespace aiowsgi::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A mutable argv for parse_command_line, with "aiowsgi-master" as argv[0].
+class Argv {
+ public:
+  explicit Argv(std::initializer_list<std::string> args) : storage_{"aiowsgi-master"} {
+    storage_.insert(storage_.end(), args);
+    pointers_.reserve(storage_.size() + 1);
+    for (auto& s : storage_) pointers_.push_back(s.data());
+    pointers_.push_back(nullptr);  // argv[argc] is NULL, as in main()
+  }
+  int argc() const { return static_cast<int>(storage_.size()); }
+  char** argv() { return pointers_.data(); }
+
+ private:
+  std::vector<std::string> storage_;
+  std::vector<char*> pointers_;
+};
+
+// Each test gets its own temporary folder holding the config file and the app it names.
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "aiowsgi-config-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    write("app.py", "def application(environ, start_response):\n    return []\n");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // Writes |content| to dir_/|name| (creating folders) and returns the absolute path.
+  std::string write(const std::string& name, const std::string& content) {
+    fs::path p = dir_ / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream(p) << content;
+    return p.string();
+  }
+
+  // Parses |args| as a command line (argv[0] added).
+  CommandLine cli(std::initializer_list<std::string> args) {
+    Argv argv(args);
+    CommandLine out;
+    std::string error;
+    EXPECT_TRUE(parse_command_line(argv.argc(), argv.argv(), &out, &error)) << error;
+    return out;
+  }
+
+  // Loads |toml| written to server.toml, expecting failure; returns the errors.
+  std::vector<std::string> errors_for(const std::string& toml) {
+    CommandLine c;
+    c.config_file = write("server.toml", toml);
+    Config cfg;
+    std::vector<std::string> errors;
+    EXPECT_FALSE(load_config(c, &cfg, &errors));
+    return errors;
+  }
+
+  // The single error that |toml| produces.
+  std::string error_for(const std::string& toml) {
+    std::vector<std::string> errors = errors_for(toml);
+    EXPECT_EQ(errors.size(), 1u) << ::testing::PrintToString(errors);
+    return errors.empty() ? "" : errors.front();
+  }
+
+  Config load_ok(const CommandLine& c) {
+    Config cfg;
+    std::vector<std::string> errors;
+    EXPECT_TRUE(load_config(c, &cfg, &errors)) << ::testing::PrintToString(errors);
+    return cfg;
+  }
+
+  Config load_file_ok(const std::string& toml) {
+    CommandLine c;
+    c.config_file = write("server.toml", toml);
+    return load_ok(c);
+  }
+
+  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
+  std::string toml_path() const { return path("server.toml"); }
+
+  fs::path dir_;
+};
+
+constexpr const char* kMinimal = R"([server]
+listen = ["127.0.0.1:21000"]
+[app]
+wsgi_file = "app.py"
+)";
+
+TEST_F(ConfigTest, FullFileLoadsEveryKey) {
+  write("lib/.keep", "");
+  write("work/.keep", "");
+  Config cfg = load_file_ok(R"(# every key of SPEC.md's server.toml
+[server]
+listen = ["127.0.0.1:21000", ":21001", "[::1]:21002", "unix:/tmp/aiowsgi-cfg-test.sock"]
+uwsgi_listen = ["127.0.0.1:21003"]
+workers = 3
+cores = 250
+backlog = 512
+reuse_port = true
+pidfile = "/run/aiowsgi.pid"
+user = "root"
+group = "root"
+graceful_timeout = 2.5
+
+[app]
+wsgi_file = "app.py"
+module = ""
+callable = "app"
+chdir = "work"
+python_path = ["lib", "/opt/extra"]
+env = { DJANGO_SETTINGS_MODULE = "site.settings", MODE = "prod" }
+loop = "uvloop"
+uwsgi_compat = false
+
+[limits]
+harakiri = 60
+max_requests = 10000
+reload_on_rss_mb = 512
+keepalive_timeout = 7.5
+header_timeout = 3
+max_header_bytes = 32768
+max_body_bytes = 1048576
+
+[stats]
+listen = "127.0.0.1:21010"
+metrics = "127.0.0.1:21011"
+
+[log]
+level = "debug"
+file = "/var/log/aiowsgi.log"
+access = false
+format = "json"
+)");
+  EXPECT_EQ(cfg.config_file, toml_path());
+  EXPECT_EQ(cfg.server.listen, (std::vector<std::string>{"127.0.0.1:21000", ":21001", "[::1]:21002",
+                                                         "unix:/tmp/aiowsgi-cfg-test.sock"}));
+  EXPECT_EQ(cfg.server.uwsgi_listen, std::vector<std::string>{"127.0.0.1:21003"});
+  EXPECT_EQ(cfg.server.workers, 3);
+  EXPECT_EQ(cfg.server.cores, 250);
+  EXPECT_EQ(cfg.server.backlog, 512);
+  EXPECT_TRUE(cfg.server.reuse_port);
+  EXPECT_EQ(cfg.server.pidfile, "/run/aiowsgi.pid");
+  EXPECT_EQ(cfg.server.user, "root");
+  EXPECT_EQ(cfg.server.group, "root");
+  EXPECT_DOUBLE_EQ(cfg.server.graceful_timeout, 2.5);
+
+  EXPECT_EQ(cfg.app.wsgi_file, path("app.py"));
+  EXPECT_EQ(cfg.app.module, "");
+  EXPECT_EQ(cfg.app.callable, "app");
+  EXPECT_EQ(cfg.app.chdir, path("work"));
+  EXPECT_EQ(cfg.app.python_path, (std::vector<std::string>{path("lib"), "/opt/extra"}));
+  using Env = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(cfg.app.env, (Env{{"DJANGO_SETTINGS_MODULE", "site.settings"}, {"MODE", "prod"}}));
+  EXPECT_EQ(cfg.app.loop, "uvloop");
+  EXPECT_FALSE(cfg.app.uwsgi_compat);
+
+  EXPECT_DOUBLE_EQ(cfg.limits.harakiri, 60);
+  EXPECT_EQ(cfg.limits.max_requests, 10000);
+  EXPECT_EQ(cfg.limits.reload_on_rss_mb, 512);
+  EXPECT_DOUBLE_EQ(cfg.limits.keepalive_timeout, 7.5);
+  EXPECT_DOUBLE_EQ(cfg.limits.header_timeout, 3);
+  EXPECT_EQ(cfg.limits.max_header_bytes, 32768);
+  EXPECT_EQ(cfg.limits.max_body_bytes, 1048576);
+
+  EXPECT_EQ(cfg.stats.listen, "127.0.0.1:21010");
+  EXPECT_EQ(cfg.stats.metrics, "127.0.0.1:21011");
+
+  EXPECT_EQ(cfg.log.level, "debug");
+  EXPECT_EQ(cfg.log.file, "/var/log/aiowsgi.log");
+  EXPECT_FALSE(cfg.log.access);
+  EXPECT_EQ(cfg.log.format, "json");
+}
+
+TEST_F(ConfigTest, DefaultsForKeysNotWritten) {
+  Config cfg = load_file_ok(kMinimal);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  EXPECT_GE(cfg.server.workers, 1);
+  EXPECT_LE(cfg.server.workers, cpus > 0 ? cpus : 1);
+  EXPECT_EQ(cfg.server.cores, 100);
+  EXPECT_EQ(cfg.server.backlog, 1024);
+  EXPECT_FALSE(cfg.server.reuse_port);
+  EXPECT_EQ(cfg.server.pidfile, "");
+  EXPECT_DOUBLE_EQ(cfg.server.graceful_timeout, 30);
+  EXPECT_TRUE(cfg.server.uwsgi_listen.empty());
+  EXPECT_EQ(cfg.app.callable, "application");
+  EXPECT_EQ(cfg.app.loop, "asyncio");
+  EXPECT_TRUE(cfg.app.uwsgi_compat);
+  EXPECT_EQ(cfg.app.chdir, "");
+  EXPECT_DOUBLE_EQ(cfg.limits.harakiri, 0);
+  EXPECT_DOUBLE_EQ(cfg.limits.keepalive_timeout, 5);
+  EXPECT_DOUBLE_EQ(cfg.limits.header_timeout, 10);
+  EXPECT_EQ(cfg.limits.max_header_bytes, 65536);
+  EXPECT_EQ(cfg.limits.max_body_bytes, 0);
+  EXPECT_EQ(cfg.stats.listen, "");
+  EXPECT_EQ(cfg.log.level, "info");
+  EXPECT_EQ(cfg.log.file, "");
+  EXPECT_TRUE(cfg.log.access);
+  EXPECT_EQ(cfg.log.format, "text");
+}
+
+TEST_F(ConfigTest, IntegersAndFloatsForSeconds) {
+  Config cfg =
+      load_file_ok(std::string(kMinimal) +
+                   "[limits]\nharakiri = 1.5\nheader_timeout = 2\nkeepalive_timeout = 1\n");
+  EXPECT_DOUBLE_EQ(cfg.limits.harakiri, 1.5);
+  EXPECT_DOUBLE_EQ(cfg.limits.header_timeout, 2);
+  EXPECT_DOUBLE_EQ(cfg.limits.keepalive_timeout, 1);
+  cfg = load_file_ok(
+      "[server]\ngraceful_timeout = 30\nlisten = [\":21000\"]\n[app]\nwsgi_file = "
+      "\"app.py\"\n");
+  EXPECT_DOUBLE_EQ(cfg.server.graceful_timeout, 30);
+}
+
+TEST_F(ConfigTest, SyntaxErrorHasLine) {
+  std::string e = error_for("[server]\nworkers = 2\ncores = = 3\n");
+  EXPECT_EQ(e.rfind(toml_path() + ":3:", 0), 0u) << e;
+  EXPECT_NE(e.find("syntax error"), std::string::npos) << e;
+}
+
+TEST_F(ConfigTest, DuplicateKeyIsSyntaxError) {
+  std::string e = error_for("[server]\nworkers = 2\nworkers = 3\n");
+  EXPECT_EQ(e.rfind(toml_path() + ":3:", 0), 0u) << e;
+}
+
+TEST_F(ConfigTest, UnknownTable) {
+  std::string e = error_for(std::string(kMinimal) + "\n[limit]\nharakiri = 3\n");
+  EXPECT_EQ(e, toml_path() +
+                   ":6:2: [limit]: unknown table (known: [server] [app] [limits] [stats] [log])");
+}
+
+TEST_F(ConfigTest, UnknownKey) {
+  std::string e =
+      error_for("[server]\nlisten = [\":21000\"]\nwokers = 2\n[app]\nwsgi_file = \"app.py\"\n");
+  EXPECT_EQ(e, toml_path() + ":3:1: [server] wokers: unknown key");
+}
+
+TEST_F(ConfigTest, TopLevelKeyIsUnknown) {
+  std::string e = error_for("workers = 2\n" + std::string(kMinimal));
+  EXPECT_EQ(e.rfind(toml_path() + ":1:1: workers: unknown key", 0), 0u) << e;
+}
+
+// Builds a file with |line| in [|table|] and a valid listener and app around it.
+std::string with_line(const std::string& table, const std::string& line) {
+  std::string toml = "[" + table + "]\n" + line + "\n";
+  const std::string listen = "listen = [\":21000\"]\n";
+  const std::string app = "wsgi_file = \"app.py\"\n";
+  if (table == "app") return toml + app + "[server]\n" + listen;
+  if (table == "server")
+    return toml + (line.rfind("listen", 0) == 0 ? "" : listen) + "[app]\n" + app;
+  return toml + "[server]\n" + listen + "[app]\n" + app;
+}
+
+TEST_F(ConfigTest, WrongType) {
+  EXPECT_EQ(error_for("[server]\nlisten = [\":21000\"]\nworkers = \"two\"\n[app]\nwsgi_file = "
+                      "\"app.py\"\n"),
+            toml_path() + ":3:11: [server] workers: expected integer, got string");
+  struct Case {
+    std::string table, line, want;
+  } cases[] = {
+      {"app", "uwsgi_compat = \"yes\"", "[app] uwsgi_compat: expected boolean, got string"},
+      {"app", "python_path = \"lib\"", "[app] python_path: expected array of strings, got string"},
+      {"app", "python_path = [3]", "[app] python_path: expected array of strings, got integer"},
+      {"app", "env = { A = 1 }", "[app] env.A: expected string, got integer"},
+      {"app", "env = \"A=1\"", "[app] env: expected table of strings, got string"},
+      {"app", "callable = 3", "[app] callable: expected string, got integer"},
+      {"server", "workers = 2.0", "[server] workers: expected integer, got float"},
+      {"server", "graceful_timeout = \"30s\"",
+       "[server] graceful_timeout: expected number of seconds, got string"},
+      {"server", "listen = \":21000\"", "[server] listen: expected array of strings, got string"},
+      {"server", "listen = [21000]", "[server] listen: expected array of strings, got integer"},
+      {"server", "reuse_port = 1", "[server] reuse_port: expected boolean, got integer"},
+      {"log", "access = 1", "[log] access: expected boolean, got integer"},
+      {"stats", "listen = 21010", "[stats] listen: expected string, got integer"},
+      {"limits", "max_body_bytes = 1e6", "[limits] max_body_bytes: expected integer, got float"},
+      {"limits", "harakiri = 1979-05-27",
+       "[limits] harakiri: expected number of seconds, got date"},
+  };
+  for (const auto& c : cases) {
+    std::string e = error_for(with_line(c.table, c.line));
+    EXPECT_EQ(e.rfind(toml_path() + ":2:", 0), 0u) << e;
+    EXPECT_NE(e.find(c.want), std::string::npos) << e << "\nwanted: " << c.want;
+  }
+  EXPECT_EQ(error_for("log = 3\n" + std::string(kMinimal)),
+            toml_path() + ":1:7: [log]: expected table, got integer");
+}
+
+TEST_F(ConfigTest, OutOfRange) {
+  EXPECT_EQ(
+      error_for("[server]\nlisten = [\":21000\"]\nworkers = 0\n[app]\nwsgi_file = \"app.py\"\n"),
+      toml_path() + ":3:11: [server] workers = 0: must be 1..1024");
+  struct Case {
+    std::string table, line, want;
+  } cases[] = {
+      {"server", "workers = 1025", "[server] workers = 1025: must be 1..1024"},
+      {"server", "cores = 0", "[server] cores = 0: must be 1..100000"},
+      {"server", "cores = 100001", "[server] cores = 100001: must be 1..100000"},
+      {"server", "backlog = 65536", "[server] backlog = 65536: must be 1..65535"},
+      {"server", "graceful_timeout = -1", "[server] graceful_timeout = -1: must be 0..10000000"},
+      {"server", "user = \"no-such-user-aiowsgi\"", "no such user"},
+      {"server", "group = \"no-such-group-aiowsgi\"", "no such group"},
+      {"limits", "harakiri = -0.5", "[limits] harakiri = -0.5: must be 0..10000000"},
+      {"limits", "keepalive_timeout = 0", "[limits] keepalive_timeout = 0: must be > 0"},
+      {"limits", "header_timeout = inf", "[limits] header_timeout = inf: must be > 0"},
+      {"limits", "max_requests = -1", "[limits] max_requests = -1: must be >= 0"},
+      {"limits", "reload_on_rss_mb = -1", "[limits] reload_on_rss_mb = -1: must be >= 0"},
+      {"limits", "max_header_bytes = 1023",
+       "[limits] max_header_bytes = 1023: must be 1024..16777216"},
+      {"limits", "max_header_bytes = 16777217", "must be 1024..16777216"},
+      {"limits", "max_body_bytes = -1", "[limits] max_body_bytes = -1: must be >= 0"},
+      {"log", "level = \"verbose\"",
+       "[log] level = \"verbose\": must be one of \"trace\", \"debug\", \"info\", \"warn\", "
+       "\"error\""},
+      {"log", "format = \"xml\"", "[log] format = \"xml\": must be one of \"text\", \"json\""},
+      {"app", "loop = \"trio\"", "[app] loop = \"trio\": must be one of \"asyncio\", \"uvloop\""},
+      {"app", "callable = \"not a name\"",
+       "[app] callable = \"not a name\": must be a Python name"},
+      {"app", "chdir = \"missing-dir\"", "no such directory: " + path("missing-dir")},
+      {"app", "env = { \"A=B\" = \"x\" }", "not a valid environment variable name"},
+      {"app", "python_path = [\"\"]", "[app] python_path: empty path"},
+  };
+  for (const auto& c : cases) {
+    std::string e = error_for(with_line(c.table, c.line));
+    EXPECT_EQ(e.rfind(toml_path() + ":2:", 0), 0u) << e;
+    EXPECT_NE(e.find(c.want), std::string::npos) << e << "\nwanted: " << c.want;
+  }
+}
+
+TEST_F(ConfigTest, BadAddresses) {
+  std::string e = error_for(
+      "[server]\nlisten = [\":21000\",\n  \"foo bar:80\"]\n[app]\nwsgi_file = \"app.py\"\n");
+  EXPECT_EQ(e.rfind(toml_path() + ":3:3: [server] listen = \"foo bar:80\": bad host 'foo bar'", 0),
+            0u)
+      << e;
+  EXPECT_NE(error_for(std::string(kMinimal) + "[stats]\nlisten = \"127.0.0.1\"\n")
+                .find(":6:10: [stats] listen = \"127.0.0.1\": missing port"),
+            std::string::npos);
+  EXPECT_NE(error_for(std::string(kMinimal) + "[stats]\nmetrics = \"unix:/tmp/m.sock\"\n")
+                .find("[stats] metrics = \"unix:/tmp/m.sock\": must be HOST:PORT"),
+            std::string::npos);
+  EXPECT_NE(error_for("[server]\nuwsgi_listen = [\"127.0.0.1:70000\"]\n[app]\nwsgi_file = "
+                      "\"app.py\"\n")
+                .find(":2:17: [server] uwsgi_listen = \"127.0.0.1:70000\": port must be"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, AllErrorsCollectedInLineOrder) {
+  std::vector<std::string> errors = errors_for(R"([server]
+workers = 0
+cores = "many"
+listen = [":21000"]
+zzz = 1
+[app]
+wsgi_file = "app.py"
+loop = "x"
+[log]
+level = 3
+)");
+  ASSERT_EQ(errors.size(), 5u) << ::testing::PrintToString(errors);
+  EXPECT_NE(errors[0].find(":2:11: [server] workers = 0"), std::string::npos) << errors[0];
+  EXPECT_NE(errors[1].find(":3:9: [server] cores: expected integer"), std::string::npos);
+  EXPECT_NE(errors[2].find(":5:1: [server] zzz: unknown key"), std::string::npos);
+  EXPECT_NE(errors[3].find(":8:8: [app] loop"), std::string::npos);
+  EXPECT_NE(errors[4].find(":10:9: [log] level: expected string"), std::string::npos);
+}
+
+TEST_F(ConfigTest, MissingApp) {
+  std::string e = error_for("[server]\nlisten = [\":21000\"]\n");
+  EXPECT_EQ(e, toml_path() +
+                   ": no app: set [app] wsgi_file or [app] module, or pass --wsgi-file / --module");
+}
+
+TEST_F(ConfigTest, BothWsgiFileAndModule) {
+  std::string e = error_for(std::string(kMinimal) + "module = \"pkg.wsgi:app\"\n");
+  EXPECT_EQ(e, toml_path() + ": both [app] wsgi_file and [app] module are set; keep one");
+}
+
+TEST_F(ConfigTest, MissingWsgiFile) {
+  std::string e = error_for("[server]\nlisten = [\":21000\"]\n[app]\nwsgi_file = \"nope.py\"\n");
+  EXPECT_EQ(e,
+            toml_path() + ":4:13: [app] wsgi_file = \"nope.py\": no such file: " + path("nope.py"));
+  fs::create_directory(path("adir"));
+  e = error_for("[server]\nlisten = [\":21000\"]\n[app]\nwsgi_file = \"adir\"\n");
+  EXPECT_NE(e.find("not a regular file"), std::string::npos) << e;
+}
+
+TEST_F(ConfigTest, NoListener) {
+  std::string e = error_for("[server]\nlisten = []\n[app]\nwsgi_file = \"app.py\"\n");
+  EXPECT_EQ(e.rfind(toml_path() + ": no listener", 0), 0u) << e;
+  // A uwsgi listener alone is enough.
+  load_file_ok(
+      "[server]\nlisten = []\nuwsgi_listen = [\":21000\"]\n[app]\nwsgi_file = \"app.py\"\n");
+}
+
+TEST_F(ConfigTest, SameAddressTwice) {
+  std::string e = error_for(std::string(kMinimal) + "[stats]\nlisten = \"127.0.0.1:21000\"\n");
+  EXPECT_NE(e.find("127.0.0.1:21000 is used by both [server] listen and [stats] listen"),
+            std::string::npos)
+      << e;
+}
+
+TEST_F(ConfigTest, ModuleSplitsIntoModuleAndCallable) {
+  Config cfg =
+      load_file_ok("[server]\nlisten = [\":21000\"]\n[app]\nmodule = \"pkg.wsgi:make_app\"\n");
+  EXPECT_EQ(cfg.app.module, "pkg.wsgi");
+  EXPECT_EQ(cfg.app.callable, "make_app");
+  EXPECT_EQ(cfg.app.wsgi_file, "");
+  cfg = load_file_ok(
+      "[server]\nlisten = [\":21000\"]\n[app]\nmodule = \"site.wsgi\"\ncallable = \"app\"\n");
+  EXPECT_EQ(cfg.app.module, "site.wsgi");
+  EXPECT_EQ(cfg.app.callable, "app");
+  EXPECT_NE(error_for("[server]\nlisten = [\":21000\"]\n[app]\nmodule = \"pkg..x\"\n")
+                .find("[app] module = \"pkg..x\": must be"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, MissingConfigFile) {
+  CommandLine c;
+  c.config_file = path("absent.toml");
+  Config cfg;
+  std::vector<std::string> errors;
+  ASSERT_FALSE(load_config(c, &cfg, &errors));
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0], path("absent.toml") + ": cannot open: No such file or directory");
+}
+
+TEST_F(ConfigTest, RelativePathsResolveAgainstTheFilesFolder) {
+  write("site/app.py", "application = None\n");
+  write("site/lib/.keep", "");
+  write("site/work/.keep", "");
+  CommandLine c;
+  c.config_file = write("site/server.toml", R"([server]
+listen = ["unix:run/http.sock"]
+uwsgi_listen = ["unix:/abs/uwsgi.sock"]
+pidfile = "run/master.pid"
+[app]
+wsgi_file = "./app.py"
+chdir = "work/../work"
+python_path = ["lib", "../shared"]
+[stats]
+listen = "unix:run/stats.sock"
+[log]
+file = "logs/server.log"
+)");
+  Config cfg = load_ok(c);
+  EXPECT_EQ(cfg.config_file, path("site/server.toml"));
+  EXPECT_EQ(cfg.server.listen, std::vector<std::string>{"unix:" + path("site/run/http.sock")});
+  EXPECT_EQ(cfg.server.uwsgi_listen, std::vector<std::string>{"unix:/abs/uwsgi.sock"});
+  EXPECT_EQ(cfg.server.pidfile, path("site/run/master.pid"));
+  EXPECT_EQ(cfg.app.wsgi_file, path("site/app.py"));
+  EXPECT_EQ(cfg.app.chdir, path("site/work"));
+  EXPECT_EQ(cfg.app.python_path, (std::vector<std::string>{path("site/lib"), path("shared")}));
+  EXPECT_EQ(cfg.stats.listen, "unix:" + path("site/run/stats.sock"));
+  EXPECT_EQ(cfg.log.file, path("site/logs/server.log"));
+}
+
+// Runs the body with the current directory set to |dir|, restoring it afterwards.
+class ScopedChdir {
+ public:
+  explicit ScopedChdir(const fs::path& dir) : old_(fs::current_path()) { fs::current_path(dir); }
+  ~ScopedChdir() { fs::current_path(old_); }
+  ScopedChdir(const ScopedChdir&) = delete;
+  ScopedChdir& operator=(const ScopedChdir&) = delete;
+  ScopedChdir(ScopedChdir&&) = delete;
+  ScopedChdir& operator=(ScopedChdir&&) = delete;
+
+ private:
+  fs::path old_;
+};
+
+TEST_F(ConfigTest, CommandLinePathsResolveAgainstTheCurrentDirectory) {
+  write("site/server.toml", "[server]\nlisten = [\":21000\"]\n");
+  write("cwdapp.py", "application = None\n");
+  ScopedChdir cd(dir_);
+  CommandLine c = cli({"-c", "site/server.toml", "--wsgi-file", "cwdapp.py", "--pidfile", "x.pid",
+                       "--http", "unix:h.sock"});
+  Config cfg = load_ok(c);
+  EXPECT_EQ(cfg.config_file, path("site/server.toml"));
+  EXPECT_EQ(cfg.app.wsgi_file, path("cwdapp.py"));
+  EXPECT_EQ(cfg.server.pidfile, path("x.pid"));
+  EXPECT_EQ(cfg.server.listen, std::vector<std::string>{"unix:" + path("h.sock")});
+}
+
+TEST_F(ConfigTest, CommandLineBeatsTheFile) {
+  write("other.py", "application = None\n");
+  std::string file = write("server.toml", R"([server]
+listen = ["127.0.0.1:21000"]
+workers = 2
+cores = 50
+pidfile = "/run/file.pid"
+[app]
+module = "from_file:app"
+loop = "asyncio"
+[stats]
+listen = "127.0.0.1:21010"
+)");
+  Config cfg = load_ok(
+      cli({"-c", file, "--http", "127.0.0.1:21100", "--http=127.0.0.1:21101", "--uwsgi-socket",
+           "127.0.0.1:21102", "--workers", "5", "--cores=7", "--wsgi-file", path("other.py"),
+           "--stats", "127.0.0.1:21103", "--pidfile", "/run/cli.pid", "--loop", "uvloop"}));
+  EXPECT_EQ(cfg.server.listen, (std::vector<std::string>{"127.0.0.1:21100", "127.0.0.1:21101"}));
+  EXPECT_EQ(cfg.server.uwsgi_listen, std::vector<std::string>{"127.0.0.1:21102"});
+  EXPECT_EQ(cfg.server.workers, 5);
+  EXPECT_EQ(cfg.server.cores, 7);
+  // The command line's app replaces the file's module instead of conflicting with it.
+  EXPECT_EQ(cfg.app.wsgi_file, path("other.py"));
+  EXPECT_EQ(cfg.app.module, "");
+  EXPECT_EQ(cfg.stats.listen, "127.0.0.1:21103");
+  EXPECT_EQ(cfg.server.pidfile, "/run/cli.pid");
+  EXPECT_EQ(cfg.app.loop, "uvloop");
+
+  cfg = load_ok(cli({"-c", file, "--module", "cli.mod:make"}));
+  EXPECT_EQ(cfg.app.module, "cli.mod");
+  EXPECT_EQ(cfg.app.callable, "make");
+  EXPECT_EQ(cfg.server.workers, 2);  // untouched keys keep the file's values
+}
+
+TEST_F(ConfigTest, CommandLineOnly) {
+  ScopedChdir cd(dir_);
+  Config cfg = load_ok(cli({"--http", "127.0.0.1:21000", "--wsgi-file", "app.py"}));
+  EXPECT_EQ(cfg.config_file, "");
+  EXPECT_EQ(cfg.app.wsgi_file, path("app.py"));
+  EXPECT_GE(cfg.server.workers, 1);
+
+  Config bad;
+  std::vector<std::string> errors;
+  EXPECT_FALSE(load_config(cli({"--wsgi-file", "app.py"}), &bad, &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("command line: no listener", 0), 0u) << errors[0];
+
+  EXPECT_FALSE(load_config(cli({"--http", ":21000", "--wsgi-file", "gone.py"}), &bad, &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0], "command line: --wsgi-file gone.py: no such file: " + path("gone.py"));
+
+  EXPECT_FALSE(load_config(cli({"--http", "nohost", "--wsgi-file", "app.py"}), &bad, &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("command line: --http nohost: missing port", 0), 0u) << errors[0];
+}
+
+TEST_F(ConfigTest, ProgrammaticCommandLineIsValidatedToo) {
+  CommandLine c;
+  c.http = {":21000"};
+  c.wsgi_file = path("app.py");
+  c.workers = 0;
+  c.cores = 200000;
+  c.loop = "gevent";
+  Config cfg;
+  std::vector<std::string> errors;
+  ASSERT_FALSE(load_config(c, &cfg, &errors));
+  EXPECT_EQ(errors, (std::vector<std::string>{
+                        "command line: --workers 0: must be 1..1024",
+                        "command line: --cores 200000: must be 1..100000",
+                        "command line: --loop gevent: must be \"asyncio\" or \"uvloop\""}));
+}
+
+TEST_F(ConfigTest, UwsgiSpellingsParse) {
+  CommandLine c = cli({"--asyncio", "10", "--http-socket", ":9090", "--greenlet", "--wsgi-file",
+                       "app.py", "--processes", "3", "--master"});
+  EXPECT_EQ(c.action, CommandLine::Action::kRun);
+  EXPECT_EQ(c.cores, 10);
+  EXPECT_EQ(c.http, std::vector<std::string>{":9090"});
+  EXPECT_EQ(c.wsgi_file, "app.py");
+  EXPECT_EQ(c.workers, 3);
+  EXPECT_EQ(c.config_file, "");
+  ScopedChdir cd(dir_);
+  Config cfg = load_ok(c);
+  EXPECT_EQ(cfg.server.cores, 10);
+  EXPECT_EQ(cfg.server.listen, std::vector<std::string>{":9090"});
+  EXPECT_EQ(cfg.app.wsgi_file, path("app.py"));
+
+  c = cli({"--wsgi", "pkg.mod:app", "--socket", ":21001", "-p", "2", "-p4"});
+  EXPECT_EQ(c.module, "pkg.mod:app");
+  EXPECT_EQ(c.uwsgi, std::vector<std::string>{":21001"});
+  EXPECT_EQ(c.workers, 4);
+}
+
+TEST_F(ConfigTest, CommandLineForms) {
+  CommandLine c = cli({"--config=/etc/a.toml", "--check"});
+  EXPECT_EQ(c.config_file, "/etc/a.toml");
+  EXPECT_EQ(c.action, CommandLine::Action::kCheck);
+  c = cli({"-c", "x.toml"});
+  EXPECT_EQ(c.config_file, "x.toml");
+  EXPECT_EQ(c.action, CommandLine::Action::kRun);
+  c = cli({"-cy.toml", "--version"});
+  EXPECT_EQ(c.config_file, "y.toml");
+  EXPECT_EQ(c.action, CommandLine::Action::kVersion);
+  EXPECT_EQ(cli({"--version", "-h"}).action, CommandLine::Action::kHelp);
+  EXPECT_EQ(cli({"--help"}).action, CommandLine::Action::kHelp);
+  c = cli({"--http", ":1", "--http", ":2", "--uwsgi-socket", ":3", "--uwsgi-socket=:4", "--stats",
+           "unix:/tmp/s", "--loop=uvloop", "--module", "a.b"});
+  EXPECT_EQ(c.http, (std::vector<std::string>{":1", ":2"}));
+  EXPECT_EQ(c.uwsgi, (std::vector<std::string>{":3", ":4"}));
+  EXPECT_EQ(c.stats, "unix:/tmp/s");
+  EXPECT_EQ(c.loop, "uvloop");
+  EXPECT_EQ(c.module, "a.b");
+  EXPECT_FALSE(c.workers.has_value());
+  EXPECT_FALSE(c.pidfile.has_value());
+}
+
+std::string usage_error(std::initializer_list<std::string> args) {
+  Argv argv(args);
+  CommandLine out;
+  std::string error;
+  EXPECT_FALSE(parse_command_line(argv.argc(), argv.argv(), &out, &error));
+  EXPECT_EQ(error.find('\n'), std::string::npos);  // one line
+  return error;
+}
+
+TEST(CommandLine, UsageErrors) {
+  EXPECT_EQ(usage_error({"--frobnicate"}), "unknown option '--frobnicate' (see --help)");
+  EXPECT_EQ(usage_error({"--frobnicate=3"}), "unknown option '--frobnicate' (see --help)");
+  EXPECT_EQ(usage_error({"-x"}), "unknown option '-x' (see --help)");
+  EXPECT_EQ(usage_error({"server.toml"}), "unexpected argument 'server.toml' (see --help)");
+  EXPECT_EQ(usage_error({"--workers"}), "option --workers needs a value (see --help)");
+  EXPECT_EQ(usage_error({"-c"}), "option -c needs a value (see --help)");
+  EXPECT_EQ(usage_error({"--http="}), "option --http needs a non-empty value");
+  EXPECT_EQ(usage_error({"--workers", "two"}),
+            "invalid value for --workers: 'two' is not an integer");
+  EXPECT_EQ(usage_error({"--asyncio", "10x"}),
+            "invalid value for --asyncio: '10x' is not an integer");
+  EXPECT_EQ(usage_error({"--processes", "0"}),
+            "invalid value for --processes: 0 (must be 1..1024)");
+  EXPECT_EQ(usage_error({"--cores=99999999999"}),
+            "invalid value for --cores: 99999999999 (must be 1..100000)");
+  EXPECT_EQ(usage_error({"--loop", "trio"}),
+            "invalid value for --loop: 'trio' (must be asyncio or uvloop)");
+  EXPECT_EQ(usage_error({"--greenlet=1"}), "option --greenlet takes no value");
+  EXPECT_EQ(usage_error({"-c", "a.toml", "--config", "b.toml"}),
+            "option --config given twice: only one config file is read");
+  EXPECT_NE(usage_error({"--module", "a b"}).find("invalid value for --module"), std::string::npos);
+  EXPECT_EQ(usage_error({"--wsgi-file", "a.py", "--module", "m"}),
+            "--wsgi-file and --module both given: the app comes from one of them");
+}
+
+TEST(CommandLine, UsageListsEveryFlag) {
+  std::string usage = usage_text();
+  for (const char* flag :
+       {"-c, --config",  "--check",        "--version",   "-h, --help",    "--http ",
+        "--http-socket", "--uwsgi-socket", "--socket",    "-p, --workers", "--processes",
+        "--cores",       "--asyncio",      "--wsgi-file", "--module",      "--wsgi ",
+        "--stats",       "--pidfile",      "--loop",      "--greenlet",    "--master"}) {
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace aiowsgi::config

@@ -1,0 +1,141 @@
+// Arbiter: the master's supervision loop. It forks the workers, watches them (libev
+// ev_child, one ev_io per control pipe, a 1 s tick) and turns signals into state changes:
+// a pure next_state() decides the master's lifecycle, then every event runs the same
+// maintenance pass (reap -> murder_stale -> manage_count), as gunicorn's arbiter does.
+// Master only; no Python. Runs on libev's default loop (ev_child needs it).
+#pragma once
+
+#include <ev.h>
+
+#include <memory>
+#include <vector>
+
+#include "config/config.h"
+#include "master/worker_table.h"
+#include "worker/worker.h"
+
+namespace aiowsgi::master {
+
+enum class MasterState {
+  kStarting,   // first generation booting; a boot or import failure stops the master
+  kRunning,    // serving; dead workers are respawned
+  kReloading,  // HUP: a new generation boots beside the old one
+  kStopping,   // TERM: workers drain, up to server.graceful_timeout
+  kKilling,    // INT/QUIT, or the graceful timeout passed: workers are killed
+  kDone,       // every worker reaped; the loop exits
+};
+
+enum class Event {
+  kChildExited,   // a worker was reaped
+  kTerm,          // SIGTERM
+  kQuit,          // SIGQUIT or SIGINT
+  kHup,           // SIGHUP (or a deferred one, once the generation is ready)
+  kTtin,          // SIGTTIN
+  kTtou,          // SIGTTOU
+  kTick,          // time passed (the 1 s tick or a deadline timer)
+  kWorkerReady,   // a worker reported kReady
+  kBootFailed,    // a worker of a starting generation failed to import the app or boot
+  kReloadDone,    // every slot is served by the new generation
+  kReloadFailed,  // the new config or generation is unusable; the old one keeps serving
+  kGraceExpired,  // server.graceful_timeout passed while stopping
+  kAllExited,     // no worker process is left
+};
+
+inline constexpr MasterState kAllMasterStates[] = {MasterState::kStarting, MasterState::kRunning,
+                                                   MasterState::kKilling,  MasterState::kReloading,
+                                                   MasterState::kStopping, MasterState::kDone};
+inline constexpr Event kAllEvents[] = {
+    Event::kChildExited, Event::kTerm,       Event::kQuit,         Event::kHup,
+    Event::kTtin,        Event::kTtou,       Event::kTick,         Event::kWorkerReady,
+    Event::kBootFailed,  Event::kReloadDone, Event::kReloadFailed, Event::kGraceExpired,
+    Event::kAllExited};
+
+// The lifecycle transition for |e| in state |s|; no side effects (tests walk every edge).
+// Events that do not change the lifecycle (TTIN, a tick, a reaped child, ...) return |s|.
+MasterState next_state(MasterState s, Event e);
+
+const char* master_state_name(MasterState s);
+const char* event_name(Event e);
+
+// How long INT/QUIT leaves workers to exit after SIGQUIT before SIGKILL.
+inline constexpr double kKillGraceSeconds = 1.5;
+
+// The function a forked child runs (worker::run_worker in production). Its result is
+// passed to _exit(); it must not return into the master's code by any other path.
+using WorkerMain = int (*)(const worker::WorkerContext&) noexcept;
+
+class Arbiter {
+ public:
+  // |sockets| are the bound listeners (owned by the caller, kept open for the Arbiter's
+  // life). |cli| is kept to re-read the configuration on HUP.
+  Arbiter(struct ev_loop* loop, config::CommandLine cli,
+          std::shared_ptr<const config::Config> config, std::vector<worker::ListenSocket> sockets,
+          WorkerMain worker_main);
+  ~Arbiter();
+  Arbiter(const Arbiter&) = delete;
+  Arbiter& operator=(const Arbiter&) = delete;
+  Arbiter(Arbiter&&) = delete;
+  Arbiter& operator=(Arbiter&&) = delete;
+
+  // Starts the workers and runs the loop until every worker has exited after a stop.
+  // Returns the master's exit status: kExitOk, or the worker's kExitAppLoadError /
+  // kExitBootError when the first generation could not start. Call once.
+  int run();
+
+  MasterState state() const { return state_; }
+
+ private:
+  static void signal_cb(struct ev_loop* loop, ev_signal* w, int revents) noexcept;
+  static void child_cb(struct ev_loop* loop, ev_child* w, int revents) noexcept;
+  static void control_cb(struct ev_loop* loop, ev_io* w, int revents) noexcept;
+  static void timer_cb(struct ev_loop* loop, ev_timer* w, int revents) noexcept;
+
+  void on_signal(int signo);
+  void on_child(pid_t pid, int status);
+  void on_control(WorkerProcess* p);
+  void on_message(WorkerProcess* p, const ControlMessage& m);
+
+  // Applies next_state, runs the entry action of a new state, then maintain().
+  void on_event(Event e);
+  void enter(MasterState from, MasterState to, Event e);
+  // reap is done by libev (ev_child); then murder_stale -> manage_count -> lifecycle checks.
+  void maintain();
+  void murder_stale();
+  void manage_count();
+  void arm_wakeup();
+
+  void spawn(int id);
+  [[noreturn]] void run_child(WorkerProcess* self, int worker_end) noexcept;
+  void drain(WorkerProcess* p);
+  void stop_hard(WorkerProcess* p);
+  void kill_now(WorkerProcess* p);
+  void close_control(WorkerProcess* p);
+  void start_reload();
+  void fail_reload(const std::string& reason);
+  void boot_failed(WorkerProcess* p, int code);
+  void reopen_logs();
+
+  struct ev_loop* loop_;
+  config::CommandLine cli_;
+  std::shared_ptr<const config::Config> config_;       // for new workers
+  std::shared_ptr<const config::Config> prev_config_;  // restored when a reload fails
+  std::vector<worker::ListenSocket> sockets_;
+  WorkerMain worker_main_;
+
+  MasterState state_ = MasterState::kStarting;
+  WorkerTable table_;
+  int target_workers_ = 1;
+  int prev_target_workers_ = 1;
+  int generation_ = 1;
+  bool hup_pending_ = false;
+  int exit_code_ = 0;
+  double stop_deadline_ = 0;  // kStopping: graceful_timeout passes
+  double kill_deadline_ = 0;  // kKilling: SIGKILL whatever is left
+
+  std::vector<std::unique_ptr<ev_signal>> signal_watchers_;
+  ev_child child_watcher_{};
+  ev_timer tick_{};    // 1 s: heartbeats, stale workers, pending respawns
+  ev_timer wakeup_{};  // one-shot: the nearest deadline or respawn time
+};
+
+}  // namespace aiowsgi::master

@@ -1,0 +1,129 @@
+// aiowsgi-master: reads the configuration, binds the listen sockets, writes the pidfile and
+// hands over to the Arbiter, which forks and supervises the workers (aiowsgi-master(8)).
+// This process never runs Python.
+#include <ev.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <stdio.h>
+
+#include <exception>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/exit_codes.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "master/arbiter.h"
+#include "master/listeners.h"
+#include "master/pidfile.h"
+#include "worker/worker.h"
+
+namespace {
+
+using aiowsgi::config::CommandLine;
+
+// Start-up failures must reach the person starting the server even when logs go to a file.
+void fatal(const std::string& message) {
+  spdlog::error("{}", message);
+  if (aiowsgi::log::logging_to_file()) fprintf(stderr, "aiowsgi-master: %s\n", message.c_str());
+}
+
+int run(int argc, char** argv) {
+  aiowsgi::log::setup_stderr("master");
+
+  CommandLine cli;
+  std::string error;
+  if (!aiowsgi::config::parse_command_line(argc, argv, &cli, &error)) {
+    fprintf(stderr, "aiowsgi-master: %s\n", error.c_str());
+    return aiowsgi::kExitConfigError;
+  }
+  if (cli.action == CommandLine::Action::kHelp) {
+    fputs(aiowsgi::config::usage_text(), stdout);
+    return aiowsgi::kExitOk;
+  }
+  if (cli.action == CommandLine::Action::kVersion) {
+    printf("aiowsgi-master %s\n", AIOWSGI_VERSION);
+    return aiowsgi::kExitOk;
+  }
+
+  auto config = std::make_shared<aiowsgi::config::Config>();
+  std::vector<std::string> errors;
+  if (!aiowsgi::config::load_config(cli, config.get(), &errors)) {
+    for (const std::string& e : errors) fprintf(stderr, "%s\n", e.c_str());
+    return aiowsgi::kExitConfigError;
+  }
+  if (cli.action == CommandLine::Action::kCheck) {
+    printf("configuration OK\n");
+    return aiowsgi::kExitOk;
+  }
+
+  if (aiowsgi::Status s = aiowsgi::log::setup(config->log.level, config->log.file, "master");
+      !s.ok()) {
+    fprintf(stderr, "aiowsgi-master: %s\n", s.message().c_str());
+    return aiowsgi::kExitConfigError;
+  }
+
+  // A mask inherited from the shell or a service manager could block the signals the
+  // master is driven by; writes to a dead worker's pipe must fail, not kill the master.
+  sigset_t none;
+  sigemptyset(&none);
+  pthread_sigmask(SIG_SETMASK, &none, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::vector<aiowsgi::master::Listener> listeners;
+  if (aiowsgi::Status s = aiowsgi::master::bind_all(config->server, &listeners); !s.ok()) {
+    fatal(s.message());
+    return aiowsgi::kExitBindError;
+  }
+  const std::string pidfile = config->server.pidfile;
+  if (!pidfile.empty()) {
+    if (aiowsgi::Status s = aiowsgi::master::write_pidfile(pidfile); !s.ok()) {
+      fatal(s.message());
+      aiowsgi::master::remove_socket_files(listeners);
+      return aiowsgi::kExitConfigError;
+    }
+  }
+
+  std::vector<aiowsgi::worker::ListenSocket> sockets;
+  for (const auto& l : listeners) {
+    aiowsgi::worker::ListenSocket ls;
+    ls.fd = l.fd.get();
+    ls.name = l.name;
+    ls.uwsgi = l.uwsgi;
+    sockets.push_back(std::move(ls));
+  }
+
+  struct ev_loop* loop = ev_default_loop(EVFLAG_AUTO);
+  if (loop == nullptr) {
+    fatal("cannot initialise the event loop (libev)");
+    aiowsgi::master::remove_pidfile(pidfile);
+    aiowsgi::master::remove_socket_files(listeners);
+    return aiowsgi::kExitBootError;
+  }
+  int status;
+  {
+    aiowsgi::master::Arbiter arbiter(loop, std::move(cli), std::move(config), std::move(sockets),
+                                     &aiowsgi::worker::run_worker);
+    status = arbiter.run();
+  }
+  aiowsgi::master::remove_pidfile(pidfile);
+  aiowsgi::master::remove_socket_files(listeners);
+  spdlog::info("master exiting with status {}", status);
+  aiowsgi::log::flush();
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    fprintf(stderr, "aiowsgi-master: fatal: %s\n", e.what());
+  } catch (...) {
+    fprintf(stderr, "aiowsgi-master: fatal: unknown exception\n");
+  }
+  return aiowsgi::kExitBootError;
+}

@@ -1,0 +1,428 @@
+"""End-to-end harness: start a real aiowsgi-master on loopback, talk HTTP to it, stop it.
+
+The binary comes from $AIOWSGI_MASTER (CTest sets it), else the first build*/aiowsgi-master
+under the repository. AIOWSGI_E2E_BACKEND=uwsgi runs the same tests against uWSGI's asyncio
+engine instead (a cross-check of the tests themselves; uWSGI ignores [limits] and lacks
+several behaviours SPEC.md requires, so some tests fail there by design).
+
+Servers are module-scoped: a test module starts the servers it needs once
+(`server_factory(app, ...)`) and every test in it shares them.
+"""
+import glob
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+APPS = REPO / "tests" / "apps"
+EXAMPLES = REPO / "examples"
+BACKEND = os.environ.get("AIOWSGI_E2E_BACKEND", "aiowsgi")
+START_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+_live_servers = []
+
+
+def find_master():
+    path = os.environ.get("AIOWSGI_MASTER")
+    if path:
+        return path
+    candidates = sorted(glob.glob(str(REPO / "build" / "aiowsgi-master")) +
+                        glob.glob(str(REPO / "build-*" / "aiowsgi-master")),
+                        key=lambda p: -os.path.getmtime(p))
+    if not candidates:
+        raise RuntimeError("no aiowsgi-master: set AIOWSGI_MASTER or build one under build*/")
+    return candidates[0]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string of printable text is a TOML basic string
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join("%s = %s" % (json.dumps(k), toml_value(v))
+                                for k, v in value.items()) + " }"
+    raise TypeError(value)
+
+
+class Server:
+    """One aiowsgi-master (or uWSGI) process tree, its config and its log."""
+
+    def __init__(self, workdir, app, *, workers=1, cores=10, limits=None, env=None,
+                 server=None, log=None, ready_path="/"):
+        self.workdir = Path(workdir)
+        self.app = str(app)
+        self.workers, self.cores = workers, cores
+        self.limits = dict(limits or {})
+        self.env = dict(env or {})
+        self.server_extra = dict(server or {})
+        self.log_extra = dict(log or {})
+        self.ready_path = ready_path
+        self.port = None
+        self.proc = None
+        self.log_path = self.workdir / "server.log"
+        self.config_path = self.workdir / "server.toml"
+        self.exit_status = None
+
+    # ---- lifecycle ----
+    def config_text(self):
+        server = {"listen": ["127.0.0.1:%d" % self.port], "workers": self.workers,
+                  "cores": self.cores, "graceful_timeout": 5}
+        server.update(self.server_extra)
+        app = {"wsgi_file": self.app}
+        if self.env:
+            app["env"] = self.env
+        log = {"level": "info"}
+        log.update(self.log_extra)
+        out = []
+        for table, values in (("server", server), ("app", app), ("limits", self.limits),
+                              ("log", log)):
+            if values:
+                out.append("[%s]" % table)
+                out.extend("%s = %s" % (k, toml_value(v)) for k, v in values.items())
+                out.append("")
+        return "\n".join(out)
+
+    def command(self):
+        if BACKEND.startswith("uwsgi"):
+            cmd = ["uwsgi", "--plugins", "python3,asyncio_python3,greenlet_python3",
+                   "--asyncio", str(self.cores), "--greenlet",
+                   "--http-socket", "127.0.0.1:%d" % self.port, "--wsgi-file", self.app,
+                   "--processes", str(self.workers), "--die-on-term"]
+            if self.workers > 1:
+                cmd.append("--master")
+            for k, v in self.env.items():
+                cmd += ["--env", "%s=%s" % (k, v)]
+            return cmd
+        return [find_master(), "-c", str(self.config_path)]
+
+    def start(self):
+        last_error = None
+        for _attempt in range(3):  # a free port can be taken between probe and bind
+            self.port = free_port()
+            self.config_path.write_text(self.config_text())
+            env = dict(os.environ)
+            if BACKEND.startswith("uwsgi"):
+                env["PYTHONUNBUFFERED"] = "1"  # aiowsgi must do without it (SPEC.md)
+            with open(self.log_path, "ab") as logf:
+                logf.write(b"==== start %s\n" % " ".join(self.command()).encode())
+                logf.flush()
+                self.proc = subprocess.Popen(self.command(), stdout=logf, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, cwd=str(self.workdir),
+                                             env=env, start_new_session=True)
+            try:
+                self.wait_ready()
+                _live_servers.append(self)
+                return self
+            except RuntimeError as e:
+                last_error = e
+                self.kill()
+                if "in use" not in self.log_text():
+                    break
+        raise last_error
+
+    def wait_ready(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        last = "no attempt"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("server exited with %s during start-up; log:\n%s"
+                                   % (self.proc.returncode, self.log_text()))
+            try:
+                status, _, _ = self.request("GET", self.ready_path, timeout=2)
+                if status == 200:
+                    return
+                last = "status %d" % status
+            except (OSError, http.client.HTTPException) as e:
+                last = repr(e)
+            time.sleep(0.1)
+        raise RuntimeError("server not ready after %.0f s (%s); log:\n%s"
+                           % (START_TIMEOUT, last, self.log_text()))
+
+    def stop(self):
+        """SIGTERM (graceful), SIGKILL past STOP_TIMEOUT. Returns the master's exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT if BACKEND.startswith("uwsgi") and self.workers == 1
+                                  else signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.exit_status = self.proc.returncode
+        self._kill_group()
+        if self in _live_servers:
+            _live_servers.remove(self)
+        return self.exit_status
+
+    def kill(self):
+        self._kill_group()
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        if self in _live_servers:
+            _live_servers.remove(self)
+
+    def _kill_group(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def group_pids(self):
+        """Live processes of the server's session (master + workers), zombies excluded."""
+        pids = []
+        for stat in glob.glob("/proc/[0-9]*/stat"):
+            try:
+                fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # fields[0] = state, [3] = session id
+            if int(fields[3]) == self.proc.pid and fields[0] != "Z":
+                pids.append(int(stat.split("/")[2]))
+        return pids
+
+    # ---- observation ----
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_log(self, needle, timeout=5.0, count=1):
+        """Waits until `needle` occurs `count` times in the log; returns the log text."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text()
+            if text.count(needle) >= count or time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
+
+    def output_lines(self, line):
+        """How many log lines are `line` as printed by the app: the line, or a log prefix
+        then the line; a traceback quoting the source (`print("...")`) does not count."""
+        n = 0
+        for got in self.log_text().splitlines():
+            got = got.rstrip()
+            if got == line or (got.endswith(line) and got[-len(line) - 1] in " ]\t:"):
+                n += 1
+        return n
+
+    def wait_output_line(self, line, count=1, timeout=5.0):
+        """Waits until the app's output `line` appeared `count` times; returns how many."""
+        deadline = time.monotonic() + timeout
+        while self.output_lines(line) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.output_lines(line)
+
+    # ---- clients ----
+    def request(self, method, path, body=None, headers=None, timeout=10):
+        """One request on a fresh http.client connection: (status, headers dict, body)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
+        finally:
+            conn.close()
+
+    def connect(self, timeout=10):
+        return RawConnection(self.port, timeout)
+
+    def assert_healthy(self):
+        """A normal request still works (after an error or a bad client)."""
+        status, _, body = self.request("GET", self.ready_path)
+        assert status == 200, "server no longer serves %s: status %d" % (self.ready_path, status)
+        return body
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body, chunks):
+        self.version, self.status, self.reason = version, status, reason
+        self.headers = headers  # [(lowercase name, value str)], in order
+        self.body, self.chunks = body, chunks  # chunks: chunked-encoding pieces, or None
+
+    def header(self, name, default=None):
+        for k, v in self.headers:
+            if k == name.lower():
+                return v
+        return default
+
+    def __repr__(self):
+        return "<Response %s %d %r %r>" % (self.version, self.status, self.headers, self.body[:200])
+
+
+class RawConnection:
+    """A raw TCP client that keeps its read buffer between responses (pipelining)."""
+
+    def __init__(self, port, timeout=10):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+        self.eof = False
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        if self.eof:
+            return False
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            if not self._fill():
+                raise EOFError("connection closed mid-line; have %r" % self.buf)
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line + b"\n"
+
+    def read_exact(self, n):
+        while len(self.buf) < n:
+            if not self._fill():
+                raise EOFError("connection closed: wanted %d bytes, have %d" % (n, len(self.buf)))
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def read_to_close(self):
+        while self._fill():
+            pass
+        data, self.buf = self.buf, b""
+        return data
+
+    def read_head(self):
+        line = self.readline()
+        parts = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
+        version, status = parts[0], int(parts[1])
+        reason = parts[2] if len(parts) > 2 else ""
+        headers = []
+        while True:
+            line = self.readline()
+            if line in (b"\r\n", b"\n"):
+                break
+            name, value = line.decode("latin-1").split(":", 1)
+            headers.append((name.strip().lower(), value.strip()))
+        return version, status, reason, headers
+
+    def read_response(self, method="GET", skip_informational=True):
+        while True:
+            version, status, reason, headers = self.read_head()
+            if not (skip_informational and 100 <= status < 200 and status != 101):
+                break
+        resp = Response(version, status, reason, headers, b"", None)
+        te = (resp.header("transfer-encoding") or "").lower()
+        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+            return resp
+        if "chunked" in te:
+            resp.chunks = []
+            while True:
+                size_line = self.readline()
+                size = int(size_line.split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.readline() not in (b"\r\n", b"\n"):
+                        pass  # trailers
+                    break
+                resp.chunks.append(self.read_exact(size))
+                assert self.read_exact(2) == b"\r\n", "chunk not followed by CRLF"
+            resp.body = b"".join(resp.chunks)
+        elif resp.header("content-length") is not None:
+            resp.body = self.read_exact(int(resp.header("content-length")))
+        else:
+            resp.body = self.read_to_close()
+        return resp
+
+    def request(self, method, path, headers=(), body=b"", version="HTTP/1.1"):
+        head = "%s %s %s\r\nHost: 127.0.0.1\r\n" % (method, path, version)
+        for k, v in headers:
+            head += "%s: %s\r\n" % (k, v)
+        if body and not any(k.lower() in ("content-length", "transfer-encoding")
+                            for k, _ in headers):
+            head += "Content-Length: %d\r\n" % len(body)
+        self.send(head.encode("latin-1") + b"\r\n" + body)
+        return self.read_response(method)
+
+    def closed_by_peer(self, timeout=3.0):
+        """True when the server closes the connection within `timeout` (after any data)."""
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                if not self._fill():
+                    return True
+        except socket.timeout:
+            return False
+        return False
+
+
+@pytest.fixture(scope="module")
+def server_factory(tmp_path_factory):
+    """Starts servers for one test module; stops them (SIGTERM, then SIGKILL) at its end."""
+    started = []
+
+    def make(app, **kwargs):
+        workdir = tmp_path_factory.mktemp(Path(str(app)).stem)
+        server = Server(workdir, app, **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for server in list(_live_servers):
+            text = server.log_text()
+            tail = "\n".join(text.splitlines()[-150:])
+            report.sections.append(("server log %s (port %s, last 150 lines)"
+                                    % (Path(server.app).name, server.port), tail))

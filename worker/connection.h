@@ -1,0 +1,55 @@
+// Connection: one accepted client socket in a worker, from accept to close.
+// Owned by the Server; lives on the loop's greenlet while it waits for a request head and is
+// lent to one Core while a request on it is served. Workers only; touched with the GIL held.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "worker/py_ref.h"
+#include "worker/request_parser.h"
+
+namespace aiowsgi::worker {
+
+class Core;
+
+enum class ConnState {
+  kReadingHead,  // on the loop: waiting for (the rest of) a request head
+  kQueued,       // head complete, waiting for a free core
+  kInCore,       // a core serves a request on it
+  kLingering,    // error response sent, write side shut: discarding input until EOF or deadline
+};
+
+struct Connection {
+  Connection(int fd_in, RequestParser::Limits limits) : fd(fd_in), parser(limits) {}
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  int fd;  // owned: closed by Server::close_connection
+  ConnState state = ConnState::kReadingHead;
+  RequestParser parser;
+  std::string rbuf;  // raw bytes received and not yet parsed, from rpos on
+  size_t rpos = 0;
+  Core* core = nullptr;
+  size_t listener = 0;             // index of the listen socket it came from
+  bool reader_registered = false;  // loop.add_reader is in place for fd
+  bool head_started = false;       // bytes of the current head have arrived
+  bool peer_closed = false;        // EOF seen while a core had it
+  double deadline = 0;             // header/keep-alive/linger deadline (monotonic seconds)
+  uint64_t requests = 0;
+  PyRef remote_addr;  // str, cached for the connection's lifetime
+  PyRef remote_port;  // str
+
+  size_t buffered() const { return rbuf.size() - rpos; }
+  const char* data() const { return rbuf.data() + rpos; }
+  // Drops consumed bytes once everything buffered has been parsed (keeps capacity).
+  void consume(size_t n) {
+    rpos += n;
+    if (rpos == rbuf.size()) {
+      rbuf.clear();
+      rpos = 0;
+    }
+  }
+};
+
+}  // namespace aiowsgi::worker

@@ -1,0 +1,22 @@
+// ControlLink: the worker's end of its control socketpair with the master (common/control.h).
+// Workers only; no Python. Every call is non-blocking and a no-op when fd < 0 (a worker run
+// without a master, as in tests).
+#pragma once
+
+#include <cstdint>
+
+namespace aiowsgi::worker {
+
+struct ControlLink {
+  enum class Command { kNone, kDrain, kStop, kReopenLogs, kMasterGone };
+
+  // Reads the next command; false when there is none now.
+  static bool receive(int fd, Command* cmd) noexcept;
+  static void ready(int fd, int worker_id) noexcept;
+  static void app_load_error(int fd, int worker_id) noexcept;
+  static void boot_error(int fd, int worker_id) noexcept;
+  static void heartbeat(int fd, int worker_id, uint64_t requests, uint64_t busy_cores) noexcept;
+  static void reopen_logs() noexcept;
+};
+
+}  // namespace aiowsgi::worker

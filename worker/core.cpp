@@ -1,0 +1,960 @@
+#include "worker/core.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <spdlog/spdlog.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string_view>
+#include <unordered_map>
+
+#include "worker/connection.h"
+#include "worker/greenlet_api.h"
+#include "worker/python_module.h"
+#include "worker/server.h"
+#include "worker/wsgi_input.h"
+
+namespace aiowsgi::worker {
+
+std::string error_response(int status);  // server.cpp
+
+namespace {
+
+// Seconds a core may wait for its client to send or accept bytes before the request fails.
+constexpr double kSocketTimeout = 60;
+// Unread request body the server reads and discards to keep a connection alive; past it the
+// connection is closed instead.
+constexpr uint64_t kMaxDrainBytes = 1 << 20;
+// Bodies up to this size are copied next to the head and sent with one send().
+constexpr size_t kCoalesceBytes = 16384;
+
+PyMethodDef kRunDef = {"_aiowsgi_core", Core::run, METH_VARARGS, nullptr};
+PyMethodDef kStartResponseDef = {
+    "start_response",
+    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Core::py_start_response)),
+    METH_FASTCALL | METH_KEYWORDS, nullptr};
+PyMethodDef kWriteDef = {"write", Core::py_write, METH_O, nullptr};
+
+Core* core_from(PyObject* capsule) {
+  return static_cast<Core*>(PyCapsule_GetPointer(capsule, nullptr));
+}
+
+// Interned environ keys and values reused by every request.
+struct Strings {
+  PyObject* request_method;
+  PyObject* path_info;
+  PyObject* query_string;
+  PyObject* request_uri;
+  PyObject* server_protocol;
+  PyObject* remote_addr;
+  PyObject* remote_port;
+  PyObject* content_type;
+  PyObject* content_length;
+  PyObject* wsgi_input;
+  PyObject* aiowsgi_core;
+  PyObject* http10;
+  PyObject* http11;
+  PyObject* close;
+  std::unordered_map<std::string, PyObject*> methods;
+  std::unordered_map<std::string, PyObject*> header_keys;  // lower-case name -> environ key
+};
+
+Strings* strings() {
+  static Strings* s = [] {
+    auto* t = new Strings;
+    auto mk = [](const char* v) { return PyUnicode_InternFromString(v); };
+    t->request_method = mk("REQUEST_METHOD");
+    t->path_info = mk("PATH_INFO");
+    t->query_string = mk("QUERY_STRING");
+    t->request_uri = mk("REQUEST_URI");
+    t->server_protocol = mk("SERVER_PROTOCOL");
+    t->remote_addr = mk("REMOTE_ADDR");
+    t->remote_port = mk("REMOTE_PORT");
+    t->content_type = mk("CONTENT_TYPE");
+    t->content_length = mk("CONTENT_LENGTH");
+    t->wsgi_input = mk("wsgi.input");
+    t->aiowsgi_core = mk("aiowsgi.core");
+    t->http10 = mk("HTTP/1.0");
+    t->http11 = mk("HTTP/1.1");
+    t->close = mk("close");
+    for (const char* m : {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
+      t->methods[m] = mk(m);
+    return t;
+  }();
+  return s;
+}
+
+// The environ key for a request header ("HTTP_X_FORWARDED_FOR"), cached. A new reference,
+// or nullptr for a name the environ cannot carry unambiguously (an underscore would collide
+// with the dash spelling, the spoofing hole nginx and gunicorn close the same way).
+PyObject* header_key(std::string_view name) {
+  std::string lower(name);
+  for (char& ch : lower) {
+    if (ch == '_') return nullptr;
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  auto& cache = strings()->header_keys;
+  auto it = cache.find(lower);
+  if (it != cache.end()) {
+    Py_INCREF(it->second);
+    return it->second;
+  }
+  std::string key = "HTTP_";
+  for (char ch : lower) key += ch == '-' ? '_' : static_cast<char>(toupper(ch));
+  PyObject* k = PyUnicode_DecodeLatin1(key.data(), static_cast<Py_ssize_t>(key.size()), nullptr);
+  if (k == nullptr) return nullptr;
+  // Bounded: a client inventing header names must not grow the cache forever.
+  if (cache.size() < 512) {
+    PyUnicode_InternInPlace(&k);
+    Py_INCREF(k);
+    cache.emplace(std::move(lower), k);
+  }
+  return k;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (tolower(static_cast<unsigned char>(a[i])) != tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  }
+  return true;
+}
+
+bool valid_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (unsigned char c : s) {
+    if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c) != nullptr) return false;
+  }
+  return true;
+}
+
+bool valid_field_value(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c == '\r' || c == '\n' || c == '\0') return false;
+  }
+  return true;
+}
+
+void append_hex(std::string* out, size_t n) {
+  char buf[24];
+  int len = snprintf(buf, sizeof buf, "%zx\r\n", n);
+  out->append(buf, static_cast<size_t>(len));
+}
+
+}  // namespace
+
+Core::Core(Server* server, int id) : server_(server), id_(id) {
+  id_obj_ = PyRef::steal(PyLong_FromLong(id));
+}
+
+Core::~Core() = default;
+
+PyObject* Core::run(PyObject* self, PyObject*) noexcept {
+  Core* core = core_from(self);
+  if (core == nullptr) return nullptr;
+  core->serve();
+  // Only reached when the greenlet is being killed (worker shutdown).
+  core->state_ = CoreState::kFree;
+  Py_RETURN_NONE;
+}
+
+bool Core::start(Connection* conn) noexcept {
+  conn_ = conn;
+  conn->core = this;
+  conn->state = ConnState::kInCore;
+  state_ = CoreState::kRunning;
+  if (!greenlet_ || !greenlet::active(greenlet_.get())) {
+    // First use (or the previous greenlet was killed): a long-lived greenlet, reused for
+    // every later request, because creating one costs tens of microseconds (NOTES.md).
+    PyRef capsule = PyRef::steal(PyCapsule_New(this, nullptr, nullptr));
+    if (!capsule) return false;
+    if (!start_response_) {
+      start_response_ = PyRef::steal(PyCFunction_New(&kStartResponseDef, capsule.get()));
+      write_ = PyRef::steal(PyCFunction_New(&kWriteDef, capsule.get()));
+      if (!start_response_ || !write_) return false;
+    }
+    PyRef run = PyRef::steal(PyCFunction_New(&kRunDef, capsule.get()));
+    if (!run) return false;
+    greenlet_ = PyRef::steal(greenlet::create(run.get(), server_->main_greenlet()));
+    if (!greenlet_) return false;
+    // Lets aiowsgi.core_id() and await_() recognise a core from inside the app.
+    if (PyObject_SetAttrString(greenlet_.get(), "_aiowsgi_core", id_obj_.get()) < 0) return false;
+  }
+  PyObject* r = greenlet::switch_to(greenlet_.get());
+  if (r == nullptr) {
+    spdlog::error("core {} raised out of its greenlet: {}", id_, fetch_exception_text());
+    return true;
+  }
+  Py_DECREF(r);
+  return true;
+}
+
+void Core::wake(WakeReason why) noexcept {
+  wake_ = why;
+  PyObject* r = greenlet::switch_to(greenlet_.get());
+  if (r == nullptr) {
+    spdlog::error("core {} raised out of its greenlet: {}", id_, fetch_exception_text());
+    return;
+  }
+  Py_DECREF(r);
+}
+
+void Core::kill() noexcept {
+  if (!greenlet_ || !greenlet::active(greenlet_.get())) return;
+  killed_ = true;
+  PyObject* r = greenlet::kill(greenlet_.get());
+  if (r == nullptr) PyErr_Clear();
+  Py_XDECREF(r);
+}
+
+void Core::serve() noexcept {
+  for (;;) {
+    while (conn_ != nullptr) {
+      bool keep = handle_request();
+      if (killed_) return;
+      Connection* conn = conn_;
+      if (!keep) {
+        conn_ = nullptr;
+        server_->release_connection(conn, false);
+        break;
+      }
+      // A pipelined request may already be buffered: serve it here, in order.
+      conn->parser.reset();
+      if (conn->buffered() > 0) {
+        size_t consumed = 0;
+        auto r = conn->parser.feed_head(conn->data(), conn->buffered(), &consumed);
+        conn->consume(consumed);
+        if (r == RequestParser::Result::kHeadComplete ||
+            r == RequestParser::Result::kMessageComplete)
+          continue;
+        if (r == RequestParser::Result::kError) {
+          conn_ = nullptr;
+          conn->core = nullptr;
+          server_->reject(conn, conn->parser.error_status());
+          break;
+        }
+      }
+      conn_ = nullptr;
+      server_->release_connection(conn, true);
+    }
+    if (Connection* next = server_->next_queued()) {
+      conn_ = next;
+      next->core = this;
+      next->state = ConnState::kInCore;
+      continue;
+    }
+    state_ = CoreState::kFree;
+    server_->core_idle(this);
+    PyObject* r = greenlet::switch_to(server_->main_greenlet());
+    if (r == nullptr) {
+      // GreenletExit: the worker is shutting down.
+      PyErr_Clear();
+      return;
+    }
+    Py_DECREF(r);
+    if (killed_) return;
+  }
+}
+
+// --- One request --------------------------------------------------------------------------
+
+bool Core::handle_request() noexcept {
+  ++serial_;
+  ++requests_;
+  server_->count_request();
+  RequestParser& p = conn_->parser;
+  body_.clear();
+  body_pos_ = 0;
+  sent_continue_ = false;
+  status_.reset();
+  headers_.reset();
+  status_code_ = 0;
+  headers_set_ = headers_sent_ = chunked_ = false;
+  has_content_length_ = false;
+  content_length_ = body_sent_ = 0;
+  error_status_ = 0;
+  head_request_ = p.method() == "HEAD";
+  keep_alive_ = p.keep_alive() && !p.upgrade() && !server_->draining();
+  no_body_status_ = false;
+
+  PyRef environ = PyRef::steal(build_environ());
+  if (!environ) {
+    spdlog::error("building the environ failed: {}", fetch_exception_text());
+    send_simple_error(500);
+    return false;
+  }
+  PyRef result = PyRef::steal(
+      PyObject_CallFunctionObjArgs(server_->app(), environ.get(), start_response_.get(), nullptr));
+  if (!result) {
+    if (greenlet::exception_is_exit()) {
+      PyErr_Clear();
+      killed_ = true;
+      return false;
+    }
+    log_app_exception("calling the application");
+    if (!headers_sent_) send_simple_error(error_status_ != 0 ? error_status_ : 500);
+    return false;
+  }
+  bool ok = respond_from_result(result.get());
+  // PEP 3333: close() is called whatever happened, also when the client went away.
+  if (PyObject_HasAttr(result.get(), strings()->close)) {
+    PyRef r = PyRef::steal(PyObject_CallMethodNoArgs(result.get(), strings()->close));
+    if (!r) {
+      if (greenlet::exception_is_exit()) {
+        PyErr_Clear();
+        killed_ = true;
+        return false;
+      }
+      log_app_exception("closing the response iterable");
+    }
+  }
+  if (killed_ || !ok) return false;
+  return finish_request_body() && keep_alive_;
+}
+
+PyObject* Core::build_environ() noexcept {
+  Strings* s = strings();
+  RequestParser& p = conn_->parser;
+  PyRef env = PyRef::steal(PyDict_Copy(server_->environ_template(conn_->listener)));
+  if (!env) return nullptr;
+  PyObject* d = env.get();
+  auto set = [d](PyObject* key, PyObject* value) -> bool {
+    if (value == nullptr) return false;
+    int rc = PyDict_SetItem(d, key, value);
+    Py_DECREF(value);
+    return rc == 0;
+  };
+  auto latin1 = [](std::string_view v) {
+    return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr);
+  };
+  std::string_view method = p.method();
+  auto mit = s->methods.find(std::string(method));
+  PyObject* m = mit != s->methods.end() ? (Py_INCREF(mit->second), mit->second) : latin1(method);
+  if (!set(s->request_method, m)) return nullptr;
+  std::string path;
+  percent_decode(p.path(), &path);
+  if (!set(s->path_info, latin1(path))) return nullptr;
+  if (!set(s->query_string, latin1(p.query()))) return nullptr;
+  if (!set(s->request_uri, latin1(p.target()))) return nullptr;
+  PyObject* proto = p.http_minor() >= 1 ? s->http11 : s->http10;
+  Py_INCREF(proto);
+  if (!set(s->server_protocol, proto)) return nullptr;
+  Py_INCREF(conn_->remote_addr.get());
+  if (!set(s->remote_addr, conn_->remote_addr.get())) return nullptr;
+  Py_INCREF(conn_->remote_port.get());
+  if (!set(s->remote_port, conn_->remote_port.get())) return nullptr;
+  Py_INCREF(id_obj_.get());
+  if (!set(s->aiowsgi_core, id_obj_.get())) return nullptr;
+  if (!set(s->wsgi_input, new_input(this))) return nullptr;
+  for (size_t i = 0; i < p.header_count(); ++i) {
+    std::string_view name = p.header_name(i), value = p.header_value(i);
+    PyObject* key;
+    if (iequals(name, "content-type")) {
+      key = s->content_type;
+      Py_INCREF(key);
+    } else if (iequals(name, "content-length")) {
+      if (p.chunked()) continue;  // SPEC: absent for a chunked body
+      key = s->content_length;
+      Py_INCREF(key);
+    } else {
+      key = header_key(name);
+      if (key == nullptr) {
+        if (PyErr_Occurred()) return nullptr;
+        continue;
+      }
+    }
+    PyRef k = PyRef::steal(key);
+    PyObject* existing = PyDict_GetItemWithError(d, key);
+    if (existing != nullptr) {
+      // Repeated header: one value, joined with ", " (RFC 9110 5.3).
+      PyRef v = PyRef::steal(latin1(value));
+      if (!v) return nullptr;
+      PyRef sep = PyRef::steal(PyUnicode_FromString(", "));
+      PyRef a = PyRef::steal(PyUnicode_Concat(existing, sep.get()));
+      if (!a) return nullptr;
+      if (!set(key, PyUnicode_Concat(a.get(), v.get()))) return nullptr;
+    } else {
+      if (PyErr_Occurred()) return nullptr;
+      if (!set(key, latin1(value))) return nullptr;
+    }
+  }
+  return env.release();
+}
+
+// --- start_response and write ----------------------------------------------------------------
+
+PyObject* Core::py_start_response(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                                  PyObject* kwnames) noexcept {
+  Core* core = core_from(self);
+  PyObject* status = nullptr;
+  PyObject* headers = nullptr;
+  PyObject* exc_info = Py_None;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nargs > 0) status = args[0];
+  if (nargs > 1) headers = args[1];
+  if (nargs > 2) exc_info = args[2];
+  for (Py_ssize_t i = 0; i < nkw; ++i) {
+    const char* k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, i));
+    PyObject* v = args[nargs + i];
+    if (k && strcmp(k, "status") == 0)
+      status = v;
+    else if (k && strcmp(k, "response_headers") == 0)
+      headers = v;
+    else if (k && strcmp(k, "headers") == 0)
+      headers = v;
+    else if (k && strcmp(k, "exc_info") == 0)
+      exc_info = v;
+    else {
+      PyErr_Format(PyExc_TypeError, "start_response() got an unexpected keyword argument '%s'",
+                   k ? k : "?");
+      return nullptr;
+    }
+  }
+  if (nargs > 3 || status == nullptr || headers == nullptr) {
+    PyErr_SetString(PyExc_TypeError,
+                    "start_response() takes status, response_headers and optional exc_info");
+    return nullptr;
+  }
+  if (core == nullptr || !core->start_response_impl(status, headers, exc_info)) return nullptr;
+  Py_INCREF(core->write_.get());
+  return core->write_.get();
+}
+
+bool Core::start_response_impl(PyObject* status, PyObject* headers, PyObject* exc_info) noexcept {
+  if (exc_info != Py_None) {
+    if (headers_sent_) {
+      // PEP 3333: too late to change the response: re-raise the app's exception.
+      if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
+        PyErr_SetString(PyExc_TypeError, "exc_info must be a (type, value, traceback) tuple");
+        return false;
+      }
+      PyObject* t = PyTuple_GET_ITEM(exc_info, 0);
+      PyObject* v = PyTuple_GET_ITEM(exc_info, 1);
+      PyObject* tb = PyTuple_GET_ITEM(exc_info, 2);
+      Py_INCREF(t);
+      Py_INCREF(v);
+      Py_INCREF(tb);
+      PyErr_Restore(t, v, tb);
+      return false;
+    }
+  } else if (headers_set_) {
+    PyErr_SetString(PyExc_AssertionError,
+                    "start_response() called again without exc_info (PEP 3333)");
+    return false;
+  }
+  if (!PyUnicode_Check(status)) {
+    PyErr_SetString(PyExc_TypeError, "status must be a str such as '200 OK'");
+    return false;
+  }
+  Py_ssize_t slen;
+  const char* st = PyUnicode_AsUTF8AndSize(status, &slen);
+  if (st == nullptr) return false;
+  if (slen < 4 || !isdigit(st[0]) || !isdigit(st[1]) || !isdigit(st[2]) || st[3] != ' ' ||
+      !valid_field_value(std::string_view(st, static_cast<size_t>(slen)))) {
+    PyErr_Format(PyExc_ValueError, "invalid status line %R: expected '200 OK'", status);
+    return false;
+  }
+  if (!PyList_Check(headers) && !PyTuple_Check(headers)) {
+    PyErr_SetString(PyExc_TypeError, "response_headers must be a list of (name, value) tuples");
+    return false;
+  }
+  PyRef seq = PyRef::steal(PySequence_Fast(headers, "response_headers must be a list"));
+  if (!seq) return false;
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
+  bool has_cl = false;
+  uint64_t cl = 0;
+  bool close = false;
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PySequence_Fast_GET_ITEM(seq.get(), i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(item, 1))) {
+      PyErr_Format(PyExc_TypeError, "response header %R is not a (str, str) tuple", item);
+      return false;
+    }
+    Py_ssize_t nl, vl;
+    const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nl);
+    const char* value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vl);
+    if (name == nullptr || value == nullptr) return false;
+    std::string_view nv(name, static_cast<size_t>(nl)), vv(value, static_cast<size_t>(vl));
+    if (!valid_token(nv)) {
+      PyErr_Format(PyExc_ValueError, "invalid response header name %R", PyTuple_GET_ITEM(item, 0));
+      return false;
+    }
+    if (!valid_field_value(vv)) {
+      // Never sent: a CR or LF here would let the app (or its input) split the response.
+      PyErr_Format(PyExc_ValueError, "response header %R has a CR, LF or NUL in its value",
+                   PyTuple_GET_ITEM(item, 0));
+      return false;
+    }
+    if (iequals(nv, "content-length")) {
+      char* end = nullptr;
+      errno = 0;
+      unsigned long long v = strtoull(value, &end, 10);
+      if (vl == 0 || *end != '\0' || errno != 0 || value[0] == '-') {
+        PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
+        return false;
+      }
+      has_cl = true;
+      cl = v;
+    } else if (iequals(nv, "connection")) {
+      std::string lower(vv);
+      for (char& c : lower) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
+      if (lower.find("close") != std::string::npos) close = true;
+    } else if (iequals(nv, "transfer-encoding")) {
+      PyErr_SetString(PyExc_ValueError,
+                      "Transfer-Encoding is a hop-by-hop header: the server frames the body");
+      return false;
+    }
+  }
+  status_ = PyRef::borrow(status);
+  headers_ = PyRef::borrow(seq.get());
+  status_code_ = (st[0] - '0') * 100 + (st[1] - '0') * 10 + (st[2] - '0');
+  no_body_status_ = status_code_ < 200 || status_code_ == 204 || status_code_ == 304;
+  has_content_length_ = has_cl;
+  content_length_ = cl;
+  if (close) keep_alive_ = false;
+  headers_set_ = true;
+  return true;
+}
+
+PyObject* Core::py_write(PyObject* self, PyObject* data) noexcept {
+  Core* core = core_from(self);
+  if (core == nullptr) return nullptr;
+  if (!core->headers_set_) {
+    PyErr_SetString(PyExc_AssertionError, "write() called before start_response()");
+    return nullptr;
+  }
+  Py_buffer view;
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
+  bool ok = core->write_body(static_cast<const char*>(view.buf), static_cast<size_t>(view.len));
+  PyBuffer_Release(&view);
+  if (!ok) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_OSError, "client disconnected");
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+// --- Response ---------------------------------------------------------------------------------
+
+namespace {
+void append_status_and_headers(std::string* out, PyObject* status, PyObject* headers) {
+  Py_ssize_t slen;
+  const char* st = PyUnicode_AsUTF8AndSize(status, &slen);
+  out->append("HTTP/1.1 ");
+  out->append(st, static_cast<size_t>(slen));
+  out->append("\r\n");
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
+  for (Py_ssize_t i = 0; i < n; ++i) {
+    PyObject* item = PySequence_Fast_GET_ITEM(headers, i);
+    Py_ssize_t nl, vl;
+    const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nl);
+    const char* value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vl);
+    out->append(name, static_cast<size_t>(nl));
+    out->append(": ");
+    out->append(value, static_cast<size_t>(vl));
+    out->append("\r\n");
+  }
+}
+}  // namespace
+
+// Assembles the response head into out_ (not sent yet). |known_length|: the whole body's
+// length when the server knows it (a list response, a file), or -1.
+bool Core::build_head(int64_t known_length) noexcept {
+  out_.clear();
+  append_status_and_headers(&out_, status_.get(), headers_.get());
+  bool http11 = conn_->parser.http_minor() >= 1;
+  if (!has_content_length_ && !no_body_status_) {
+    if (known_length >= 0) {
+      has_content_length_ = true;
+      content_length_ = static_cast<uint64_t>(known_length);
+      out_.append("Content-Length: ");
+      out_.append(std::to_string(known_length));
+      out_.append("\r\n");
+    } else if (head_request_) {
+      // No body follows a HEAD response whatever its framing: nothing to add.
+    } else if (http11) {
+      chunked_ = true;
+      out_.append("Transfer-Encoding: chunked\r\n");
+    } else {
+      keep_alive_ = false;  // HTTP/1.0: the body ends when the connection closes
+    }
+  }
+  out_.append(server_->date_header());
+  if (!keep_alive_) {
+    out_.append("Connection: close\r\n");
+  } else if (!http11) {
+    out_.append("Connection: keep-alive\r\n");
+  }
+  out_.append("\r\n");
+  headers_sent_ = true;
+  return true;
+}
+
+bool Core::write_body(const char* data, size_t len) noexcept {
+  bool head_pending = !headers_sent_;
+  if (head_pending) build_head(-1);
+  bool send_body = !head_request_ && !no_body_status_ && len > 0;
+  if (send_body && has_content_length_) {
+    uint64_t room = content_length_ - std::min(content_length_, body_sent_);
+    if (len > room) {
+      if (room == 0 || body_sent_ + len > content_length_)
+        spdlog::warn("app sent more than its Content-Length ({} bytes); truncated",
+                     content_length_);
+      len = static_cast<size_t>(room);
+      keep_alive_ = false;
+      send_body = len > 0;
+    }
+  }
+  if (!send_body) {
+    if (!head_pending) return true;
+    iovec iov{out_.data(), out_.size()};
+    return send_all(&iov, 1);
+  }
+  body_sent_ += len;
+  std::string* out = &out_;
+  if (!head_pending) out_.clear();
+  if (chunked_) append_hex(out, len);
+  if (len <= kCoalesceBytes) {
+    out->append(data, len);
+    if (chunked_) out->append("\r\n");
+    iovec iov{out->data(), out->size()};
+    return send_all(&iov, 1);
+  }
+  static char crlf[] = "\r\n";
+  iovec iov[3] = {{out->data(), out->size()}, {const_cast<char*>(data), len}, {crlf, 2}};
+  return send_all(iov, chunked_ ? 3 : 2);
+}
+
+bool Core::finish_body() noexcept {
+  if (!headers_sent_) {
+    // Nothing was written: an empty body of known length.
+    build_head(no_body_status_ ? -1 : 0);
+    iovec iov{out_.data(), out_.size()};
+    if (!send_all(&iov, 1)) return false;
+  }
+  if (chunked_) {
+    static char last[] = "0\r\n\r\n";
+    iovec iov{last, 5};
+    if (!send_all(&iov, 1)) return false;
+  }
+  if (has_content_length_ && body_sent_ < content_length_ && !head_request_ && !no_body_status_) {
+    spdlog::warn("app sent {} bytes of its declared Content-Length {}; closing the connection",
+                 body_sent_, content_length_);
+    keep_alive_ = false;
+    return false;
+  }
+  return true;
+}
+
+bool Core::respond_from_result(PyObject* result) noexcept {
+  // Fast path: a list or tuple of bytes with start_response already called. The length is
+  // known, so the response gets a Content-Length and goes out in one send when small.
+  if ((PyList_CheckExact(result) || PyTuple_CheckExact(result)) && headers_set_ && !headers_sent_) {
+    PyObject* seq = result;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    size_t total = 0;
+    bool all_bytes = true;
+    for (Py_ssize_t i = 0; i < n; ++i) {
+      PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
+      if (!PyBytes_Check(item)) {
+        all_bytes = false;
+        break;
+      }
+      total += static_cast<size_t>(PyBytes_GET_SIZE(item));
+    }
+    if (all_bytes && n <= 64) {
+      build_head(static_cast<int64_t>(total));
+      bool send_body = !head_request_ && !no_body_status_;
+      if (has_content_length_ && total > content_length_) {
+        spdlog::warn("app sent more than its Content-Length ({} bytes); truncated",
+                     content_length_);
+        keep_alive_ = false;
+      }
+      uint64_t room = has_content_length_ ? content_length_ : total;
+      if (!send_body) room = 0;
+      if (total <= kCoalesceBytes) {
+        for (Py_ssize_t i = 0; i < n && room > 0; ++i) {
+          PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
+          size_t len = std::min<uint64_t>(static_cast<size_t>(PyBytes_GET_SIZE(item)), room);
+          out_.append(PyBytes_AS_STRING(item), len);
+          room -= len;
+          body_sent_ += len;
+        }
+        iovec iov{out_.data(), out_.size()};
+        if (!send_all(&iov, 1)) return false;
+      } else {
+        iovec iov[65];
+        int cnt = 0;
+        iov[cnt++] = {out_.data(), out_.size()};
+        for (Py_ssize_t i = 0; i < n && room > 0; ++i) {
+          PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
+          size_t len = std::min<uint64_t>(static_cast<size_t>(PyBytes_GET_SIZE(item)), room);
+          iov[cnt++] = {PyBytes_AS_STRING(item), len};
+          room -= len;
+          body_sent_ += len;
+        }
+        if (!send_all(iov, cnt)) return false;
+      }
+      return finish_body();
+    }
+  }
+  // wsgi.file_wrapper around a real file: sendfile.
+  if (is_file_wrapper(result) && headers_set_ && !headers_sent_) {
+    int fd = -1;
+    PyRef filelike = PyRef::steal(PyObject_GetAttrString(result, "filelike"));
+    if (filelike) {
+      PyRef fileno = PyRef::steal(PyObject_CallMethod(filelike.get(), "fileno", nullptr));
+      if (fileno) fd = static_cast<int>(PyLong_AsLong(fileno.get()));
+    }
+    PyErr_Clear();
+    struct stat st;
+    off_t offset = fd >= 0 ? lseek(fd, 0, SEEK_CUR) : -1;
+    if (fd >= 0 && offset >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+      uint64_t count = st.st_size > offset ? static_cast<uint64_t>(st.st_size - offset) : 0;
+      if (has_content_length_) count = std::min(count, content_length_);
+      build_head(static_cast<int64_t>(count));
+      iovec iov{out_.data(), out_.size()};
+      if (!send_all(&iov, 1)) return false;
+      if (!head_request_ && !no_body_status_) {
+        if (!send_file(fd, offset, count)) return false;
+        body_sent_ += count;
+      }
+      return finish_body();
+    }
+  }
+  return iterate_result(result);
+}
+
+bool Core::iterate_result(PyObject* result) noexcept {
+  PyRef it = PyRef::steal(PyObject_GetIter(result));
+  if (!it) {
+    log_app_exception("iterating the response");
+    if (!headers_sent_) send_simple_error(500);
+    return false;
+  }
+  for (;;) {
+    PyRef item = PyRef::steal(PyIter_Next(it.get()));
+    if (!item) break;
+    if (!headers_set_) {
+      PyErr_SetString(PyExc_AssertionError,
+                      "the response iterable yielded before start_response() was called");
+      break;
+    }
+    if (!PyBytes_Check(item.get())) {
+      PyErr_Format(PyExc_TypeError, "the response iterable yielded %.200s, not bytes",
+                   Py_TYPE(item.get())->tp_name);
+      break;
+    }
+    Py_ssize_t len = PyBytes_GET_SIZE(item.get());
+    if (len == 0) continue;  // PEP 3333: an empty item must not send the head early
+    if (!write_body(PyBytes_AS_STRING(item.get()), static_cast<size_t>(len))) {
+      keep_alive_ = false;
+      if (PyErr_Occurred()) PyErr_Clear();
+      return false;  // the client went away: stop iterating (close() still runs)
+    }
+  }
+  if (PyErr_Occurred()) {
+    if (greenlet::exception_is_exit()) {
+      PyErr_Clear();
+      killed_ = true;
+      return false;
+    }
+    log_app_exception("iterating the response");
+    keep_alive_ = false;
+    if (!headers_sent_) send_simple_error(error_status_ != 0 ? error_status_ : 500);
+    return false;  // after the head: the connection closes, the client sees a cut response
+  }
+  if (!headers_set_) {
+    spdlog::error("application returned without calling start_response()");
+    send_simple_error(500);
+    return false;
+  }
+  return finish_body();
+}
+
+bool Core::send_simple_error(int status) noexcept {
+  keep_alive_ = false;
+  std::string r = error_response(status);
+  headers_sent_ = true;
+  iovec iov{r.data(), r.size()};
+  return send_all(&iov, 1);
+}
+
+void Core::log_app_exception(const char* when) noexcept {
+  ++server_->exceptions;
+  std::string text = fetch_exception_text();
+  RequestParser& p = conn_->parser;
+  spdlog::error("exception {} for {} {} (core {}):\n{}", when, p.method(), p.target(), id_, text);
+}
+
+// --- Socket I/O inside a core ----------------------------------------------------------------
+
+bool Core::wait_io(CoreState how) noexcept {
+  if (how == CoreState::kWaitRead) {
+    if (!server_->watch_readable(conn_)) return false;
+  } else if (!server_->watch_writable(conn_)) {
+    return false;
+  }
+  state_ = how;
+  io_deadline_ = now_seconds() + kSocketTimeout;
+  wake_ = WakeReason::kNone;
+  while (wake_ == WakeReason::kNone) {
+    PyObject* r = greenlet::switch_to(server_->main_greenlet());
+    if (r == nullptr) {
+      if (greenlet::exception_is_exit()) killed_ = true;
+      PyErr_Clear();
+      break;
+    }
+    Py_DECREF(r);
+    // Anything but the server's own wake-up (an app callback switching into the wrong
+    // greenlet) leaves wake_ unset: keep waiting.
+    if (killed_) break;
+  }
+  state_ = CoreState::kRunning;
+  if (how == CoreState::kWaitWrite) server_->unwatch_writable(conn_);
+  return wake_ == WakeReason::kReady && !killed_;
+}
+
+bool Core::send_all(iovec* iov, int iovcnt) noexcept {
+  while (iovcnt > 0) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = static_cast<size_t>(std::min(iovcnt, IOV_MAX));
+    ssize_t n = sendmsg(conn_->fd, &msg, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!wait_io(CoreState::kWaitWrite)) {
+          keep_alive_ = false;
+          conn_->peer_closed = true;
+          return false;
+        }
+        continue;
+      }
+      keep_alive_ = false;
+      conn_->peer_closed = true;
+      return false;
+    }
+    server_->tx_bytes += static_cast<uint64_t>(n);
+    size_t left = static_cast<size_t>(n);
+    while (iovcnt > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --iovcnt;
+    }
+    if (iovcnt > 0) {
+      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+  }
+  return true;
+}
+
+bool Core::send_file(int fd, off_t offset, uint64_t count) noexcept {
+  while (count > 0) {
+    ssize_t n = sendfile(conn_->fd, fd, &offset, std::min<uint64_t>(count, 1 << 20));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) {
+        if (!wait_io(CoreState::kWaitWrite)) return false;
+        continue;
+      }
+      keep_alive_ = false;
+      return false;
+    }
+    if (n == 0) {  // the file shrank under us: the declared length cannot be met
+      keep_alive_ = false;
+      return false;
+    }
+    server_->tx_bytes += static_cast<uint64_t>(n);
+    count -= static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+// --- Request body ---------------------------------------------------------------------------
+
+bool Core::fill_body(bool* error) noexcept {
+  *error = false;
+  RequestParser& p = conn_->parser;
+  while (body_pos_ >= body_.size()) {
+    body_.clear();
+    body_pos_ = 0;
+    if (!p.has_body() || p.message_complete()) return false;
+    if (conn_->buffered() > 0) {
+      size_t consumed = 0;
+      auto r = p.feed_body(conn_->data(), conn_->buffered(), &consumed, &body_);
+      conn_->consume(consumed);
+      if (r == RequestParser::Result::kError) {
+        error_status_ = p.error_status();
+        keep_alive_ = false;
+        PyErr_Format(PyExc_OSError, "bad request body: %d %s", p.error_status(),
+                     std::string(p.error_reason()).c_str());
+        *error = true;
+        return false;
+      }
+      continue;
+    }
+    if (p.expect_continue() && !sent_continue_ && !headers_sent_) {
+      sent_continue_ = true;
+      static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      iovec iov{cont, sizeof cont - 1};
+      if (!send_all(&iov, 1)) {
+        PyErr_SetString(PyExc_OSError, "client disconnected");
+        *error = true;
+        return false;
+      }
+    }
+    std::string& rb = conn_->rbuf;
+    size_t old = rb.size();
+    rb.resize(old + 65536);
+    ssize_t n = recv(conn_->fd, rb.data() + old, 65536, 0);
+    rb.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wait_io(CoreState::kWaitRead)) continue;
+      keep_alive_ = false;
+      PyErr_SetString(killed_ ? PyExc_OSError : PyExc_TimeoutError,
+                      killed_ ? "request cancelled" : "timed out reading the request body");
+      *error = true;
+      return false;
+    }
+    keep_alive_ = false;
+    conn_->peer_closed = true;
+    PyErr_SetString(PyExc_OSError, "client disconnected before sending the whole body");
+    *error = true;
+    return false;
+  }
+  return true;
+}
+
+bool Core::finish_request_body() noexcept {
+  RequestParser& p = conn_->parser;
+  if (!p.has_body() || p.message_complete()) return true;
+  if (!keep_alive_) return false;
+  // The client waits for "100 Continue" before sending: it was never asked to, so the body
+  // is not coming; the connection cannot be reused.
+  if (p.expect_continue() && !sent_continue_) return false;
+  if (auto cl = p.content_length(); cl && *cl > kMaxDrainBytes) return false;
+  uint64_t drained = 0;
+  for (;;) {
+    drained += body_.size() - body_pos_;
+    body_pos_ = body_.size();
+    if (drained > kMaxDrainBytes) return false;
+    bool error = false;
+    if (!fill_body(&error)) {
+      if (error) PyErr_Clear();
+      return !error;
+    }
+  }
+}
+
+}  // namespace aiowsgi::worker

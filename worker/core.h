@@ -1,0 +1,118 @@
+// Core: one reusable greenlet that serves requests in a worker, one at a time (a "core", as in
+// uWSGI). The WSGI callable runs inside it and may suspend it (greenlet.getcurrent().parent
+// .switch()) to let the asyncio loop run; server I/O on EAGAIN suspends only this core.
+// Workers only; everything here runs with the GIL held, on the worker's single thread.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <string>
+
+#include "worker/py_ref.h"
+
+namespace aiowsgi::worker {
+
+class Server;
+struct Connection;
+
+enum class CoreState {
+  kFree,       // parked in the loop's free list, greenlet suspended at its idle point
+  kRunning,    // serving; may be suspended by the app itself (we never switch into it then)
+  kWaitRead,   // suspended by the server until its connection is readable
+  kWaitWrite,  // suspended by the server until its connection is writable
+};
+
+enum class WakeReason { kNone, kReady, kTimeout, kShutdown };
+
+class Core {
+ public:
+  Core(Server* server, int id);
+  Core(const Core&) = delete;
+  Core& operator=(const Core&) = delete;
+  ~Core();
+
+  int id() const { return id_; }
+  CoreState state() const { return state_; }
+  double io_deadline() const { return io_deadline_; }
+  Connection* connection() const { return conn_; }
+  uint64_t requests() const { return requests_; }
+  bool in_request() const { return state_ != CoreState::kFree; }
+
+  // Called on the loop's greenlet: serve |conn| (its head is parsed) in this core. Returns
+  // when the core finishes or suspends. Returns false if the greenlet could not be created.
+  bool start(Connection* conn) noexcept;
+  // Called on the loop's greenlet for a core in kWaitRead/kWaitWrite: resume it.
+  void wake(WakeReason why) noexcept;
+  // Kills the greenlet (worker shutdown): the request is abandoned.
+  void kill() noexcept;
+
+  // --- Used by wsgi.input (core.cpp and wsgi_input.cpp), inside the core -------------------
+  // Makes decoded body bytes available in body_ (from body_pos_). Returns false at the end of
+  // the body. Raises a Python OSError and returns false on a client error / timeout.
+  bool fill_body(bool* error) noexcept;
+  std::string& body() { return body_; }
+  size_t& body_pos() { return body_pos_; }
+  uint64_t serial() const { return serial_; }
+
+  // Python-visible callables bound to this core.
+  static PyObject* py_start_response(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                                     PyObject* kwnames) noexcept;
+  static PyObject* py_write(PyObject* self, PyObject* data) noexcept;
+  // The greenlet's body (self: a capsule holding the Core).
+  static PyObject* run(PyObject* self, PyObject* args) noexcept;
+
+ private:
+  void serve() noexcept;           // requests on conn_ until it leaves this core
+  bool handle_request() noexcept;  // one request; false: the connection must close
+  PyObject* build_environ() noexcept;
+  bool finish_request_body() noexcept;
+  // Response.
+  bool start_response_impl(PyObject* status, PyObject* headers, PyObject* exc_info) noexcept;
+  bool build_head(int64_t known_length) noexcept;
+  bool write_body(const char* data, size_t len) noexcept;  // framing per chunked_
+  bool finish_body() noexcept;
+  bool send_all(iovec* iov, int iovcnt) noexcept;
+  bool send_file(int fd, off_t offset, uint64_t count) noexcept;
+  bool send_simple_error(int status) noexcept;
+  bool wait_io(CoreState how) noexcept;  // false on timeout, shutdown or error
+  bool respond_from_result(PyObject* result) noexcept;
+  bool iterate_result(PyObject* result) noexcept;
+  void log_app_exception(const char* when) noexcept;
+
+  Server* server_;
+  int id_;
+  PyRef greenlet_;
+  PyRef id_obj_;          // int, the core id (environ["aiowsgi.core"])
+  PyRef start_response_;  // bound callable, created once
+  PyRef write_;           // bound callable, created once
+  CoreState state_ = CoreState::kFree;
+  WakeReason wake_ = WakeReason::kNone;
+  double io_deadline_ = 0;
+  Connection* conn_ = nullptr;
+  uint64_t requests_ = 0;
+  uint64_t serial_ = 0;
+  bool killed_ = false;  // GreenletExit was thrown in: unwind without touching the socket  //
+                         // request counter; stale wsgi.input objects compare it
+
+  // Per-request state (reset at the start of each request).
+  std::string body_;  // decoded request body not yet read by the app, from body_pos_
+  size_t body_pos_ = 0;
+  bool sent_continue_ = false;
+  PyRef status_;   // str given to start_response
+  PyRef headers_;  // list given to start_response
+  int status_code_ = 0;
+  bool headers_set_ = false;
+  bool headers_sent_ = false;
+  bool chunked_ = false;         // response uses chunked framing
+  bool keep_alive_ = false;      // connection may serve another request afterwards
+  bool head_request_ = false;    // HEAD: no body bytes on the wire
+  bool no_body_status_ = false;  // 1xx/204/304
+  bool has_content_length_ = false;
+  uint64_t content_length_ = 0;  // declared by the app
+  uint64_t body_sent_ = 0;
+  int error_status_ = 0;  // a status to answer with instead of 500 (e.g. 413 from wsgi.input)
+  std::string out_;       // response head (and small bodies) being assembled
+};
+
+}  // namespace aiowsgi::worker

@@ -1,0 +1,292 @@
+#include "worker/python_module.h"
+
+#include <spdlog/spdlog.h>
+
+#include "worker/py_ref.h"
+
+namespace aiowsgi::worker {
+
+namespace {
+
+PyObject* g_module = nullptr;        // borrowed from sys.modules after import
+PyObject* g_file_wrapper = nullptr;  // strong
+
+// The parts of the module that are not on the request hot path, in Python for clarity.
+constexpr const char* kBootstrap = R"PY(
+import asyncio as _asyncio
+import io as _io
+import sys as _sys
+import greenlet as _greenlet
+
+_loop = None
+_worker_id = 0
+_numproc = 1
+
+
+def worker_id():
+    """This worker's id, counting from 1 (like uwsgi.worker_id())."""
+    return _worker_id
+
+
+def loop():
+    """The worker's asyncio event loop."""
+    return _loop
+
+
+def core_id():
+    """The id of the core serving the current request, counting from 0."""
+    core = getattr(_greenlet.getcurrent(), '_aiowsgi_core', None)
+    if core is None:
+        raise RuntimeError('aiowsgi.core_id() called outside a request core')
+    return core
+
+
+class FileWrapper:
+    """environ['wsgi.file_wrapper']: served with sendfile() when filelike has a real fd."""
+
+    def __init__(self, filelike, blksize=8192):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, 'close'):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+
+def await_(awaitable, timeout=None):
+    """Run awaitable on the worker's loop, suspending only this request's core until it is
+    done; return its result or raise its exception (TimeoutError past timeout seconds, after
+    cancelling it)."""
+    me = _greenlet.getcurrent()
+    if getattr(me, '_aiowsgi_core', None) is None or me.parent is None:
+        raise RuntimeError('aiowsgi.await_() must be called from inside a request, '
+                           'not at import time or from a loop callback')
+    fut = _asyncio.ensure_future(awaitable, loop=_loop)
+    waiting = [True]
+
+    def wake(_=None):
+        if waiting[0]:
+            waiting[0] = False
+            me.switch()
+
+    timer = _loop.call_later(timeout, wake) if timeout is not None else None
+    fut.add_done_callback(wake)
+    try:
+        while waiting[0]:
+            me.parent.switch()
+    except BaseException:
+        waiting[0] = False
+        fut.cancel()
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+    if not fut.done():
+        fut.cancel()
+        raise TimeoutError('aiowsgi.await_() timed out after %s s' % timeout)
+    return fut.result()
+
+
+def sleep(seconds):
+    """Suspend this request's core for seconds without blocking the loop."""
+    return await_(_asyncio.sleep(seconds))
+
+
+def _log_task_exception(task):
+    if not task.cancelled() and task.exception() is not None:
+        import traceback
+        exc = task.exception()
+        _log(40, 'exception in task spawned with aiowsgi.spawn():\n' + ''.join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
+
+
+def spawn(coro):
+    """Schedule coro as a Task on the worker's loop; its exception, if any, is logged."""
+    task = _loop.create_task(coro)
+    task.add_done_callback(_log_task_exception)
+    return task
+
+
+class _LogStream(_io.TextIOBase):
+    """sys.stdout / sys.stderr of the app: each complete line goes to the server log."""
+
+    def __init__(self, level, name):
+        self._level = level
+        self._buf = ''
+        self._name = name
+
+    @property
+    def name(self):
+        return self._name
+
+    @property
+    def encoding(self):
+        return 'utf-8'
+
+    def writable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def write(self, s):
+        if not isinstance(s, str):
+            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
+        data = self._buf + s
+        *lines, self._buf = data.split('\n')
+        for line in lines:
+            _log(self._level, line)
+        return len(s)
+
+    def flush(self):
+        if self._buf:
+            _log(self._level, self._buf)
+            self._buf = ''
+
+
+def _install_streams():
+    _sys.stdout = _LogStream(20, '<stdout>')
+    _sys.stderr = _LogStream(40, '<stderr>')
+
+
+def _load_app(wsgi_file, module, callable_name):
+    import importlib
+    import importlib.util
+    import os
+    import re
+    if wsgi_file:
+        folder = os.path.dirname(wsgi_file)
+        if folder not in _sys.path:
+            _sys.path.insert(0, folder)
+        # A module name derived from the path, as uWSGI does: never shadows a real module,
+        # and sys.modules holds it so frameworks (Flask(__name__)) find their root path.
+        name = 'aiowsgi_file_' + re.sub(r'[^0-9A-Za-z_]', '_', wsgi_file)
+        spec = importlib.util.spec_from_file_location(name, wsgi_file)
+        if spec is None:
+            raise ImportError('cannot load %s as a Python file' % wsgi_file)
+        mod = importlib.util.module_from_spec(spec)
+        _sys.modules[name] = mod
+        try:
+            spec.loader.exec_module(mod)
+        except BaseException:
+            _sys.modules.pop(name, None)
+            raise
+        where = wsgi_file
+    else:
+        mod = importlib.import_module(module)
+        where = module
+    app = getattr(mod, callable_name, None)
+    if app is None:
+        raise LookupError('%s has no callable named %r' % (where, callable_name))
+    if not callable(app):
+        raise TypeError('%s.%s is not callable' % (where, callable_name))
+    return app
+)PY";
+
+PyObject* mod_log(PyObject*, PyObject* args) noexcept {
+  int level;
+  const char* text;
+  Py_ssize_t len;
+  if (!PyArg_ParseTuple(args, "is#", &level, &text, &len)) return nullptr;
+  std::string_view msg(text, static_cast<size_t>(len));
+  if (level >= 40) {
+    spdlog::error("{}", msg);
+  } else if (level >= 30) {
+    spdlog::warn("{}", msg);
+  } else {
+    spdlog::info("{}", msg);
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef kModuleMethods[] = {
+    {"_log", mod_log, METH_VARARGS, "_log(level, text): one line to the server log"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef kModuleDef = {PyModuleDef_HEAD_INIT, "aiowsgi",
+                          "aiowsgi: the worker's asyncio loop, seen from a WSGI request.", -1,
+                          kModuleMethods};
+
+PyObject* init_module() noexcept { return PyModule_Create(&kModuleDef); }
+
+}  // namespace
+
+void register_builtin_module() noexcept { PyImport_AppendInittab("aiowsgi", init_module); }
+
+bool setup_python_module(const WorkerContext& ctx, PyObject* loop) noexcept {
+  PyRef mod = PyRef::steal(PyImport_ImportModule("aiowsgi"));
+  if (!mod) return false;
+  PyObject* dict = PyModule_GetDict(mod.get());
+  PyRef r = PyRef::steal(PyRun_String(kBootstrap, Py_file_input, dict, dict));
+  if (!r) return false;
+  PyRef wid = PyRef::steal(PyLong_FromLong(ctx.worker_id));
+  PyRef np = PyRef::steal(PyLong_FromLong(ctx.num_workers));
+  if (!wid || !np || PyDict_SetItemString(dict, "_worker_id", wid.get()) < 0 ||
+      PyDict_SetItemString(dict, "_numproc", np.get()) < 0 ||
+      PyDict_SetItemString(dict, "_loop", loop) < 0)
+    return false;
+  g_file_wrapper = PyDict_GetItemString(dict, "FileWrapper");
+  Py_XINCREF(g_file_wrapper);
+  PyRef install = PyRef::borrow(PyDict_GetItemString(dict, "_install_streams"));
+  if (!install) return false;
+  PyRef done = PyRef::steal(PyObject_CallNoArgs(install.get()));
+  if (!done) return false;
+  g_module = mod.get();
+  return true;
+}
+
+PyObject* load_app(const config::AppConfig& app) noexcept {
+  if (g_module == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "aiowsgi module not set up");
+    return nullptr;
+  }
+  PyObject* loader = PyDict_GetItemString(PyModule_GetDict(g_module), "_load_app");
+  if (loader == nullptr) return nullptr;
+  return PyObject_CallFunction(loader, "sss", app.wsgi_file.c_str(), app.module.c_str(),
+                               app.callable.c_str());
+}
+
+bool is_file_wrapper(PyObject* o) noexcept {
+  return g_file_wrapper != nullptr && Py_TYPE(o) == reinterpret_cast<PyTypeObject*>(g_file_wrapper);
+}
+
+std::string fetch_exception_text() {
+  if (!PyErr_Occurred()) return "";
+  PyObject *type, *value, *tb;
+  PyErr_Fetch(&type, &value, &tb);
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != nullptr && value != nullptr) PyException_SetTraceback(value, tb);
+  PyRef t = PyRef::steal(type), v = PyRef::steal(value), b = PyRef::steal(tb);
+  std::string text;
+  PyRef tbmod = PyRef::steal(PyImport_ImportModule("traceback"));
+  if (tbmod) {
+    PyRef lines = PyRef::steal(PyObject_CallMethod(tbmod.get(), "format_exception", "OOO",
+                                                   t ? t.get() : Py_None, v ? v.get() : Py_None,
+                                                   b ? b.get() : Py_None));
+    if (lines) {
+      PyRef empty = PyRef::steal(PyUnicode_FromString(""));
+      PyRef joined = PyRef::steal(PyUnicode_Join(empty.get(), lines.get()));
+      if (joined) {
+        const char* s = PyUnicode_AsUTF8(joined.get());
+        if (s) text = s;
+      }
+    }
+  }
+  if (text.empty() && v) {
+    PyRef s = PyRef::steal(PyObject_Str(v.get()));
+    const char* c = s ? PyUnicode_AsUTF8(s.get()) : nullptr;
+    text = c ? c : "(unprintable exception)";
+  }
+  PyErr_Clear();
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
+
+}  // namespace aiowsgi::worker

@@ -1,0 +1,713 @@
+// RequestParser: the head goes through libhttp-parser 2.9.4 behind a byte-level pre-scan; the
+// body framing (Content-Length and chunked) is decoded here. See request_parser.h.
+//
+// Why the split: Debian builds http_parser with HTTP_PARSER_STRICT=0, which accepts a bare LF
+// or any byte after a CR, obs-fold continuation lines, a space before the colon, HTTP/0.9
+// request lines, and any two bytes as the CRLF that ends chunk data. Each of those lets a
+// front proxy and this server disagree on where a message ends (request smuggling), so the
+// pre-scan enforces the line structure and the callbacks enforce the field rules, while the
+// library keeps doing what it does well: method, target and field tokenization.
+//
+// Decisions a reader may look for:
+// - Every line of the head must end in CRLF; a bare LF is rejected like a bare CR (RFC 9112
+//   2.2 allows either choice; accepting it is a known smuggling vector).
+// - Duplicate Content-Length headers are rejected even when equal (libhttp-parser does the
+//   same, and RFC 9112 6.3 allows it).
+// - Transfer-Encoding lists with empty elements ("chunked,") are rejected, as the library
+//   does: RFC 9110 5.6.1 asks recipients to ignore them, but no real client sends them and
+//   accepting them here while the library's framing disagrees would be worse.
+// - A chunked body over max_body_bytes is rejected (413) as soon as a chunk-size line
+//   declares more than the remaining allowance, before its data is read.
+// - Only HTTP/1.0 and HTTP/1.1 are served: any other version gets 505. A request line
+//   without a version (HTTP/0.9) is malformed: 400.
+// - path() ends at the first '?' or '#', query() at the first '#': clients should not send a
+//   fragment, but one must not leak into QUERY_STRING.
+
+#include "worker/request_parser.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+
+namespace aiowsgi::worker {
+namespace {
+
+using Result = RequestParser::Result;
+
+// Byte classes for the scanners, one table so the hot loops are a load and a test.
+constexpr uint8_t kRequestLineChar = 1;  // anything but SP, CTLs and DEL (obs-text allowed)
+constexpr uint8_t kFieldChar = 2;        // field-vchar, SP, HTAB (RFC 9110 5.5)
+constexpr uint8_t kTokenChar = 4;        // tchar (RFC 9110 5.6.2)
+constexpr uint8_t kHexChar = 8;
+
+constexpr std::array<uint8_t, 256> make_classes() {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    uint8_t v = 0;
+    if (c > 0x20 && c != 0x7f) v |= kRequestLineChar;
+    if ((c >= 0x20 && c != 0x7f) || c == '\t') v |= kFieldChar;
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c != 0 && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                       std::string_view::npos)) {
+      v |= kTokenChar;
+    }
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
+      v |= kHexChar;
+    }
+    t[c] = v;
+  }
+  return t;
+}
+constexpr std::array<uint8_t, 256> kClass = make_classes();
+
+bool is(uint8_t cls, char c) { return (kClass[static_cast<unsigned char>(c)] & cls) != 0; }
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  return (c | 0x20) - 'a' + 10;  // only called on kHexChar bytes
+}
+
+// Skips bytes of class |cls| from data[i], eight at a time while no byte of a word is below
+// |below| or DEL (SWAR, "hasless" from Bit Twiddling Hacks; bytes >= 0x80 never match, so
+// obs-text stays on the fast path). Returns the index of the first byte not in |cls|, or n.
+size_t skip_plain(const char* data, size_t i, size_t n, uint8_t below, uint8_t cls) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  while (n - i >= 8) {
+    uint64_t x;
+    std::memcpy(&x, data + i, 8);
+    const uint64_t del = x ^ (kOnes * 0x7f);
+    if ((((x - kOnes * below) & ~x) | ((del - kOnes) & ~del)) & kHigh) break;
+    i += 8;
+  }
+  while (i < n && is(cls, data[i])) ++i;
+  return i;
+}
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
+
+// Case-insensitive ASCII comparison; |lower_literal| must be lower case.
+bool iequals(std::string_view s, std::string_view lower_literal) {
+  if (s.size() != lower_literal.size()) return false;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (lower(s[i]) != lower_literal[i]) return false;
+  }
+  return true;
+}
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Content-Length = 1*DIGIT (RFC 9110 8.6); no sign, no list, no overflow.
+std::optional<uint64_t> parse_content_length(std::string_view v) {
+  if (v.empty()) return std::nullopt;
+  uint64_t n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (n > (std::numeric_limits<uint64_t>::max() - d) / 10) return std::nullopt;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+// Chunk extensions and trailers are ignored, but each byte costs a scan: cap them per message.
+constexpr size_t kMinChunkOverhead = 4096;
+
+}  // namespace
+
+struct RequestParser::Impl {
+  static RequestParser* self(http_parser* p) { return static_cast<RequestParser*>(p->data); }
+
+  static void fail(RequestParser* r, int status, std::string_view reason) {
+    if (r->error_status_ == 0) {
+      r->error_status_ = status;
+      r->error_reason_ = reason;
+    }
+  }
+
+  // Walks the line structure of the head (RFC 9112 2.2, 3, 5): CRLF line ends only, no
+  // control characters, exactly two SP in the request line, no line starting with
+  // whitespace (obs-fold, 5.2). Returns how many of the |n| bytes belong to the head and sets
+  // *done when they end it; returns npos after recording an error.
+  static size_t scan_head(RequestParser* r, const char* data, size_t n, bool* done) {
+    constexpr size_t kFail = std::string_view::npos;
+    ScanState st = r->scan_state_;
+    size_t i = 0;
+    while (i < n) {
+      const char c = data[i];
+      switch (st) {
+        case ScanState::kLeading:
+          if (c == '\r') {
+            st = ScanState::kLeadingLf;
+            ++i;
+          } else {
+            st = ScanState::kRequestLine;  // reprocess c as the first request-line byte
+          }
+          break;
+        case ScanState::kLeadingLf:
+        case ScanState::kRequestLineLf:
+        case ScanState::kFieldLineLf:
+          if (c != '\n') return fail(r, 400, "bare CR in request head"), kFail;
+          if (st == ScanState::kRequestLineLf && r->request_line_spaces_ != 2) {
+            return fail(r, 400, "malformed request line"), kFail;
+          }
+          st = st == ScanState::kLeadingLf ? ScanState::kLeading : ScanState::kLineStart;
+          ++i;
+          break;
+        case ScanState::kRequestLine:
+          if (r->request_line_spaces_ == 2) {
+            // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3): the non-strict library
+            // only spot-checks the name ("HXXP/1.1" passes), so it is matched here.
+            static constexpr std::string_view kVersion = "HTTP/0.0";
+            if (c == '\r' && r->version_pos_ == kVersion.size()) {
+              st = ScanState::kRequestLineLf;
+            } else if (r->version_pos_ == kVersion.size() ||
+                       !(kVersion[r->version_pos_] == '0' ? (c >= '0' && c <= '9')
+                                                          : c == kVersion[r->version_pos_])) {
+              return fail(r, 400,
+                          c == '\n'  ? "bare LF in request line"
+                          : c == ' ' ? "malformed request line"
+                                     : "malformed HTTP version"),
+                     kFail;
+            } else {
+              ++r->version_pos_;
+            }
+            ++i;
+            break;
+          }
+          i = skip_plain(data, i, n, 0x21, kRequestLineChar);
+          if (i == n) break;
+          if (data[i] == ' ') {
+            ++r->request_line_spaces_;
+          } else if (data[i] == '\r') {
+            st = ScanState::kRequestLineLf;
+          } else {
+            return fail(r, 400,
+                        data[i] == '\n' ? "bare LF in request line"
+                                        : "control character in request line"),
+                   kFail;
+          }
+          ++i;
+          break;
+        case ScanState::kLineStart:
+          if (c == '\r') {
+            st = ScanState::kFinalLf;
+            ++i;
+          } else if (c == ' ' || c == '\t') {
+            return fail(r, 400, "obs-fold or whitespace at the start of a field line"), kFail;
+          } else {
+            st = ScanState::kFieldLine;
+          }
+          break;
+        case ScanState::kFieldLine:
+          i = skip_plain(data, i, n, 0x20, kFieldChar);
+          if (i == n) break;
+          if (data[i] != '\r') {
+            return fail(r, 400,
+                        data[i] == '\n' ? "bare LF in header field"
+                                        : "control character in header field"),
+                   kFail;
+          }
+          st = ScanState::kFieldLineLf;
+          ++i;
+          break;
+        case ScanState::kFinalLf:
+          if (c != '\n') return fail(r, 400, "bare CR in request head"), kFail;
+          r->scan_state_ = st;
+          *done = true;
+          return i + 1;
+      }
+    }
+    r->scan_state_ = st;
+    return n;
+  }
+
+  // Trims the value of the last header: libhttp-parser drops leading OWS but keeps trailing.
+  static void finish_header(RequestParser* r) {
+    if (r->headers_.empty()) return;
+    Span& v = r->headers_.back().value;
+    const std::string_view t = trim_ows(std::string_view(r->head_).substr(v.off, v.len));
+    v.off = static_cast<uint32_t>(t.data() - r->head_.data());
+    v.len = static_cast<uint32_t>(t.size());
+  }
+
+  // Framing and field rules, applied once the whole head is known. Returns false after
+  // recording the error.
+  static bool check_head(RequestParser* r) {
+    const http_parser& p = r->parser_;
+    if (p.http_major != 1 || p.http_minor > 1) {
+      return fail(r, 505, "HTTP version not supported"), false;
+    }
+    size_t hosts = 0;
+    size_t lengths = 0;
+    bool has_te = false;
+    bool te_chunked_last = false;  // the final transfer coding is chunked
+    size_t te_chunked = 0;         // how many times chunked appears
+    bool te_other = false;         // a coding we do not decode
+    for (size_t i = 0; i < r->headers_.size(); ++i) {
+      const std::string_view name = r->header_name(i);
+      const std::string_view value = r->header_value(i);
+      switch (name.size()) {
+        case 4:
+          if (iequals(name, "host")) ++hosts;
+          break;
+        case 6:
+          if (iequals(name, "expect") && iequals(value, "100-continue")) {
+            r->expect_continue_ = true;
+          }
+          break;
+        case 14:
+          if (iequals(name, "content-length")) {
+            // RFC 9112 6.3 item 5: a list or a repeat is unrecoverable framing.
+            if (++lengths > 1) return fail(r, 400, "multiple Content-Length headers"), false;
+            r->content_length_ = parse_content_length(value);
+            if (!r->content_length_) return fail(r, 400, "invalid Content-Length"), false;
+          }
+          break;
+        case 17:
+          if (iequals(name, "transfer-encoding")) {
+            has_te = true;
+            // #transfer-coding (RFC 9112 6.1): empty list elements are ignored.
+            std::string_view rest = value;
+            while (!rest.empty()) {
+              const size_t comma = rest.find(',');
+              const std::string_view coding = trim_ows(rest.substr(0, comma));
+              rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+              if (coding.empty()) continue;
+              te_chunked_last = iequals(coding, "chunked");
+              if (te_chunked_last) {
+                ++te_chunked;
+              } else {
+                te_other = true;
+              }
+            }
+          }
+          break;
+        default:
+          break;
+      }
+    }
+    if (hosts > 1) return fail(r, 400, "multiple Host headers"), false;
+    if (hosts == 0 && p.http_minor == 1)
+      return fail(r, 400, "HTTP/1.1 request without Host"), false;
+    if (has_te) {
+      // RFC 9112 6.1 and 6.3: TE with CL, TE in HTTP/1.0, or a final coding other than
+      // chunked leave the body length undeterminable: 400 and close.
+      if (lengths > 0) return fail(r, 400, "both Transfer-Encoding and Content-Length"), false;
+      if (p.http_minor == 0) return fail(r, 400, "Transfer-Encoding in HTTP/1.0"), false;
+      if (!te_chunked_last) return fail(r, 400, "final transfer coding is not chunked"), false;
+      if (te_chunked > 1) return fail(r, 400, "chunked applied more than once"), false;
+      if (te_other) return fail(r, 501, "unsupported transfer coding"), false;
+      // The library rejects empty list elements ("chunked,") once this callback returns; fail
+      // here so head_complete_ is never set on a head that ends in an error.
+      if ((p.flags & F_CHUNKED) == 0) return fail(r, 400, "malformed Transfer-Encoding"), false;
+      r->chunked_ = true;
+    }
+    if (p.method == HTTP_CONNECT && r->has_body()) {
+      // RFC 9110 9.3.6; libhttp-parser would also stop reading at the head.
+      return fail(r, 400, "CONNECT with content"), false;
+    }
+    if (r->limits_.max_body_bytes != 0 && r->content_length_ &&
+        *r->content_length_ > r->limits_.max_body_bytes) {
+      return fail(r, 413, "Content-Length over max_body_bytes"), false;
+    }
+    r->keep_alive_ = http_should_keep_alive(&p) != 0;
+    r->upgrade_ = p.upgrade != 0;
+    if (r->chunked_) {
+      r->body_state_ = BodyState::kChunkSize;
+    } else if (r->content_length_.value_or(0) > 0) {
+      r->body_state_ = BodyState::kLength;
+      r->body_remaining_ = *r->content_length_;
+    } else {
+      r->body_state_ = BodyState::kDone;
+      r->message_complete_ = true;
+    }
+    r->head_complete_ = true;
+    return true;
+  }
+
+  // Chunked decoder, strict RFC 9112 7.1. Returns bytes consumed; on error records it and
+  // returns npos.
+  static size_t decode_chunked(RequestParser* r, const char* data, size_t len, std::string* out) {
+    constexpr size_t kFail = std::string_view::npos;
+    const uint64_t max_body = r->limits_.max_body_bytes;
+    const size_t max_overhead = std::max(r->limits_.max_header_bytes, kMinChunkOverhead);
+    BodyState st = r->body_state_;
+    size_t i = 0;
+    while (i < len && st != BodyState::kDone) {
+      const char c = data[i];
+      switch (st) {
+        case BodyState::kChunkSize:
+          if (is(kHexChar, c)) {
+            if (r->body_remaining_ > (std::numeric_limits<uint64_t>::max() >> 4)) {
+              return fail(r, 400, "chunk size overflow"), kFail;
+            }
+            r->body_remaining_ = (r->body_remaining_ << 4) | static_cast<uint64_t>(hex_value(c));
+            ++r->chunk_digits_;
+            // The declared size already passes the limit: no need to wait for the bytes.
+            if (max_body != 0 && r->body_remaining_ > max_body - r->body_bytes_) {
+              return fail(r, 413, "chunked body over max_body_bytes"), kFail;
+            }
+            ++i;
+            break;
+          }
+          if (r->chunk_digits_ == 0) return fail(r, 400, "invalid chunk size"), kFail;
+          if (c == '\r') {
+            st = BodyState::kChunkSizeLf;
+          } else if (c == ';') {
+            st = BodyState::kChunkExt;
+          } else if (c == ' ' || c == '\t') {
+            st = BodyState::kChunkSizeWs;
+          } else {
+            return fail(r, 400, "invalid chunk size"), kFail;
+          }
+          ++i;
+          break;
+        case BodyState::kChunkSizeWs:  // BWS is only allowed before a chunk-ext
+          if (c == ';') {
+            st = BodyState::kChunkExt;
+          } else if (c != ' ' && c != '\t') {
+            return fail(r, 400, "invalid chunk size line"), kFail;
+          }
+          ++i;
+          break;
+        case BodyState::kChunkExt: {
+          const size_t start = i;
+          while (i < len && is(kFieldChar, data[i])) ++i;
+          r->chunk_overhead_ += i - start;
+          if (r->chunk_overhead_ > max_overhead) {
+            return fail(r, 400, "chunk extensions too long"), kFail;
+          }
+          if (i == len) break;
+          if (data[i] != '\r') return fail(r, 400, "invalid chunk extension"), kFail;
+          st = BodyState::kChunkSizeLf;
+          ++i;
+          break;
+        }
+        case BodyState::kChunkSizeLf:
+          if (c != '\n') return fail(r, 400, "chunk size line not ended by CRLF"), kFail;
+          r->chunk_digits_ = 0;
+          st = r->body_remaining_ == 0 ? BodyState::kTrailerStart : BodyState::kChunkData;
+          ++i;
+          break;
+        case BodyState::kChunkData: {
+          const size_t take = static_cast<size_t>(std::min<uint64_t>(r->body_remaining_, len - i));
+          out->append(data + i, take);
+          r->body_bytes_ += take;
+          r->body_remaining_ -= take;
+          i += take;
+          if (r->body_remaining_ == 0) st = BodyState::kChunkDataCr;
+          break;
+        }
+        case BodyState::kChunkDataCr:
+        case BodyState::kChunkDataLf:
+          if (c != (st == BodyState::kChunkDataCr ? '\r' : '\n')) {
+            return fail(r, 400, "chunk data not followed by CRLF"), kFail;
+          }
+          st = st == BodyState::kChunkDataCr ? BodyState::kChunkDataLf : BodyState::kChunkSize;
+          ++i;
+          break;
+        case BodyState::kTrailerStart:  // trailer fields are checked for syntax, then dropped
+          if (c == '\r') {
+            st = BodyState::kFinalLf;
+            ++i;
+            break;
+          }
+          if (!is(kTokenChar, c)) return fail(r, 400, "invalid trailer field"), kFail;
+          st = BodyState::kTrailerName;
+          break;
+        case BodyState::kTrailerName:
+        case BodyState::kTrailerValue: {
+          const uint8_t cls = st == BodyState::kTrailerName ? kTokenChar : kFieldChar;
+          const size_t start = i;
+          while (i < len && is(cls, data[i])) ++i;
+          r->chunk_overhead_ += i - start;
+          if (r->chunk_overhead_ > max_overhead) return fail(r, 431, "trailers too long"), kFail;
+          if (i == len) break;
+          if (st == BodyState::kTrailerName && data[i] == ':') {
+            st = BodyState::kTrailerValue;
+          } else if (st == BodyState::kTrailerValue && data[i] == '\r') {
+            st = BodyState::kTrailerLf;
+          } else {
+            return fail(r, 400, "invalid trailer field"), kFail;
+          }
+          ++i;
+          break;
+        }
+        case BodyState::kTrailerLf:
+          if (c != '\n') return fail(r, 400, "bare CR in trailer"), kFail;
+          st = BodyState::kTrailerStart;
+          ++i;
+          break;
+        case BodyState::kFinalLf:
+          if (c != '\n') return fail(r, 400, "chunked body not ended by CRLF"), kFail;
+          st = BodyState::kDone;
+          ++i;
+          break;
+        case BodyState::kNone:
+        case BodyState::kLength:
+        case BodyState::kDone:
+          return fail(r, 400, "internal: bad chunked state"), kFail;
+      }
+    }
+    r->body_state_ = st;
+    return i;
+  }
+};
+
+RequestParser::RequestParser(Limits limits) : limits_(limits) {
+  // Spans are 32-bit offsets into head_.
+  limits_.max_header_bytes =
+      std::min<size_t>(limits_.max_header_bytes, std::numeric_limits<uint32_t>::max() / 2);
+  // The pre-scan enforces the limit exactly; the library's own counter (80 KiB by default,
+  // a process-wide setting) must never trip first. Only ever raised, never lowered.
+  static uint32_t library_limit = HTTP_MAX_HEADER_SIZE;
+  if (limits_.max_header_bytes >= library_limit) {
+    library_limit = static_cast<uint32_t>(limits_.max_header_bytes) + 1;
+    http_parser_set_max_header_size(library_limit);
+  }
+  http_parser_settings_init(&settings_);
+  settings_.on_url = &RequestParser::on_url;
+  settings_.on_header_field = &RequestParser::on_header_field;
+  settings_.on_header_value = &RequestParser::on_header_value;
+  settings_.on_headers_complete = &RequestParser::on_headers_complete;
+  settings_.on_message_complete = &RequestParser::on_message_complete;
+  head_.reserve(1024);
+  headers_.reserve(32);
+  reset();
+}
+
+void RequestParser::reset() {
+  http_parser_init(&parser_, HTTP_REQUEST);
+  parser_.data = this;
+  head_.clear();
+  method_ = {};
+  target_ = {};
+  headers_.clear();
+  in_value_ = false;
+  head_bytes_ = 0;
+  scan_state_ = ScanState::kLeading;
+  request_line_spaces_ = 0;
+  version_pos_ = 0;
+  head_complete_ = false;
+  message_complete_ = false;
+  chunked_ = false;
+  expect_continue_ = false;
+  keep_alive_ = false;
+  upgrade_ = false;
+  content_length_.reset();
+  body_state_ = BodyState::kNone;
+  body_remaining_ = 0;
+  body_bytes_ = 0;
+  chunk_digits_ = 0;
+  chunk_overhead_ = 0;
+  error_status_ = 0;
+  error_reason_ = {};
+}
+
+RequestParser::Result RequestParser::feed_head(const char* data, size_t len, size_t* consumed) {
+  *consumed = 0;
+  if (error_status_ != 0) return Result::kError;
+  if (head_complete_) return Result::kHeadComplete;
+  if (len == 0) return Result::kIncomplete;  // http_parser_execute reads len == 0 as EOF
+  const size_t room = limits_.max_header_bytes - head_bytes_;
+  const size_t n = std::min(len, room);
+  if (n > 0) {
+    bool done = false;
+    const size_t m = Impl::scan_head(this, data, n, &done);
+    if (m == std::string_view::npos) return Result::kError;
+    // Only head bytes reach the library, so it can never run into the body.
+    const size_t parsed = http_parser_execute(&parser_, &settings_, data, m);
+    head_bytes_ += m;
+    const http_errno err = HTTP_PARSER_ERRNO(&parser_);
+    if (err != HPE_OK && err != HPE_PAUSED) {
+      // Callback errors are already recorded with their own status.
+      Impl::fail(this, err == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_description(err));
+      *consumed = parsed;
+      return Result::kError;
+    }
+    if (parsed != m || done != head_complete_) {
+      Impl::fail(this, 400, "request head not recognised");
+      *consumed = parsed;
+      return Result::kError;
+    }
+    if (done) {
+      *consumed = m;
+      return Result::kHeadComplete;
+    }
+  }
+  if (n < len) {
+    Impl::fail(this, 431, "request head over max_header_bytes");
+    *consumed = n;
+    return Result::kError;
+  }
+  *consumed = len;
+  return Result::kIncomplete;
+}
+
+RequestParser::Result RequestParser::feed_body(const char* data, size_t len, size_t* consumed,
+                                               std::string* out) {
+  *consumed = 0;
+  if (error_status_ != 0) return Result::kError;
+  if (!head_complete_) {
+    Impl::fail(this, 400, "feed_body before the head is complete");
+    return Result::kError;
+  }
+  if (message_complete_) return Result::kMessageComplete;
+  if (body_state_ == BodyState::kLength) {
+    const size_t take = static_cast<size_t>(std::min<uint64_t>(body_remaining_, len));
+    out->append(data, take);
+    body_bytes_ += take;
+    body_remaining_ -= take;
+    *consumed = take;
+    if (body_remaining_ == 0) body_state_ = BodyState::kDone;
+  } else {
+    const size_t n = Impl::decode_chunked(this, data, len, out);
+    if (n == std::string_view::npos) return Result::kError;
+    *consumed = n;
+  }
+  if (body_state_ != BodyState::kDone) return Result::kIncomplete;
+  message_complete_ = true;
+  return Result::kMessageComplete;
+}
+
+int RequestParser::on_url(http_parser* p, const char* at, size_t len) noexcept {
+  RequestParser* r = Impl::self(p);
+  try {
+    if (r->method_.len == 0) {
+      // The method has been tokenized by now; keep it in head_ so method() needs no lookup.
+      const std::string_view m = http_method_str(static_cast<http_method>(p->method));
+      r->method_ = {0, static_cast<uint32_t>(m.size())};
+      r->head_.append(m);
+      r->target_.off = static_cast<uint32_t>(r->head_.size());
+    }
+    r->head_.append(at, len);
+    r->target_.len += static_cast<uint32_t>(len);
+    return 0;
+  } catch (...) {
+    Impl::fail(r, 400, "out of memory");
+    return 1;
+  }
+}
+
+int RequestParser::on_header_field(http_parser* p, const char* at, size_t len) noexcept {
+  RequestParser* r = Impl::self(p);
+  // The non-strict library lets SP into field names (HTAB it rejects); RFC 9112 5.1 requires
+  // a 400 for whitespace before the colon.
+  if (std::memchr(at, ' ', len) != nullptr) {
+    Impl::fail(r, 400, "whitespace in header field name");
+    return 1;
+  }
+  try {
+    if (r->headers_.empty() || r->in_value_) {  // a new field; else another piece of the name
+      Impl::finish_header(r);
+      const auto off = static_cast<uint32_t>(r->head_.size());
+      r->headers_.push_back({{off, 0}, {off, 0}});
+      r->in_value_ = false;
+    }
+    r->head_.append(at, len);
+    r->headers_.back().name.len += static_cast<uint32_t>(len);
+    return 0;
+  } catch (...) {
+    Impl::fail(r, 400, "out of memory");
+    return 1;
+  }
+}
+
+int RequestParser::on_header_value(http_parser* p, const char* at, size_t len) noexcept {
+  RequestParser* r = Impl::self(p);
+  if (r->headers_.empty()) {
+    Impl::fail(r, 400, "header value without a name");
+    return 1;
+  }
+  try {
+    HeaderSpan& h = r->headers_.back();
+    if (!r->in_value_) {
+      h.value.off = static_cast<uint32_t>(r->head_.size());
+      r->in_value_ = true;
+    }
+    r->head_.append(at, len);
+    h.value.len += static_cast<uint32_t>(len);
+    return 0;
+  } catch (...) {
+    Impl::fail(r, 400, "out of memory");
+    return 1;
+  }
+}
+
+int RequestParser::on_headers_complete(http_parser* p) noexcept {
+  RequestParser* r = Impl::self(p);
+  Impl::finish_header(r);
+  return Impl::check_head(r) ? 0 : 1;
+}
+
+int RequestParser::on_message_complete(http_parser* p) noexcept {
+  // Only bodiless messages complete inside the library (body bytes never reach it). Pausing
+  // guarantees it would not start on a pipelined request even if it were handed more bytes.
+  http_parser_pause(p, 1);
+  return 0;
+}
+
+std::string_view RequestParser::method() const {
+  return std::string_view(head_).substr(method_.off, method_.len);
+}
+
+std::string_view RequestParser::target() const {
+  return std::string_view(head_).substr(target_.off, target_.len);
+}
+
+std::string_view RequestParser::path() const {
+  const std::string_view t = target();
+  return t.substr(0, t.find_first_of("?#"));
+}
+
+std::string_view RequestParser::query() const {
+  const std::string_view t = target();
+  const size_t end = t.find('#');
+  const size_t q = t.find('?');
+  if (q == std::string_view::npos || q > end) return {};
+  return t.substr(q + 1, end == std::string_view::npos ? std::string_view::npos : end - q - 1);
+}
+
+int RequestParser::http_major() const { return parser_.http_major; }
+int RequestParser::http_minor() const { return parser_.http_minor; }
+size_t RequestParser::header_count() const { return headers_.size(); }
+
+std::string_view RequestParser::header_name(size_t i) const {
+  if (i >= headers_.size()) return {};
+  return std::string_view(head_).substr(headers_[i].name.off, headers_[i].name.len);
+}
+
+std::string_view RequestParser::header_value(size_t i) const {
+  if (i >= headers_.size()) return {};
+  return std::string_view(head_).substr(headers_[i].value.off, headers_[i].value.len);
+}
+
+bool RequestParser::keep_alive() const { return keep_alive_; }
+bool RequestParser::has_body() const { return chunked_ || content_length_.value_or(0) > 0; }
+bool RequestParser::chunked() const { return chunked_; }
+std::optional<uint64_t> RequestParser::content_length() const { return content_length_; }
+bool RequestParser::expect_continue() const { return expect_continue_; }
+bool RequestParser::upgrade() const { return upgrade_; }
+bool RequestParser::message_complete() const { return message_complete_; }
+int RequestParser::error_status() const { return error_status_; }
+std::string_view RequestParser::error_reason() const { return error_reason_; }
+
+void percent_decode(std::string_view in, std::string* out) {
+  out->reserve(out->size() + in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size() && is(kHexChar, in[i + 1]) && is(kHexChar, in[i + 2])) {
+      out->push_back(static_cast<char>(hex_value(in[i + 1]) << 4 | hex_value(in[i + 2])));
+      i += 2;
+    } else {
+      out->push_back(in[i]);
+    }
+  }
+}
+
+}  // namespace aiowsgi::worker

@@ -1,0 +1,149 @@
+// RequestParser: incremental HTTP/1.1 request parser for one connection (RFC 9112), a thin
+// wrapper over libhttp-parser that adds the limits and the strictness the server needs.
+// Used in workers, on the loop's greenlet or in a core; no Python, no allocation in the
+// steady state (buffers keep their capacity across requests on a keep-alive connection).
+#pragma once
+
+#include <http_parser.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aiowsgi::worker {
+
+class RequestParser {
+ public:
+  struct Limits {
+    size_t max_header_bytes = 65536;  // request line + headers + blank line
+    uint64_t max_body_bytes = 0;      // decoded body bytes; 0 = unlimited
+  };
+  enum class Result { kIncomplete, kHeadComplete, kMessageComplete, kError };
+
+  explicit RequestParser(Limits limits);
+  RequestParser(const RequestParser&) = delete;
+  RequestParser& operator=(const RequestParser&) = delete;
+
+  // Makes the parser ready for the next request on the same connection.
+  void reset();
+
+  // Feeds bytes of a request head. Never consumes past the end of the head.
+  // kIncomplete: all |len| bytes consumed (*consumed == len), more needed.
+  // kHeadComplete: *consumed bytes ended the head; the accessors below are valid until reset().
+  //   If has_body() is false the message is complete too: feed_body is not needed.
+  // kError: see error_status(); the connection must be closed after the error response.
+  // Leading empty lines before a request line are skipped (RFC 9112 2.2).
+  Result feed_head(const char* data, size_t len, size_t* consumed);
+
+  // Feeds raw body bytes (Content-Length or chunked framing) after kHeadComplete. Appends the
+  // decoded body to *out. Never consumes past the end of the message, so pipelined requests
+  // stay in the caller's buffer. Returns kIncomplete (all consumed), kMessageComplete, kError.
+  Result feed_body(const char* data, size_t len, size_t* consumed, std::string* out);
+
+  // Valid after kHeadComplete.
+  std::string_view method() const;
+  std::string_view target() const;  // raw request-target as sent
+  std::string_view path() const;    // target before '?' (still percent-encoded)
+  std::string_view query() const;   // after '?', before any '#'; "" when none
+  int http_major() const;
+  int http_minor() const;
+  size_t header_count() const;
+  std::string_view header_name(size_t i) const;   // as sent (case preserved)
+  std::string_view header_value(size_t i) const;  // leading/trailing whitespace stripped
+  bool keep_alive() const;  // HTTP/1.1 unless "Connection: close"; 1.0 only with keep-alive
+  bool has_body() const;    // Content-Length > 0 or chunked
+  bool chunked() const;
+  std::optional<uint64_t> content_length() const;  // absent when chunked or not sent
+  bool expect_continue() const;                    // "Expect: 100-continue"
+  bool upgrade() const;                            // "Connection: upgrade" with an Upgrade header
+  bool message_complete() const;
+
+  // After kError: 400 (malformed, smuggling attempts, bad chunk framing), 413 (body over
+  // max_body_bytes), 431 (head over max_header_bytes), 501 (unsupported transfer coding),
+  // 505 (HTTP version other than 1.0 and 1.1).
+  int error_status() const;
+  std::string_view error_reason() const;  // short text for the log
+
+ private:
+  // Helpers live in request_parser.cpp (head pre-scan, header checks, chunked decoder).
+  struct Impl;
+  friend struct Impl;
+  // Only the head goes through libhttp-parser; the body framing is decoded by Impl because
+  // Debian's non-strict build accepts any two bytes as the CRLF after chunk data.
+  static int on_url(http_parser*, const char*, size_t) noexcept;
+  static int on_header_field(http_parser*, const char*, size_t) noexcept;
+  static int on_header_value(http_parser*, const char*, size_t) noexcept;
+  static int on_headers_complete(http_parser*) noexcept;
+  static int on_message_complete(http_parser*) noexcept;
+
+  struct Span {
+    uint32_t off = 0;
+    uint32_t len = 0;
+  };
+  struct HeaderSpan {
+    Span name, value;
+  };
+  // Byte-level state of the head pre-scan (line structure and forbidden bytes, RFC 9112 2.2).
+  enum class ScanState : uint8_t {
+    kLeading,    // before the request line; empty lines are skipped
+    kLeadingLf,  // CR seen in a leading empty line
+    kRequestLine,
+    kRequestLineLf,
+    kLineStart,  // first byte of a field line or of the final empty line
+    kFieldLine,
+    kFieldLineLf,
+    kFinalLf,  // CR of the empty line that ends the head
+  };
+  // Body framing state (RFC 9112 6.3, 7.1).
+  enum class BodyState : uint8_t {
+    kNone,    // no body, or head not complete yet
+    kLength,  // Content-Length bytes remain
+    kChunkSize,
+    kChunkSizeWs,  // BWS after the size, before ';'
+    kChunkExt,
+    kChunkSizeLf,
+    kChunkData,
+    kChunkDataCr,
+    kChunkDataLf,
+    kTrailerStart,
+    kTrailerName,
+    kTrailerValue,
+    kTrailerLf,
+    kFinalLf,
+    kDone,
+  };
+
+  Limits limits_;
+  http_parser parser_{};
+  http_parser_settings settings_{};
+  std::string head_;  // method, target, header names and values, back to back
+  Span method_, target_;
+  std::vector<HeaderSpan> headers_;
+  bool in_value_ = false;
+  size_t head_bytes_ = 0;
+  ScanState scan_state_ = ScanState::kLeading;
+  uint8_t request_line_spaces_ = 0;
+  uint8_t version_pos_ = 0;  // bytes of "HTTP/x.y" matched so far
+  bool head_complete_ = false;
+  bool message_complete_ = false;
+  bool chunked_ = false;
+  bool expect_continue_ = false;
+  bool keep_alive_ = false;
+  bool upgrade_ = false;
+  std::optional<uint64_t> content_length_;
+  BodyState body_state_ = BodyState::kNone;
+  uint64_t body_remaining_ = 0;  // of the Content-Length body or of the current chunk
+  uint64_t body_bytes_ = 0;      // decoded so far
+  size_t chunk_digits_ = 0;      // hex digits of the current chunk-size
+  size_t chunk_overhead_ = 0;    // extension/trailer bytes of the current body
+  int error_status_ = 0;
+  std::string_view error_reason_;
+};
+
+// Percent-decodes |in| (each valid %XX to one byte; an invalid escape is kept as is), appending
+// to *out. PEP 3333 then exposes the bytes as a latin-1 str.
+void percent_decode(std::string_view in, std::string* out);
+
+}  // namespace aiowsgi::worker

@@ -1,0 +1,153 @@
+#include "worker/wsgi_input.h"
+
+#include <cstring>
+#include <string>
+
+#include "worker/core.h"
+
+namespace aiowsgi::worker {
+
+namespace {
+
+struct InputObject {
+  PyObject_HEAD Core* core;
+  uint64_t serial;  // the core's request serial this stream belongs to
+};
+
+PyTypeObject* g_input_type = nullptr;
+
+// Appends up to |limit| bytes (SIZE_MAX: all) to *out, stopping after '\n' when |line|.
+// Returns false with a Python exception set on a client error.
+bool read_into(InputObject* self, size_t limit, bool line, std::string* out) {
+  Core* core = self->core;
+  if (core == nullptr || core->serial() != self->serial) return true;  // request over: EOF
+  while (out->size() < limit) {
+    bool error = false;
+    if (!core->fill_body(&error)) return !error;
+    std::string& body = core->body();
+    size_t& pos = core->body_pos();
+    size_t avail = body.size() - pos;
+    size_t take = std::min(avail, limit - out->size());
+    if (line) {
+      const void* nl = memchr(body.data() + pos, '\n', take);
+      if (nl != nullptr) {
+        size_t n = static_cast<size_t>(static_cast<const char*>(nl) - (body.data() + pos)) + 1;
+        out->append(body.data() + pos, n);
+        pos += n;
+        return true;
+      }
+    }
+    out->append(body.data() + pos, take);
+    pos += take;
+  }
+  return true;
+}
+
+bool parse_size(PyObject* const* args, Py_ssize_t nargs, size_t* limit) {
+  *limit = SIZE_MAX;
+  if (nargs > 1) {
+    PyErr_SetString(PyExc_TypeError, "expected at most one argument");
+    return false;
+  }
+  if (nargs == 1 && args[0] != Py_None) {
+    Py_ssize_t n = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred()) return false;
+    if (n >= 0) *limit = static_cast<size_t>(n);
+  }
+  return true;
+}
+
+PyObject* input_read(PyObject* self, PyObject* const* args, Py_ssize_t nargs) noexcept {
+  size_t limit;
+  if (!parse_size(args, nargs, &limit)) return nullptr;
+  std::string out;
+  if (!read_into(reinterpret_cast<InputObject*>(self), limit, false, &out)) return nullptr;
+  return PyBytes_FromStringAndSize(out.data(), static_cast<Py_ssize_t>(out.size()));
+}
+
+PyObject* input_readline(PyObject* self, PyObject* const* args, Py_ssize_t nargs) noexcept {
+  size_t limit;
+  if (!parse_size(args, nargs, &limit)) return nullptr;
+  std::string out;
+  if (!read_into(reinterpret_cast<InputObject*>(self), limit, true, &out)) return nullptr;
+  return PyBytes_FromStringAndSize(out.data(), static_cast<Py_ssize_t>(out.size()));
+}
+
+PyObject* input_readlines(PyObject* self, PyObject* const* args, Py_ssize_t nargs) noexcept {
+  size_t hint;
+  if (!parse_size(args, nargs, &hint)) return nullptr;
+  PyObject* list = PyList_New(0);
+  if (list == nullptr) return nullptr;
+  size_t total = 0;
+  for (;;) {
+    std::string line;
+    if (!read_into(reinterpret_cast<InputObject*>(self), SIZE_MAX, true, &line)) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    if (line.empty()) break;
+    total += line.size();
+    PyObject* b = PyBytes_FromStringAndSize(line.data(), static_cast<Py_ssize_t>(line.size()));
+    if (b == nullptr || PyList_Append(list, b) < 0) {
+      Py_XDECREF(b);
+      Py_DECREF(list);
+      return nullptr;
+    }
+    Py_DECREF(b);
+    if (hint != SIZE_MAX && hint > 0 && total >= hint) break;
+  }
+  return list;
+}
+
+PyObject* input_iternext(PyObject* self) noexcept {
+  std::string line;
+  if (!read_into(reinterpret_cast<InputObject*>(self), SIZE_MAX, true, &line)) return nullptr;
+  if (line.empty()) return nullptr;  // StopIteration
+  return PyBytes_FromStringAndSize(line.data(), static_cast<Py_ssize_t>(line.size()));
+}
+
+PyObject* input_iter(PyObject* self) noexcept {
+  Py_INCREF(self);
+  return self;
+}
+
+void input_dealloc(PyObject* self) noexcept {
+  PyTypeObject* tp = Py_TYPE(self);
+  PyObject_Free(self);
+  Py_DECREF(tp);
+}
+
+PyMethodDef kInputMethods[] = {
+    {"read", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(input_read)), METH_FASTCALL,
+     "read(size=-1) -> bytes"},
+    {"readline", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(input_readline)),
+     METH_FASTCALL, "readline(size=-1) -> bytes"},
+    {"readlines", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(input_readlines)),
+     METH_FASTCALL, "readlines(hint=-1) -> list of bytes"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyType_Slot kInputSlots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(input_dealloc)},
+                             {Py_tp_iter, reinterpret_cast<void*>(input_iter)},
+                             {Py_tp_iternext, reinterpret_cast<void*>(input_iternext)},
+                             {Py_tp_methods, kInputMethods},
+                             {Py_tp_doc, const_cast<char*>("wsgi.input: the request body")},
+                             {0, nullptr}};
+
+PyType_Spec kInputSpec = {"aiowsgi.Input", sizeof(InputObject), 0, Py_TPFLAGS_DEFAULT, kInputSlots};
+
+}  // namespace
+
+bool init_input_type() noexcept {
+  g_input_type = reinterpret_cast<PyTypeObject*>(PyType_FromSpec(&kInputSpec));
+  return g_input_type != nullptr;
+}
+
+PyObject* new_input(Core* core) noexcept {
+  InputObject* o = PyObject_New(InputObject, g_input_type);
+  if (o == nullptr) return nullptr;
+  o->core = core;
+  o->serial = core->serial();
+  return reinterpret_cast<PyObject*>(o);
+}
+
+}  // namespace aiowsgi::worker
