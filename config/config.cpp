@@ -5,6 +5,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -25,17 +26,6 @@
 #include "common/address.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
-
-// Debian's libtomlplusplus.so is built with exceptions and exports only toml::v3::ex::parse*,
-// while this part is compiled with TOML_EXCEPTIONS=0 (toml::v3::noex::parse*): linking against
-// the shared library would leave the noex parser undefined, so compile it into this
-// translation unit instead (header-only mode; TOML_SHARED_LIB, set by the CMake package,
-// would switch header-only mode back off).
-#undef TOML_SHARED_LIB
-#define TOML_SHARED_LIB 0
-#undef TOML_HEADER_ONLY
-#define TOML_HEADER_ONLY 1
-#include <toml++/toml.h>
 
 namespace aiowsgi::config {
 namespace {

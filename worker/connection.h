@@ -3,6 +3,8 @@
 // lent to one Core while a request on it is served. Workers only; touched with the GIL held.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <string>
 
@@ -42,14 +44,23 @@ struct Connection {
 
   size_t buffered() const { return rbuf.size() - rpos; }
   const char* data() const { return rbuf.data() + rpos; }
-  // Drops consumed bytes once everything buffered has been parsed (keeps capacity).
+  // Drops consumed bytes once everything buffered has been parsed. A small capacity is
+  // kept for the next head; a large one (a body went through) is given back, so that
+  // thousands of idle or suspended connections hold no big buffers.
   void consume(size_t n) {
     rpos += n;
     if (rpos == rbuf.size()) {
       rbuf.clear();
       rpos = 0;
+      if (rbuf.capacity() > kKeepCapacity) rbuf.shrink_to_fit();
     }
   }
+  // Reads what the socket has (at most 64 KiB) and appends it to rbuf, through a per-process
+  // scratch buffer: a connection never owns more buffer than the bytes it actually holds.
+  // Returns recv's result: > 0 bytes appended, 0 at EOF, -1 with errno set.
+  ssize_t fill() noexcept;
+
+  static constexpr size_t kKeepCapacity = 4096;
 };
 
 }  // namespace aiowsgi::worker

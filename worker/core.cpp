@@ -912,11 +912,7 @@ bool Core::fill_body(bool* error) noexcept {
         return false;
       }
     }
-    std::string& rb = conn_->rbuf;
-    size_t old = rb.size();
-    rb.resize(old + 65536);
-    ssize_t n = recv(conn_->fd, rb.data() + old, 65536, 0);
-    rb.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
+    ssize_t n = conn_->fill();
     if (n > 0) continue;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

@@ -129,13 +129,21 @@ struct RequestParser::Impl {
       r->error_reason_ = reason;
     }
   }
+  static constexpr size_t kFail = std::string_view::npos;
+  static size_t failed(RequestParser* r, int status, std::string_view reason) {
+    fail(r, status, reason);
+    return kFail;
+  }
+  static bool rejected(RequestParser* r, int status, std::string_view reason) {
+    fail(r, status, reason);
+    return false;
+  }
 
   // Walks the line structure of the head (RFC 9112 2.2, 3, 5): CRLF line ends only, no
   // control characters, exactly two SP in the request line, no line starting with
   // whitespace (obs-fold, 5.2). Returns how many of the |n| bytes belong to the head and sets
   // *done when they end it; returns npos after recording an error.
   static size_t scan_head(RequestParser* r, const char* data, size_t n, bool* done) {
-    constexpr size_t kFail = std::string_view::npos;
     ScanState st = r->scan_state_;
     size_t i = 0;
     while (i < n) {
@@ -152,9 +160,9 @@ struct RequestParser::Impl {
         case ScanState::kLeadingLf:
         case ScanState::kRequestLineLf:
         case ScanState::kFieldLineLf:
-          if (c != '\n') return fail(r, 400, "bare CR in request head"), kFail;
+          if (c != '\n') return failed(r, 400, "bare CR in request head");
           if (st == ScanState::kRequestLineLf && r->request_line_spaces_ != 2) {
-            return fail(r, 400, "malformed request line"), kFail;
+            return failed(r, 400, "malformed request line");
           }
           st = st == ScanState::kLeadingLf ? ScanState::kLeading : ScanState::kLineStart;
           ++i;
@@ -169,11 +177,10 @@ struct RequestParser::Impl {
             } else if (r->version_pos_ == kVersion.size() ||
                        !(kVersion[r->version_pos_] == '0' ? (c >= '0' && c <= '9')
                                                           : c == kVersion[r->version_pos_])) {
-              return fail(r, 400,
-                          c == '\n'  ? "bare LF in request line"
-                          : c == ' ' ? "malformed request line"
-                                     : "malformed HTTP version"),
-                     kFail;
+              return failed(r, 400,
+                            c == '\n'  ? "bare LF in request line"
+                            : c == ' ' ? "malformed request line"
+                                       : "malformed HTTP version");
             } else {
               ++r->version_pos_;
             }
@@ -187,10 +194,9 @@ struct RequestParser::Impl {
           } else if (data[i] == '\r') {
             st = ScanState::kRequestLineLf;
           } else {
-            return fail(r, 400,
-                        data[i] == '\n' ? "bare LF in request line"
-                                        : "control character in request line"),
-                   kFail;
+            return failed(
+                r, 400,
+                data[i] == '\n' ? "bare LF in request line" : "control character in request line");
           }
           ++i;
           break;
@@ -199,7 +205,7 @@ struct RequestParser::Impl {
             st = ScanState::kFinalLf;
             ++i;
           } else if (c == ' ' || c == '\t') {
-            return fail(r, 400, "obs-fold or whitespace at the start of a field line"), kFail;
+            return failed(r, 400, "obs-fold or whitespace at the start of a field line");
           } else {
             st = ScanState::kFieldLine;
           }
@@ -208,16 +214,15 @@ struct RequestParser::Impl {
           i = skip_plain(data, i, n, 0x20, kFieldChar);
           if (i == n) break;
           if (data[i] != '\r') {
-            return fail(r, 400,
-                        data[i] == '\n' ? "bare LF in header field"
-                                        : "control character in header field"),
-                   kFail;
+            return failed(
+                r, 400,
+                data[i] == '\n' ? "bare LF in header field" : "control character in header field");
           }
           st = ScanState::kFieldLineLf;
           ++i;
           break;
         case ScanState::kFinalLf:
-          if (c != '\n') return fail(r, 400, "bare CR in request head"), kFail;
+          if (c != '\n') return failed(r, 400, "bare CR in request head");
           r->scan_state_ = st;
           *done = true;
           return i + 1;
@@ -241,7 +246,7 @@ struct RequestParser::Impl {
   static bool check_head(RequestParser* r) {
     const http_parser& p = r->parser_;
     if (p.http_major != 1 || p.http_minor > 1) {
-      return fail(r, 505, "HTTP version not supported"), false;
+      return rejected(r, 505, "HTTP version not supported");
     }
     size_t hosts = 0;
     size_t lengths = 0;
@@ -264,9 +269,9 @@ struct RequestParser::Impl {
         case 14:
           if (iequals(name, "content-length")) {
             // RFC 9112 6.3 item 5: a list or a repeat is unrecoverable framing.
-            if (++lengths > 1) return fail(r, 400, "multiple Content-Length headers"), false;
+            if (++lengths > 1) return rejected(r, 400, "multiple Content-Length headers");
             r->content_length_ = parse_content_length(value);
-            if (!r->content_length_) return fail(r, 400, "invalid Content-Length"), false;
+            if (!r->content_length_) return rejected(r, 400, "invalid Content-Length");
           }
           break;
         case 17:
@@ -292,29 +297,28 @@ struct RequestParser::Impl {
           break;
       }
     }
-    if (hosts > 1) return fail(r, 400, "multiple Host headers"), false;
-    if (hosts == 0 && p.http_minor == 1)
-      return fail(r, 400, "HTTP/1.1 request without Host"), false;
+    if (hosts > 1) return rejected(r, 400, "multiple Host headers");
+    if (hosts == 0 && p.http_minor == 1) return rejected(r, 400, "HTTP/1.1 request without Host");
     if (has_te) {
       // RFC 9112 6.1 and 6.3: TE with CL, TE in HTTP/1.0, or a final coding other than
       // chunked leave the body length undeterminable: 400 and close.
-      if (lengths > 0) return fail(r, 400, "both Transfer-Encoding and Content-Length"), false;
-      if (p.http_minor == 0) return fail(r, 400, "Transfer-Encoding in HTTP/1.0"), false;
-      if (!te_chunked_last) return fail(r, 400, "final transfer coding is not chunked"), false;
-      if (te_chunked > 1) return fail(r, 400, "chunked applied more than once"), false;
-      if (te_other) return fail(r, 501, "unsupported transfer coding"), false;
+      if (lengths > 0) return rejected(r, 400, "both Transfer-Encoding and Content-Length");
+      if (p.http_minor == 0) return rejected(r, 400, "Transfer-Encoding in HTTP/1.0");
+      if (!te_chunked_last) return rejected(r, 400, "final transfer coding is not chunked");
+      if (te_chunked > 1) return rejected(r, 400, "chunked applied more than once");
+      if (te_other) return rejected(r, 501, "unsupported transfer coding");
       // The library rejects empty list elements ("chunked,") once this callback returns; fail
       // here so head_complete_ is never set on a head that ends in an error.
-      if ((p.flags & F_CHUNKED) == 0) return fail(r, 400, "malformed Transfer-Encoding"), false;
+      if ((p.flags & F_CHUNKED) == 0) return rejected(r, 400, "malformed Transfer-Encoding");
       r->chunked_ = true;
     }
     if (p.method == HTTP_CONNECT && r->has_body()) {
       // RFC 9110 9.3.6; libhttp-parser would also stop reading at the head.
-      return fail(r, 400, "CONNECT with content"), false;
+      return rejected(r, 400, "CONNECT with content");
     }
     if (r->limits_.max_body_bytes != 0 && r->content_length_ &&
         *r->content_length_ > r->limits_.max_body_bytes) {
-      return fail(r, 413, "Content-Length over max_body_bytes"), false;
+      return rejected(r, 413, "Content-Length over max_body_bytes");
     }
     r->keep_alive_ = http_should_keep_alive(&p) != 0;
     r->upgrade_ = p.upgrade != 0;
@@ -334,7 +338,6 @@ struct RequestParser::Impl {
   // Chunked decoder, strict RFC 9112 7.1. Returns bytes consumed; on error records it and
   // returns npos.
   static size_t decode_chunked(RequestParser* r, const char* data, size_t len, std::string* out) {
-    constexpr size_t kFail = std::string_view::npos;
     const uint64_t max_body = r->limits_.max_body_bytes;
     const size_t max_overhead = std::max(r->limits_.max_header_bytes, kMinChunkOverhead);
     BodyState st = r->body_state_;
@@ -345,18 +348,18 @@ struct RequestParser::Impl {
         case BodyState::kChunkSize:
           if (is(kHexChar, c)) {
             if (r->body_remaining_ > (std::numeric_limits<uint64_t>::max() >> 4)) {
-              return fail(r, 400, "chunk size overflow"), kFail;
+              return failed(r, 400, "chunk size overflow");
             }
             r->body_remaining_ = (r->body_remaining_ << 4) | static_cast<uint64_t>(hex_value(c));
             ++r->chunk_digits_;
             // The declared size already passes the limit: no need to wait for the bytes.
             if (max_body != 0 && r->body_remaining_ > max_body - r->body_bytes_) {
-              return fail(r, 413, "chunked body over max_body_bytes"), kFail;
+              return failed(r, 413, "chunked body over max_body_bytes");
             }
             ++i;
             break;
           }
-          if (r->chunk_digits_ == 0) return fail(r, 400, "invalid chunk size"), kFail;
+          if (r->chunk_digits_ == 0) return failed(r, 400, "invalid chunk size");
           if (c == '\r') {
             st = BodyState::kChunkSizeLf;
           } else if (c == ';') {
@@ -364,7 +367,7 @@ struct RequestParser::Impl {
           } else if (c == ' ' || c == '\t') {
             st = BodyState::kChunkSizeWs;
           } else {
-            return fail(r, 400, "invalid chunk size"), kFail;
+            return failed(r, 400, "invalid chunk size");
           }
           ++i;
           break;
@@ -372,7 +375,7 @@ struct RequestParser::Impl {
           if (c == ';') {
             st = BodyState::kChunkExt;
           } else if (c != ' ' && c != '\t') {
-            return fail(r, 400, "invalid chunk size line"), kFail;
+            return failed(r, 400, "invalid chunk size line");
           }
           ++i;
           break;
@@ -381,16 +384,16 @@ struct RequestParser::Impl {
           while (i < len && is(kFieldChar, data[i])) ++i;
           r->chunk_overhead_ += i - start;
           if (r->chunk_overhead_ > max_overhead) {
-            return fail(r, 400, "chunk extensions too long"), kFail;
+            return failed(r, 400, "chunk extensions too long");
           }
           if (i == len) break;
-          if (data[i] != '\r') return fail(r, 400, "invalid chunk extension"), kFail;
+          if (data[i] != '\r') return failed(r, 400, "invalid chunk extension");
           st = BodyState::kChunkSizeLf;
           ++i;
           break;
         }
         case BodyState::kChunkSizeLf:
-          if (c != '\n') return fail(r, 400, "chunk size line not ended by CRLF"), kFail;
+          if (c != '\n') return failed(r, 400, "chunk size line not ended by CRLF");
           r->chunk_digits_ = 0;
           st = r->body_remaining_ == 0 ? BodyState::kTrailerStart : BodyState::kChunkData;
           ++i;
@@ -407,7 +410,7 @@ struct RequestParser::Impl {
         case BodyState::kChunkDataCr:
         case BodyState::kChunkDataLf:
           if (c != (st == BodyState::kChunkDataCr ? '\r' : '\n')) {
-            return fail(r, 400, "chunk data not followed by CRLF"), kFail;
+            return failed(r, 400, "chunk data not followed by CRLF");
           }
           st = st == BodyState::kChunkDataCr ? BodyState::kChunkDataLf : BodyState::kChunkSize;
           ++i;
@@ -418,7 +421,7 @@ struct RequestParser::Impl {
             ++i;
             break;
           }
-          if (!is(kTokenChar, c)) return fail(r, 400, "invalid trailer field"), kFail;
+          if (!is(kTokenChar, c)) return failed(r, 400, "invalid trailer field");
           st = BodyState::kTrailerName;
           break;
         case BodyState::kTrailerName:
@@ -427,32 +430,32 @@ struct RequestParser::Impl {
           const size_t start = i;
           while (i < len && is(cls, data[i])) ++i;
           r->chunk_overhead_ += i - start;
-          if (r->chunk_overhead_ > max_overhead) return fail(r, 431, "trailers too long"), kFail;
+          if (r->chunk_overhead_ > max_overhead) return failed(r, 431, "trailers too long");
           if (i == len) break;
           if (st == BodyState::kTrailerName && data[i] == ':') {
             st = BodyState::kTrailerValue;
           } else if (st == BodyState::kTrailerValue && data[i] == '\r') {
             st = BodyState::kTrailerLf;
           } else {
-            return fail(r, 400, "invalid trailer field"), kFail;
+            return failed(r, 400, "invalid trailer field");
           }
           ++i;
           break;
         }
         case BodyState::kTrailerLf:
-          if (c != '\n') return fail(r, 400, "bare CR in trailer"), kFail;
+          if (c != '\n') return failed(r, 400, "bare CR in trailer");
           st = BodyState::kTrailerStart;
           ++i;
           break;
         case BodyState::kFinalLf:
-          if (c != '\n') return fail(r, 400, "chunked body not ended by CRLF"), kFail;
+          if (c != '\n') return failed(r, 400, "chunked body not ended by CRLF");
           st = BodyState::kDone;
           ++i;
           break;
         case BodyState::kNone:
         case BodyState::kLength:
         case BodyState::kDone:
-          return fail(r, 400, "internal: bad chunked state"), kFail;
+          return failed(r, 400, "internal: bad chunked state");
       }
     }
     r->body_state_ = st;
@@ -520,7 +523,7 @@ RequestParser::Result RequestParser::feed_head(const char* data, size_t len, siz
   if (n > 0) {
     bool done = false;
     const size_t m = Impl::scan_head(this, data, n, &done);
-    if (m == std::string_view::npos) return Result::kError;
+    if (m == Impl::kFail) return Result::kError;
     // Only head bytes reach the library, so it can never run into the body.
     const size_t parsed = http_parser_execute(&parser_, &settings_, data, m);
     head_bytes_ += m;
@@ -568,7 +571,7 @@ RequestParser::Result RequestParser::feed_body(const char* data, size_t len, siz
     if (body_remaining_ == 0) body_state_ = BodyState::kDone;
   } else {
     const size_t n = Impl::decode_chunked(this, data, len, out);
-    if (n == std::string_view::npos) return Result::kError;
+    if (n == Impl::kFail) return Result::kError;
     *consumed = n;
   }
   if (body_state_ != BodyState::kDone) return Result::kIncomplete;

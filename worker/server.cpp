@@ -23,7 +23,6 @@ namespace {
 
 constexpr double kTickSeconds = 0.25;
 constexpr double kLingerSeconds = 2.0;
-constexpr size_t kReadChunk = 16384;
 // Bytes a connection may buffer ahead of the request its core is serving (pipelining)
 // before the loop stops reading it.
 constexpr size_t kMaxReadAhead = 256 * 1024;
@@ -98,6 +97,14 @@ bool call_logged(PyObject* fn, const char* what, PyObject* a, PyObject* b = null
 }
 
 }  // namespace
+
+ssize_t Connection::fill() noexcept {
+  // The worker is single-threaded: one scratch buffer serves every connection.
+  static char scratch[65536];
+  ssize_t n = recv(fd, scratch, sizeof scratch, 0);
+  if (n > 0) rbuf.append(scratch, static_cast<size_t>(n));
+  return n;
+}
 
 double now_seconds() noexcept {
   timespec ts;
@@ -376,10 +383,7 @@ void Server::on_readable(int fd) noexcept {
       // The client sends while its request is served (pipelining) or goes away. Buffer a
       // bounded amount; past that, or at EOF, stop watching until the core is done.
       if (conn->buffered() < kMaxReadAhead && !conn->peer_closed) {
-        size_t old = conn->rbuf.size();
-        conn->rbuf.resize(old + kReadChunk);
-        ssize_t n = recv(fd, conn->rbuf.data() + old, kReadChunk, 0);
-        conn->rbuf.resize(old + (n > 0 ? static_cast<size_t>(n) : 0));
+        ssize_t n = conn->fill();
         if (n > 0) return;
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
         conn->peer_closed = true;
@@ -398,16 +402,12 @@ void Server::on_readable(int fd) noexcept {
 }
 
 void Server::read_head(Connection* conn) noexcept {
-  size_t old = conn->rbuf.size();
-  conn->rbuf.resize(old + kReadChunk);
-  ssize_t n = recv(conn->fd, conn->rbuf.data() + old, kReadChunk, 0);
+  ssize_t n = conn->fill();
   if (n <= 0) {
-    conn->rbuf.resize(old);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
     close_connection(conn);  // EOF or reset between requests: nothing to answer
     return;
   }
-  conn->rbuf.resize(old + static_cast<size_t>(n));
   if (!conn->head_started) {
     conn->head_started = true;
     conn->deadline = now_seconds() + config().limits.header_timeout;
