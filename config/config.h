@@ -42,7 +42,8 @@ struct LimitsConfig {
   double keepalive_timeout = 5;
   double header_timeout = 10;
   int64_t max_header_bytes = 65536;
-  int64_t max_body_bytes = 0;  // 0 = unlimited
+  int64_t max_body_bytes = 0;       // 0 = unlimited
+  int64_t max_connections = 10000;  // open client connections per worker; at it, accepts pause
 };
 
 struct StatsConfig {
@@ -91,6 +92,12 @@ bool parse_command_line(int argc, char** argv, CommandLine* out, std::string* er
 // problems that come from the command line or from the combination of settings, e.g. no
 // listener or no app). Unknown keys and tables, wrong types and out-of-range values are errors.
 bool load_config(const CommandLine& cli, Config* out, std::vector<std::string>* errors);
+
+// load_config for a config file whose text is already in memory, without command-line
+// overrides: |path| names the file in error messages and its folder anchors relative paths.
+// For the config fuzz target (config/config_fuzz.cpp) and tests; the server reads files.
+bool load_config_from_string(const std::string& text, const std::string& path, Config* out,
+                             std::vector<std::string>* errors);
 
 // The usage text printed by --help.
 const char* usage_text();

@@ -242,6 +242,30 @@ TEST_F(ConfigTest, DuplicateKeyIsSyntaxError) {
   EXPECT_EQ(e.rfind(toml_path() + ":3:", 0), 0u) << e;
 }
 
+// Found by config_fuzz: toml++ 3.3.0 hit __builtin_unreachable() (undefined behaviour, reported
+// by UBSan) classifying these code points where it expects whitespace. Each must be a plain
+// syntax error. The sanitizer CI build (.ci/run) runs this under UBSan.
+TEST(ConfigFuzzFindings, NonAsciiWhereWhitespaceIsExpectedIsASyntaxError) {
+  for (const char* text : {"[q]\xef\xbb\xbbs", "[q]\xc3\xa9\n", "x = 1 \xe3\x80\x81\n"}) {
+    Config cfg;
+    std::vector<std::string> errors;
+    const bool ok = load_config_from_string(text, "/fuzz/server.toml", &cfg, &errors);
+    EXPECT_FALSE(ok) << text;
+    ASSERT_FALSE(errors.empty()) << text;
+    EXPECT_EQ(errors[0].rfind("/fuzz/server.toml:1:", 0), 0u) << errors[0];
+  }
+  // marzer/tomlplusplus#190: the same classifier after a line-ending backslash in a string.
+  Config cfg;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(
+      load_config_from_string("[server]\nlisten = [\":8000\"]\n[app]\nmodule = \"m\"\nenv = { S = "
+                              "\"\"\"\\\n\xc2\xa7\"\"\" }\n",
+                              "/fuzz/server.toml", &cfg, &errors))
+      << (errors.empty() ? "" : errors[0]);
+  ASSERT_EQ(cfg.app.env.size(), 1u);
+  EXPECT_EQ(cfg.app.env[0].second, "\xc2\xa7");
+}
+
 TEST_F(ConfigTest, UnknownTable) {
   std::string e = error_for(std::string(kMinimal) + "\n[limit]\nharakiri = 3\n");
   EXPECT_EQ(e, toml_path() +

@@ -7,12 +7,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <utility>
 
+#include "common/address.h"
 #include "common/exit_codes.h"
 #include "common/log.h"
+#include "common/stats_board.h"
+#include "master/stats_server.h"
+#include "master/systemd.h"
 
 namespace aiowsgi::master {
 namespace {
@@ -21,6 +26,12 @@ namespace {
 // ev_child owns) before anything else: it inherits libev's handlers, which would swallow
 // them (NOTES.md "fork, signals, logging").
 constexpr int kWatchedSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1};
+
+// A worker's in-flight requests as its StatsBoard slot shows them; empty without a slot.
+ScoreView score_view(const StatsServer* stats, const WorkerProcess* p) {
+  const WorkerScore* w = stats ? stats->score_of(p) : nullptr;
+  return w ? view(*w) : ScoreView{};
+}
 
 std::string signal_name(int sig) {
   const char* abbrev = sigabbrev_np(sig);
@@ -168,13 +179,10 @@ const char* event_name(Event e) {
 // --- construction and the loop ---------------------------------------------------------------
 
 Arbiter::Arbiter(struct ev_loop* loop, config::CommandLine cli,
-                 std::shared_ptr<const config::Config> config,
-                 std::vector<worker::ListenSocket> sockets, WorkerMain worker_main)
-    : loop_(loop),
-      cli_(std::move(cli)),
-      config_(std::move(config)),
-      sockets_(std::move(sockets)),
-      worker_main_(worker_main) {
+                 std::shared_ptr<const config::Config> config, std::vector<Listener> listeners,
+                 WorkerMain worker_main)
+    : loop_(loop), cli_(std::move(cli)), config_(std::move(config)), worker_main_(worker_main) {
+  for (Listener& l : listeners) listeners_.push_back(std::make_shared<Listener>(std::move(l)));
   target_workers_ = std::max(1, config_->server.workers);
   prev_target_workers_ = target_workers_;
 }
@@ -185,6 +193,10 @@ Arbiter::~Arbiter() {
   ev_timer_stop(loop_, &tick_);
   ev_timer_stop(loop_, &wakeup_);
   for (WorkerProcess* p : table_.all()) close_control(p);
+  // Only the master destroys the Arbiter (children _exit), so the socket files are removed
+  // once, by the process that created them.
+  for (const auto& l : listeners_) remove_socket_file(*l);
+  for (const auto& l : prev_listeners_) remove_socket_file(*l);
 }
 
 int Arbiter::run() {
@@ -199,7 +211,8 @@ int Arbiter::run() {
   ev_child_init(&child_watcher_, &Arbiter::child_cb, 0, 0);
   child_watcher_.data = this;
   ev_child_start(loop_, &child_watcher_);
-  ev_timer_init(&tick_, &Arbiter::timer_cb, 1.0, 1.0);
+  // Half a second: harakiri and the heartbeat silence are judged at this granularity.
+  ev_timer_init(&tick_, &Arbiter::timer_cb, 0.5, 0.5);
   tick_.data = this;
   ev_timer_start(loop_, &tick_);
   ev_init(&wakeup_, &Arbiter::timer_cb);
@@ -207,6 +220,12 @@ int Arbiter::run() {
 
   spdlog::info("master starting {} worker{} (pid {})", target_workers_,
                target_workers_ == 1 ? "" : "s", getpid());
+  // Before the first fork: the workers inherit the StatsBoard mapping.
+  stats_ = std::make_unique<StatsServer>(loop_, *this);
+  if (Status s = stats_->start(*config_); !s.ok()) {
+    spdlog::error("{}", s.message());
+    return kExitBindError;
+  }
   maintain();  // spawns the first generation
   if (state_ != MasterState::kDone) ev_run(loop_, 0);
   return exit_code_;
@@ -289,6 +308,7 @@ void Arbiter::on_child(pid_t pid, int status) {
   // this callback before the control pipe's, and closing the pipe would discard the message.
   if (WorkerProcess* live = table_.find(pid); live && live->control) on_control(live);
   std::unique_ptr<WorkerProcess> p = table_.remove(pid);
+  if (p && stats_) stats_->on_exit(p.get());
   if (!p) {
     // Not one of ours: when the master runs as PID 1 (a container) orphans are re-parented
     // to it and libev reaps them for us. Nothing to do but not to complain loudly.
@@ -325,6 +345,16 @@ void Arbiter::on_child(pid_t pid, int status) {
     return;
   }
   WorkerSlot& slot = table_.slot(p->id);
+  if (WorkerProcess* old = table_.active(p->id); old && old->retiring && !was_ready) {
+    // A recycle's replacement failed to start (perhaps the app file is broken now): the
+    // worker it was to replace keeps serving, and recycle() tries again after a back-off.
+    slot.backoff = next_backoff(slot.backoff, now - p->spawned_at);
+    slot.next_spawn_at = now + slot.backoff;
+    spdlog::error("{} before it was ready; worker {} (pid {}) keeps serving, next try in {:.1f} s",
+                  what, old->id, old->pid, slot.backoff);
+    on_event(Event::kChildExited);
+    return;
+  }
   if (p->id > target_workers_ || table_.active(p->id) != nullptr) {
     spdlog::warn("{}", what);  // slot no longer needed, or already taken over by a new worker
     on_event(Event::kChildExited);
@@ -366,21 +396,31 @@ void Arbiter::on_message(WorkerProcess* p, const ControlMessage& m) {
       p->ready_at = ev_now(loop_);
       if (p->state == WorkerState::kSpawned) p->state = WorkerState::kBooted;
       spdlog::info("worker {} ready (pid {})", p->id, p->pid);
-      // A new worker has taken over its slot: the older ones holding that id can go.
+      // A new worker has taken over its slot: the older ones holding that id can go (an
+      // older generation after a reload, or the worker a recycle replaces).
       for (WorkerProcess* old : table_.all()) {
-        if (old != p && old->id == p->id && old->active() && old->generation < p->generation) {
-          spdlog::info("worker {} (pid {}, generation {}) replaced; draining", old->id, old->pid,
-                       old->generation);
+        if (old != p && old->id == p->id && old->active() &&
+            (old->generation < p->generation || (old->retiring && old->serial < p->serial))) {
+          spdlog::info("worker {} (pid {}, generation {}) replaced by pid {}; draining", old->id,
+                       old->pid, old->generation, p->pid);
           drain(old);
         }
       }
       on_event(Event::kWorkerReady);
       return;
     }
-    case ControlType::kHeartbeat:
+    case ControlType::kHeartbeat: {
+      uint64_t before = p->last_heartbeat.requests;
       p->last_heartbeat = m;
       p->last_heartbeat_at = ev_now(loop_);
+      // Start the replacement as soon as the count is known, not on the next tick.
+      int64_t max = config_->limits.max_requests;
+      if (max > 0 && !p->retiring && before < static_cast<uint64_t>(max) &&
+          m.requests >= static_cast<uint64_t>(max)) {
+        on_event(Event::kTick);
+      }
       return;
+    }
     case ControlType::kAppLoadError:
     case ControlType::kBootError: {
       int code = m.type == ControlType::kAppLoadError ? kExitAppLoadError : kExitBootError;
@@ -411,6 +451,7 @@ void Arbiter::on_event(Event e) {
     spdlog::debug("master {} -> {} on {}", master_state_name(from), master_state_name(to),
                   event_name(e));
     state_ = to;
+    notify_systemd_transition(from, to);  // before enter(): it may move on to another state
     enter(from, to, e);
   }
   maintain();
@@ -423,6 +464,8 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
       return;
     case MasterState::kRunning:
       if (from == MasterState::kReloading && e == Event::kReloadDone) {
+        commit_listener_changes();
+        prev_config_.reset();
         spdlog::info("reload complete: generation {} serving", generation_);
       }
       return;
@@ -460,6 +503,7 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
 
 void Arbiter::maintain() {
   murder_stale();
+  recycle();
   manage_count();
   // Lifecycle checks that follow from the table, not from one event.
   if ((state_ == MasterState::kStopping || state_ == MasterState::kKilling) && table_.empty()) {
@@ -491,12 +535,33 @@ void Arbiter::maintain() {
   arm_wakeup();
 }
 
-// Deadlines: a draining worker past its deadline, the stop timeout, the kill grace.
-// Later: harakiri (oldest_request_ms), max_requests and reload_on_rss belong here too.
+// Deadlines: harakiri (a blocked loop, a request the worker failed to cancel), a draining
+// worker past its deadline, the stop timeout, the kill grace.
 void Arbiter::murder_stale() {
   double now = ev_now(loop_);
+  double harakiri_s = config_->limits.harakiri;
   for (WorkerProcess* p : table_.all()) {
-    if (!p->kill_sent && p->stop_deadline > 0 && now >= p->stop_deadline) {
+    if (p->kill_sent) continue;
+    if (harakiri_s > 0 && p->ready_at > 0 &&
+        (p->state == WorkerState::kBooted || p->state == WorkerState::kDraining)) {
+      HarakiriInput in;
+      in.harakiri = harakiri_s;
+      in.silent_for = now - std::max(p->last_heartbeat_at, p->ready_at);
+      ScoreView v = score_view(stats_.get(), p);
+      // Both clocks are CLOCK_MONOTONIC: the heartbeat's in (coarse) ms, the board's in ns.
+      uint64_t oldest = v.oldest_ns;
+      uint64_t beat_oldest = p->last_heartbeat.oldest_request_ms * 1000000u;
+      if (beat_oldest > 0 && (oldest == 0 || beat_oldest < oldest)) oldest = beat_oldest;
+      uint64_t mono = monotonic_ns();
+      in.oldest_age = oldest > 0 && mono > oldest ? static_cast<double>(mono - oldest) / 1e9 : 0;
+      in.in_flight = std::max<int>(static_cast<int>(v.in_flight),
+                                   static_cast<int>(p->last_heartbeat.busy_cores));
+      if (HarakiriVerdict verdict = harakiri_verdict(in); verdict != HarakiriVerdict::kNone) {
+        harakiri(p, verdict, now);
+        continue;
+      }
+    }
+    if (p->stop_deadline > 0 && now >= p->stop_deadline) {
       spdlog::warn("worker {} (pid {}) did not stop in time; sending SIGKILL", p->id, p->pid);
       kill_now(p);
     }
@@ -512,6 +577,80 @@ void Arbiter::murder_stale() {
         kill_now(p);
       }
     }
+  }
+}
+
+void Arbiter::harakiri(WorkerProcess* p, HarakiriVerdict verdict, double now) {
+  ScoreView v = score_view(stats_.get(), p);
+  uint64_t mono = monotonic_ns();
+  double age =
+      v.suspect_ns > 0 && mono > v.suspect_ns ? static_cast<double>(mono - v.suspect_ns) / 1e9 : 0;
+  // Past kMaxCoreDetail cores the board knows which core holds the loop but not its request.
+  if (v.suspect.empty() && v.suspect_core >= 0) {
+    v.suspect = "on core " + std::to_string(v.suspect_core);
+  }
+  std::string others;
+  if (v.in_flight > 1) {
+    others = "; " + std::to_string(v.in_flight - 1) + " other request" +
+             (v.in_flight == 2 ? "" : "s") + " in flight fail with it";
+  }
+  if (verdict == HarakiriVerdict::kLoopBlocked) {
+    double silent = now - std::max(p->last_heartbeat_at, p->ready_at);
+    if (!v.suspect.empty()) {
+      spdlog::error(
+          "worker {} harakiri: request stuck for {:.1f} s (blocking the loop): {}{}; no heartbeat "
+          "for {:.1f} s, killing pid {}{}",
+          p->id, age, v.suspect, v.suspect_running ? "" : " (probably)", silent, p->pid, others);
+    } else {
+      spdlog::error(
+          "worker {} harakiri: loop blocked for {:.1f} s with no request in flight (an app "
+          "task blocks it); killing pid {}",
+          p->id, silent, p->pid);
+    }
+  } else {
+    spdlog::error(
+        "worker {} harakiri: request {} still running {:.1f} s after it started, past harakiri "
+        "({} s) and not cancelled by the worker; killing pid {}{}",
+        p->id, v.suspect.empty() ? "(unknown)" : v.suspect, age, config_->limits.harakiri, p->pid,
+        others);
+  }
+  // kill_now marks it aborted, so its exit is expected and manage_count() fills the slot.
+  kill_now(p);
+}
+
+// max_requests / reload_on_rss_mb: the HUP path for one worker. A replacement boots beside
+// the worker; its kReady drains the old one (on_message). At most max_concurrent_recycles()
+// at a time, so workers crossing a limit together are not all replaced at once.
+void Arbiter::recycle() {
+  if (state_ != MasterState::kRunning) return;
+  const config::LimitsConfig& limits = config_->limits;
+  double now = ev_now(loop_);
+  int in_progress = 0;
+  for (WorkerProcess* p : table_.all()) {
+    if (!p->retiring || !p->active()) continue;
+    ++in_progress;
+    // The replacement died before it was ready (on_child set a back-off): try again.
+    if (!table_.has_replacement(p) && now >= table_.slot(p->id).next_spawn_at) spawn(p->id);
+  }
+  if (limits.max_requests <= 0 && limits.reload_on_rss_mb <= 0) return;
+  for (WorkerProcess* p : table_.all()) {
+    if (in_progress >= max_concurrent_recycles(target_workers_)) return;
+    if (p->state != WorkerState::kBooted || p->retiring || p->id > target_workers_) continue;
+    uint64_t rss = limits.reload_on_rss_mb > 0 ? read_rss_bytes(p->pid) : 0;
+    RecycleReason why = recycle_reason(limits, p->last_heartbeat.requests, rss);
+    if (why == RecycleReason::kNone) continue;
+    if (now < table_.slot(p->id).next_spawn_at) continue;
+    p->retiring = true;
+    ++in_progress;
+    if (why == RecycleReason::kMaxRequests) {
+      spdlog::info(
+          "worker {} (pid {}) served {} requests (max_requests {}); starting a replacement", p->id,
+          p->pid, p->last_heartbeat.requests, limits.max_requests);
+    } else {
+      spdlog::info("worker {} (pid {}) uses {} MB (reload_on_rss_mb {}); starting a replacement",
+                   p->id, p->pid, rss / (1024 * 1024), limits.reload_on_rss_mb);
+    }
+    spawn(p->id);
   }
 }
 
@@ -575,10 +714,12 @@ void Arbiter::spawn(int id) {
   auto proc = std::make_unique<WorkerProcess>();
   proc->id = id;
   proc->generation = generation_;
+  proc->serial = next_serial_++;
   proc->spawned_at = now;
   proc->config = config_;
   proc->control = std::move(master_end);
   WorkerProcess* p = table_.add(std::move(proc));
+  if (stats_) stats_->on_spawn(p);
 
   // A line still buffered in a sink would otherwise be written by both processes.
   log::flush();
@@ -586,6 +727,7 @@ void Arbiter::spawn(int id) {
   if (pid == 0) run_child(p, worker_end.release());
   if (pid < 0) {
     int err = errno;
+    if (stats_) stats_->on_exit(p);
     table_.remove(-1);
     spdlog::error("cannot start worker {}: fork: {}", id, errno_string(err));
     slot.backoff = next_backoff(slot.backoff, 0);
@@ -617,6 +759,13 @@ void Arbiter::run_child(WorkerProcess* self, int worker_end) noexcept {
   for (WorkerProcess* p : table_.all()) {
     if (p->control) ::close(p->control.release());
   }
+  // A listener a reload is removing must not stay open in the new generation, or it would
+  // keep accepting connections into a queue nobody serves after the master closes it.
+  for (const auto& l : prev_listeners_) {
+    if (std::find(listeners_.begin(), listeners_.end(), l) == listeners_.end() && l->fd) {
+      ::close(l->fd.release());
+    }
+  }
   int code = kExitBootError;
   try {
     log::set_process_name("worker " + std::to_string(self->id));
@@ -624,8 +773,12 @@ void Arbiter::run_child(WorkerProcess* self, int worker_end) noexcept {
     ctx.config = self->config.get();
     ctx.worker_id = self->id;
     ctx.num_workers = target_workers_;
-    ctx.sockets = sockets_;
+    ctx.sockets = worker_sockets();
     ctx.control_fd = worker_end;
+    if (stats_) {
+      ctx.score = stats_->score_for_child(self);
+      for (int fd : stats_->master_fds()) ctx.close_fds.push_back(fd);
+    }
     code = worker_main_(ctx);
   } catch (...) {
     code = kExitBootError;
@@ -690,19 +843,26 @@ void Arbiter::start_reload() {
   std::vector<std::string> errors;
   spdlog::info("re-reading the configuration{}",
                cli_.config_file.empty() ? "" : " from " + cli_.config_file);
+  prev_config_.reset();
   if (!config::load_config(cli_, &fresh, &errors)) {
     for (const std::string& e : errors) spdlog::error("{}", e);
     fail_reload("configuration errors");  // back to kRunning
     return;
   }
-  if (fresh.server.listen != config_->server.listen ||
-      fresh.server.uwsgi_listen != config_->server.uwsgi_listen ||
-      fresh.server.backlog != config_->server.backlog ||
-      fresh.server.reuse_port != config_->server.reuse_port) {
-    spdlog::warn("listen settings changed: sockets are bound once, restart the master to apply");
+  if (!apply_listener_changes(fresh)) {
+    fail_reload("a new listen address could not be bound");
+    return;
   }
   if (fresh.log.file != config_->log.file) {
     spdlog::warn("log.file changed: restart the master to apply");
+  }
+  if (fresh.server.user != config_->server.user || fresh.server.group != config_->server.group) {
+    spdlog::warn(
+        "server.user/group changed: privileges were dropped at start-up; restart the "
+        "master to apply");
+  }
+  if (fresh.server.pidfile != config_->server.pidfile) {
+    spdlog::warn("server.pidfile changed: restart the master to apply");
   }
   if (!log::set_level(fresh.log.level)) spdlog::warn("unknown log level '{}'", fresh.log.level);
   prev_config_ = config_;
@@ -717,18 +877,137 @@ void Arbiter::start_reload() {
 
 void Arbiter::fail_reload(const std::string& reason) {
   spdlog::error("reload failed ({}); the previous generation keeps serving", reason);
+  rollback_listener_changes();
+  // prev_config_ is set only once a new generation was started (the config was valid).
   if (prev_config_) {
     config_ = prev_config_;
     prev_config_.reset();
     target_workers_ = prev_target_workers_;
     log::set_level(config_->log.level);
-  }
-  // Stop the new generation's workers that are not serving yet; their slots are still held
-  // by old workers. Ready ones already replaced an old worker and stay.
-  for (WorkerProcess* p : table_.all()) {
-    if (p->generation == generation_ && p->state == WorkerState::kSpawned) drain(p);
+    // Stop the new generation's workers that are not serving yet; their slots are still held
+    // by old workers. Ready ones already replaced an old worker and stay. (Not when the new
+    // generation never started: generation_ then still names the serving one, whose workers
+    // may be booting after a respawn.)
+    for (WorkerProcess* p : table_.all()) {
+      if (p->generation == generation_ && p->state == WorkerState::kSpawned) drain(p);
+    }
   }
   if (state_ == MasterState::kReloading) on_event(Event::kReloadFailed);
+}
+
+bool Arbiter::apply_listener_changes(const config::Config& fresh) {
+  struct Wanted {
+    std::string text;
+    bool uwsgi;
+  };
+  std::vector<Wanted> wanted;
+  for (const std::string& t : fresh.server.listen) wanted.push_back({t, false});
+  for (const std::string& t : fresh.server.uwsgi_listen) wanted.push_back({t, true});
+  BindOptions options;
+  options.backlog = fresh.server.backlog;
+  options.reuse_port = fresh.server.reuse_port;
+
+  std::vector<std::shared_ptr<Listener>> next;
+  std::vector<std::shared_ptr<Listener>> added;
+  for (const Wanted& w : wanted) {
+    SocketAddress address;
+    if (Status s = parse_address(w.text, &address); !s.ok()) {
+      spdlog::error("cannot bind {}: {}", w.text, s.message());
+      for (const auto& l : added) remove_socket_file(*l);
+      return false;
+    }
+    auto kept = std::find_if(listeners_.begin(), listeners_.end(), [&](const auto& l) {
+      return l->name == address.text && l->uwsgi == w.uwsgi;
+    });
+    if (kept != listeners_.end()) {
+      if (std::find(next.begin(), next.end(), *kept) == next.end()) next.push_back(*kept);
+      continue;
+    }
+    auto l = std::make_shared<Listener>();
+    if (Status s = bind_listener(address, options, l.get()); !s.ok()) {
+      spdlog::error("{}", s.message());
+      for (const auto& a : added) remove_socket_file(*a);
+      return false;
+    }
+    l->uwsgi = w.uwsgi;
+    added.push_back(l);
+    next.push_back(l);
+  }
+  // The backlog of a listening socket can be changed in place; SO_REUSEPORT cannot (it
+  // matters at bind time), so it applies to newly bound addresses only.
+  if (fresh.server.backlog != config_->server.backlog) {
+    for (const auto& l : next) {
+      if (std::find(added.begin(), added.end(), l) != added.end()) continue;
+      if (::listen(l->fd.get(), fresh.server.backlog) != 0) {
+        spdlog::warn("cannot change the backlog of {}: {}", l->bound_name, errno_string(errno));
+      }
+    }
+    spdlog::info("listen backlog {} -> {}", config_->server.backlog, fresh.server.backlog);
+  }
+  if (fresh.server.reuse_port != config_->server.reuse_port) {
+    spdlog::warn(
+        "server.reuse_port changed: applies to newly bound addresses only; restart the "
+        "master to apply it to the others");
+  }
+  bool removed = std::any_of(listeners_.begin(), listeners_.end(), [&](const auto& l) {
+    return std::find(next.begin(), next.end(), l) == next.end();
+  });
+  if (added.empty() && !removed && next.size() == listeners_.size()) {
+    listeners_ = std::move(next);  // same sockets, possibly reordered
+    return true;
+  }
+  for (const auto& l : added) {
+    spdlog::info("listening on {} ({})", l->bound_name, l->uwsgi ? "uwsgi" : "http");
+  }
+  for (const auto& l : listeners_) {
+    if (std::find(next.begin(), next.end(), l) == next.end()) {
+      spdlog::info("{} is no longer in the configuration; it closes once the reload completes",
+                   l->bound_name);
+    }
+  }
+  prev_listeners_ = std::move(listeners_);
+  listeners_ = std::move(next);
+  listeners_changing_ = true;
+  return true;
+}
+
+void Arbiter::commit_listener_changes() {
+  if (!listeners_changing_) return;
+  for (const auto& l : prev_listeners_) {
+    if (std::find(listeners_.begin(), listeners_.end(), l) != listeners_.end()) continue;
+    // The old workers still hold their copies while they drain (they no longer accept).
+    spdlog::info("closed listener {} (removed from the configuration)", l->bound_name);
+    remove_socket_file(*l);
+  }
+  prev_listeners_.clear();
+  listeners_changing_ = false;
+}
+
+void Arbiter::rollback_listener_changes() {
+  if (!listeners_changing_) return;
+  for (const auto& l : listeners_) {
+    if (std::find(prev_listeners_.begin(), prev_listeners_.end(), l) != prev_listeners_.end()) {
+      continue;
+    }
+    spdlog::info("closed new listener {} (the reload failed)", l->bound_name);
+    remove_socket_file(*l);
+  }
+  listeners_ = std::move(prev_listeners_);
+  prev_listeners_.clear();
+  listeners_changing_ = false;
+}
+
+std::vector<worker::ListenSocket> Arbiter::worker_sockets() const {
+  std::vector<worker::ListenSocket> out;
+  out.reserve(listeners_.size());
+  for (const auto& l : listeners_) {
+    worker::ListenSocket ls;
+    ls.fd = l->fd.get();
+    ls.name = l->name;
+    ls.uwsgi = l->uwsgi;
+    out.push_back(std::move(ls));
+  }
+  return out;
 }
 
 void Arbiter::reopen_logs() {

@@ -1,7 +1,8 @@
 // Arbiter: the master's supervision loop. It forks the workers, watches them (libev
 // ev_child, one ev_io per control pipe, a 1 s tick) and turns signals into state changes:
 // a pure next_state() decides the master's lifecycle, then every event runs the same
-// maintenance pass (reap -> murder_stale -> manage_count), as gunicorn's arbiter does.
+// maintenance pass (reap -> murder_stale -> recycle -> manage_count), as gunicorn's arbiter
+// does. The policies (harakiri, max_requests, reload_on_rss_mb) live in supervision.h.
 // Master only; no Python. Runs on libev's default loop (ev_child needs it).
 #pragma once
 
@@ -11,10 +12,14 @@
 #include <vector>
 
 #include "config/config.h"
+#include "master/listeners.h"
+#include "master/supervision.h"
 #include "master/worker_table.h"
 #include "worker/worker.h"
 
 namespace aiowsgi::master {
+
+class StatsServer;
 
 enum class MasterState {
   kStarting,   // first generation booting; a boot or import failure stops the master
@@ -66,10 +71,11 @@ using WorkerMain = int (*)(const worker::WorkerContext&) noexcept;
 
 class Arbiter {
  public:
-  // |sockets| are the bound listeners (owned by the caller, kept open for the Arbiter's
-  // life). |cli| is kept to re-read the configuration on HUP.
+  // |listeners| are the bound listen sockets, now owned by the Arbiter: a reload binds the
+  // addresses added to the file and closes the removed ones; the destructor removes the unix
+  // socket files. |cli| is kept to re-read the configuration on HUP.
   Arbiter(struct ev_loop* loop, config::CommandLine cli,
-          std::shared_ptr<const config::Config> config, std::vector<worker::ListenSocket> sockets,
+          std::shared_ptr<const config::Config> config, std::vector<Listener> listeners,
           WorkerMain worker_main);
   ~Arbiter();
   Arbiter(const Arbiter&) = delete;
@@ -83,6 +89,13 @@ class Arbiter {
   int run();
 
   MasterState state() const { return state_; }
+
+  // Read-only views for the stats and metrics endpoints (master/stats_server.h).
+  const WorkerTable& table() const { return table_; }
+  const std::vector<std::shared_ptr<Listener>>& listeners() const { return listeners_; }
+  const config::Config& config() const { return *config_; }
+  int target_workers() const { return target_workers_; }
+  int reloads() const { return generation_ - 1; }
 
  private:
   static void signal_cb(struct ev_loop* loop, ev_signal* w, int revents) noexcept;
@@ -101,6 +114,8 @@ class Arbiter {
   // reap is done by libev (ev_child); then murder_stale -> manage_count -> lifecycle checks.
   void maintain();
   void murder_stale();
+  void harakiri(WorkerProcess* p, HarakiriVerdict verdict, double now);
+  void recycle();
   void manage_count();
   void arm_wakeup();
 
@@ -112,6 +127,12 @@ class Arbiter {
   void close_control(WorkerProcess* p);
   void start_reload();
   void fail_reload(const std::string& reason);
+  // Listener changes of a reload: bind the added addresses (false and logged when one cannot
+  // be bound), then, once the reload is done, close the removed ones; or undo on failure.
+  bool apply_listener_changes(const config::Config& fresh);
+  void commit_listener_changes();
+  void rollback_listener_changes();
+  std::vector<worker::ListenSocket> worker_sockets() const;
   void boot_failed(WorkerProcess* p, int code);
   void reopen_logs();
 
@@ -119,8 +140,13 @@ class Arbiter {
   config::CommandLine cli_;
   std::shared_ptr<const config::Config> config_;       // for new workers
   std::shared_ptr<const config::Config> prev_config_;  // restored when a reload fails
-  std::vector<worker::ListenSocket> sockets_;
+  // Shared so that a reload can build its new list from kept and new sockets, and restore
+  // the previous one if it fails.
+  std::vector<std::shared_ptr<Listener>> listeners_;
+  std::vector<std::shared_ptr<Listener>> prev_listeners_;  // during a reload: to restore
+  bool listeners_changing_ = false;  // a reload changed listeners_; prev_listeners_ is valid
   WorkerMain worker_main_;
+  uint64_t next_serial_ = 1;
 
   MasterState state_ = MasterState::kStarting;
   WorkerTable table_;
@@ -134,8 +160,9 @@ class Arbiter {
 
   std::vector<std::unique_ptr<ev_signal>> signal_watchers_;
   ev_child child_watcher_{};
-  ev_timer tick_{};    // 1 s: heartbeats, stale workers, pending respawns
-  ev_timer wakeup_{};  // one-shot: the nearest deadline or respawn time
+  ev_timer tick_{};                     // 0.5 s: heartbeats, harakiri, recycling, pending respawns
+  ev_timer wakeup_{};                   // one-shot: the nearest deadline or respawn time
+  std::unique_ptr<StatsServer> stats_;  // [stats] endpoints and the workers' StatsBoard
 };
 
 }  // namespace aiowsgi::master

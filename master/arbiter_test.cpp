@@ -147,6 +147,24 @@ TEST(WorkerTable, ActivePrefersNewestGenerationAndSkipsDraining) {
   EXPECT_EQ(t.all().size(), 2u);
 }
 
+TEST(WorkerTable, RecycleReplacementIsActiveAndTheRetiringWorkerKnowsIt) {
+  WorkerTable t;
+  WorkerProcess* old = t.add(make_proc(1, 100, 1, WorkerState::kBooted));
+  old->serial = 1;
+  old->retiring = true;
+  EXPECT_FALSE(t.has_replacement(old));
+  EXPECT_EQ(t.active(1)->pid, 100);
+  WorkerProcess* fresh = t.add(make_proc(1, 101, 1, WorkerState::kSpawned));
+  fresh->serial = 2;
+  EXPECT_TRUE(t.has_replacement(old));
+  EXPECT_FALSE(t.has_replacement(fresh));
+  EXPECT_EQ(t.active(1)->pid, 101);  // same generation: the later fork fills the slot
+  // The replacement died before it was ready: the old worker fills the slot again.
+  t.remove(101);
+  EXPECT_FALSE(t.has_replacement(old));
+  EXPECT_EQ(t.active(1)->pid, 100);
+}
+
 TEST(WorkerTable, SlotsKeepBackoffAcrossProcesses) {
   WorkerTable t;
   t.slot(3).backoff = 2;

@@ -148,13 +148,15 @@ Status bind_all(const config::ServerConfig& server, std::vector<Listener>* out) 
 }
 
 void remove_socket_files(const std::vector<Listener>& listeners) {
-  for (const Listener& l : listeners) {
-    if (l.unix_path.empty()) continue;
-    struct stat st;
-    if (::lstat(l.unix_path.c_str(), &st) != 0) continue;
-    if (st.st_dev != l.unix_dev || st.st_ino != l.unix_ino) continue;  // not ours any more
-    ::unlink(l.unix_path.c_str());
-  }
+  for (const Listener& l : listeners) remove_socket_file(l);
+}
+
+void remove_socket_file(const Listener& l) {
+  if (l.unix_path.empty()) return;
+  struct stat st;
+  if (::lstat(l.unix_path.c_str(), &st) != 0) return;
+  if (st.st_dev != l.unix_dev || st.st_ino != l.unix_ino) return;  // not ours any more
+  ::unlink(l.unix_path.c_str());
 }
 
 }  // namespace aiowsgi::master

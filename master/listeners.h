@@ -44,5 +44,7 @@ Status bind_all(const config::ServerConfig& server, std::vector<Listener>* out);
 
 // Removes the unix socket files we created (if they are still ours). Called at master exit.
 void remove_socket_files(const std::vector<Listener>& listeners);
+// The same for one listener (a listener removed from the file by a reload).
+void remove_socket_file(const Listener& listener);
 
 }  // namespace aiowsgi::master

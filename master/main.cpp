@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include <exception>
 #include <memory>
@@ -18,6 +19,8 @@
 #include "master/arbiter.h"
 #include "master/listeners.h"
 #include "master/pidfile.h"
+#include "master/privileges.h"
+#include "master/systemd.h"
 #include "worker/worker.h"
 
 namespace {
@@ -72,8 +75,11 @@ int run(int argc, char** argv) {
   pthread_sigmask(SIG_SETMASK, &none, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // Under systemd: READY/RELOADING/STOPPING go to $NOTIFY_SOCKET, and sockets passed by
+  // socket activation replace binding (master/systemd.h). Both before any fork.
+  aiowsgi::master::init_systemd_notify();
   std::vector<aiowsgi::master::Listener> listeners;
-  if (aiowsgi::Status s = aiowsgi::master::bind_all(config->server, &listeners); !s.ok()) {
+  if (aiowsgi::Status s = aiowsgi::master::open_listeners(config->server, &listeners); !s.ok()) {
     fatal(s.message());
     return aiowsgi::kExitBindError;
   }
@@ -86,13 +92,24 @@ int run(int argc, char** argv) {
     }
   }
 
-  std::vector<aiowsgi::worker::ListenSocket> sockets;
-  for (const auto& l : listeners) {
-    aiowsgi::worker::ListenSocket ls;
-    ls.fd = l.fd.get();
-    ls.name = l.name;
-    ls.uwsgi = l.uwsgi;
-    sockets.push_back(std::move(ls));
+  // After binding (port 80 needs root) and the pidfile (/run needs root), before any fork:
+  // the workers inherit the unprivileged identity.
+  if (!config->server.user.empty() || !config->server.group.empty()) {
+    aiowsgi::master::Identity id;
+    aiowsgi::Status s =
+        aiowsgi::master::resolve_identity(config->server.user, config->server.group, &id);
+    if (s.ok()) {
+      std::vector<std::string> owned = {config->log.file};
+      for (const auto& l : listeners) owned.push_back(l.unix_path);
+      s = aiowsgi::master::drop_privileges(id, owned);
+    }
+    if (!s.ok()) {
+      fatal(s.message());
+      aiowsgi::master::remove_pidfile(pidfile);
+      aiowsgi::master::remove_socket_files(listeners);
+      return aiowsgi::kExitConfigError;
+    }
+    spdlog::info("running as uid {} gid {}", getuid(), getgid());
   }
 
   struct ev_loop* loop = ev_default_loop(EVFLAG_AUTO);
@@ -104,12 +121,13 @@ int run(int argc, char** argv) {
   }
   int status;
   {
-    aiowsgi::master::Arbiter arbiter(loop, std::move(cli), std::move(config), std::move(sockets),
+    // The Arbiter owns the listeners from here (a reload may change them) and removes the
+    // unix socket files when it is destroyed.
+    aiowsgi::master::Arbiter arbiter(loop, std::move(cli), std::move(config), std::move(listeners),
                                      &aiowsgi::worker::run_worker);
     status = arbiter.run();
   }
   aiowsgi::master::remove_pidfile(pidfile);
-  aiowsgi::master::remove_socket_files(listeners);
   spdlog::info("master exiting with status {}", status);
   aiowsgi::log::flush();
   return status;

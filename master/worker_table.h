@@ -63,7 +63,8 @@ inline double next_backoff(double previous_delay, double lived_seconds) {
 struct WorkerProcess {
   int id = 0;  // 1-based slot id
   pid_t pid = -1;
-  int generation = 0;  // bumped by each reload
+  int generation = 0;   // bumped by each reload
+  uint64_t serial = 0;  // fork order: of two processes holding one id, the newer has the larger
   WorkerState state = WorkerState::kSpawned;
   double spawned_at = 0;     // ev_now() at fork
   double ready_at = 0;       // ev_now() at kReady, 0 before
@@ -76,6 +77,9 @@ struct WorkerProcess {
   std::shared_ptr<const config::Config> config;  // the generation's config the child got
   ControlMessage last_heartbeat{};               // latest counters from the worker
   double last_heartbeat_at = 0;
+  // max_requests / reload_on_rss_mb: a replacement is booting into this worker's id; the
+  // worker keeps serving until the replacement reports kReady, then drains.
+  bool retiring = false;
 
   // Alive and not asked to stop: counts towards the slot's worker.
   bool active() const { return state == WorkerState::kSpawned || state == WorkerState::kBooted; }
@@ -112,15 +116,25 @@ class WorkerTable {
     }
     return nullptr;
   }
-  // The process currently filling slot |id| (spawned or booted), preferring the newest.
+  // The process currently filling slot |id| (spawned or booted), preferring the newest
+  // generation, then the latest fork (a recycle's replacement over the worker it replaces).
   WorkerProcess* active(int id) const {
     WorkerProcess* best = nullptr;
     for (const auto& p : procs_) {
-      if (p->id == id && p->active() && (!best || p->generation >= best->generation)) {
+      if (p->id != id || !p->active()) continue;
+      if (!best || p->generation > best->generation ||
+          (p->generation == best->generation && p->serial > best->serial)) {
         best = p.get();
       }
     }
     return best;
+  }
+  // Whether a process newer than |p| holds p's id and is alive (booting or serving).
+  bool has_replacement(const WorkerProcess* p) const {
+    for (const auto& q : procs_) {
+      if (q.get() != p && q->id == p->id && q->active() && q->serial > p->serial) return true;
+    }
+    return false;
   }
   // Snapshot of the live entries: callers may add or drain entries while iterating it.
   std::vector<WorkerProcess*> all() const {
@@ -133,6 +147,11 @@ class WorkerTable {
   size_t size() const { return procs_.size(); }
 
   WorkerSlot& slot(int id) { return slots_[id]; }
+  // Slot |id| without creating it (nullptr when never used); for the stats endpoints.
+  const WorkerSlot* find_slot(int id) const {
+    auto it = slots_.find(id);
+    return it == slots_.end() ? nullptr : &it->second;
+  }
 
  private:
   std::vector<std::unique_ptr<WorkerProcess>> procs_;

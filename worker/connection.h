@@ -6,10 +6,12 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "worker/py_ref.h"
 #include "worker/request_parser.h"
+#include "worker/uwsgi_parser.h"
 
 namespace aiowsgi::worker {
 
@@ -30,6 +32,10 @@ struct Connection {
   int fd;  // owned: closed by Server::close_connection
   ConnState state = ConnState::kReadingHead;
   RequestParser parser;
+  // uwsgi-protocol connections (server.uwsgi_listen) parse their head with this instead of
+  // |parser|; the body is the next uwsgi_body_left raw bytes. One request per connection.
+  std::unique_ptr<UwsgiParser> uwsgi;
+  uint64_t uwsgi_body_left = 0;
   std::string rbuf;  // raw bytes received and not yet parsed, from rpos on
   size_t rpos = 0;
   Core* core = nullptr;
@@ -37,6 +43,7 @@ struct Connection {
   bool reader_registered = false;  // loop.add_reader is in place for fd
   bool head_started = false;       // bytes of the current head have arrived
   bool peer_closed = false;        // EOF seen while a core had it
+  bool upgraded = false;           // taken over by the app (websocket): the app may own readers
   double deadline = 0;             // header/keep-alive/linger deadline (monotonic seconds)
   uint64_t requests = 0;
   PyRef remote_addr;  // str, cached for the connection's lifetime

@@ -15,7 +15,9 @@ struct ControlLink {
   static void ready(int fd, int worker_id) noexcept;
   static void app_load_error(int fd, int worker_id) noexcept;
   static void boot_error(int fd, int worker_id) noexcept;
-  static void heartbeat(int fd, int worker_id, uint64_t requests, uint64_t busy_cores) noexcept;
+  // |oldest_request_ms|: CLOCK_MONOTONIC start of the oldest request in flight (0: idle).
+  static void heartbeat(int fd, int worker_id, uint64_t requests, uint64_t busy_cores,
+                        uint64_t oldest_request_ms) noexcept;
   static void reopen_logs() noexcept;
 };
 

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "common/stats_board.h"
+#include "worker/access_log.h"
 #include "worker/connection.h"
 #include "worker/greenlet_api.h"
 #include "worker/python_module.h"
@@ -185,7 +187,10 @@ bool Core::start(Connection* conn) noexcept {
     // Lets aiowsgi.core_id() and await_() recognise a core from inside the app.
     if (PyObject_SetAttrString(greenlet_.get(), "_aiowsgi_core", id_obj_.get()) < 0) return false;
   }
+  // The marker tells the master which request holds the loop if it never switches back.
+  score_running_core(server_->context().score, id_);
   PyObject* r = greenlet::switch_to(greenlet_.get());
+  score_running_core(server_->context().score, -1);
   if (r == nullptr) {
     spdlog::error("core {} raised out of its greenlet: {}", id_, fetch_exception_text());
     return true;
@@ -196,7 +201,9 @@ bool Core::start(Connection* conn) noexcept {
 
 void Core::wake(WakeReason why) noexcept {
   wake_ = why;
+  score_running_core(server_->context().score, id_);
   PyObject* r = greenlet::switch_to(greenlet_.get());
+  score_running_core(server_->context().score, -1);
   if (r == nullptr) {
     spdlog::error("core {} raised out of its greenlet: {}", id_, fetch_exception_text());
     return;
@@ -212,10 +219,25 @@ void Core::kill() noexcept {
   Py_XDECREF(r);
 }
 
+void Core::cancel(double age) noexcept {
+  if (!greenlet_ || !greenlet::active(greenlet_.get()) || conn_ == nullptr) return;
+  cancelled_ = true;
+  spdlog::error("harakiri: {} {} on core {} cancelled after {:.1f} s", method(), target(), id_,
+                age);
+  ++server_->harakiri_count;
+  PyObject* r = greenlet::kill(greenlet_.get());
+  if (r == nullptr) {
+    spdlog::error("core {} raised out of its greenlet: {}", id_, fetch_exception_text());
+    return;
+  }
+  Py_DECREF(r);
+}
+
 void Core::serve() noexcept {
   for (;;) {
     while (conn_ != nullptr) {
       bool keep = handle_request();
+      request_done(server_, conn_, id_, status_code_);  // StatsBoard + access log
       if (killed_) return;
       Connection* conn = conn_;
       if (!keep) {
@@ -266,8 +288,12 @@ void Core::serve() noexcept {
 bool Core::handle_request() noexcept {
   ++serial_;
   ++requests_;
+  cancelled_ = false;
+  upgraded_ = false;
+  request_start_ = now_seconds();
   server_->count_request();
   RequestParser& p = conn_->parser;
+  score_request_begin(server_->context().score, id_, method(), target(), server_->tx_bytes);
   body_.clear();
   body_pos_ = 0;
   sent_continue_ = false;
@@ -278,8 +304,9 @@ bool Core::handle_request() noexcept {
   has_content_length_ = false;
   content_length_ = body_sent_ = 0;
   error_status_ = 0;
-  head_request_ = p.method() == "HEAD";
-  keep_alive_ = p.keep_alive() && !p.upgrade() && !server_->draining();
+  head_request_ = method() == "HEAD";
+  // A uwsgi-protocol peer (nginx's uwsgi_pass) reads the response until the connection closes.
+  keep_alive_ = !conn_->uwsgi && p.keep_alive() && !p.upgrade() && !server_->draining();
   no_body_status_ = false;
 
   PyRef environ = PyRef::steal(build_environ());
@@ -291,6 +318,7 @@ bool Core::handle_request() noexcept {
   PyRef result = PyRef::steal(
       PyObject_CallFunctionObjArgs(server_->app(), environ.get(), start_response_.get(), nullptr));
   if (!result) {
+    if (cancelled_) return finish_cancelled();
     if (greenlet::exception_is_exit()) {
       PyErr_Clear();
       killed_ = true;
@@ -300,7 +328,12 @@ bool Core::handle_request() noexcept {
     if (!headers_sent_) send_simple_error(error_status_ != 0 ? error_status_ : 500);
     return false;
   }
-  bool ok = respond_from_result(result.get());
+  // A websocket app has already spoken on the socket: its return value is not a response.
+  bool ok = upgraded_ ? false : respond_from_result(result.get());
+  if (cancelled_) {
+    PyErr_Clear();
+    ok = false;
+  }
   // PEP 3333: close() is called whatever happened, also when the client went away.
   if (PyObject_HasAttr(result.get(), strings()->close)) {
     PyRef r = PyRef::steal(PyObject_CallMethodNoArgs(result.get(), strings()->close));
@@ -313,11 +346,74 @@ bool Core::handle_request() noexcept {
       log_app_exception("closing the response iterable");
     }
   }
+  if (cancelled_) return finish_cancelled();
   if (killed_ || !ok) return false;
   return finish_request_body() && keep_alive_;
 }
 
+bool Core::finish_cancelled() noexcept {
+  PyErr_Clear();
+  keep_alive_ = false;
+  if (!headers_sent_ && !conn_->peer_closed) send_simple_error(504);
+  return false;
+}
+
+std::string_view Core::method() const {
+  if (conn_->uwsgi) return conn_->uwsgi->find("REQUEST_METHOD").value_or("GET");
+  return conn_->parser.method();
+}
+
+std::string_view Core::target() const {
+  if (conn_->uwsgi) {
+    if (auto uri = conn_->uwsgi->find("REQUEST_URI")) return *uri;
+    return conn_->uwsgi->find("PATH_INFO").value_or("/");
+  }
+  return conn_->parser.target();
+}
+
+// The environ of a uwsgi-protocol request: the peer (nginx) already sends CGI variables, so
+// they are taken as they are, over the listener's template and this connection's defaults.
+PyObject* Core::build_uwsgi_environ() noexcept {
+  Strings* s = strings();
+  PyRef env = PyRef::steal(PyDict_Copy(server_->environ_template(conn_->listener)));
+  if (!env) return nullptr;
+  PyObject* d = env.get();
+  auto set = [d](PyObject* key, PyObject* value) -> bool {
+    if (value == nullptr) return false;
+    int rc = PyDict_SetItem(d, key, value);
+    Py_DECREF(value);
+    return rc == 0;
+  };
+  Py_INCREF(conn_->remote_addr.get());
+  if (!set(s->remote_addr, conn_->remote_addr.get())) return nullptr;
+  Py_INCREF(conn_->remote_port.get());
+  if (!set(s->remote_port, conn_->remote_port.get())) return nullptr;
+  const UwsgiParser& u = *conn_->uwsgi;
+  for (size_t i = 0; i < u.var_count(); ++i) {
+    std::string_view n = u.var_name(i), v = u.var_value(i);
+    if (n == "CONTENT_LENGTH" && v.empty()) continue;  // nginx sends it empty without a body
+    if (n == "CONTENT_TYPE" && v.empty()) continue;
+    PyRef key = PyRef::steal(
+        PyUnicode_DecodeLatin1(n.data(), static_cast<Py_ssize_t>(n.size()), nullptr));
+    if (!key) return nullptr;
+    if (!set(key.get(),
+             PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr)))
+      return nullptr;
+  }
+  auto https = u.find("HTTPS");
+  auto scheme = u.find("UWSGI_SCHEME");
+  if ((https && (*https == "on" || *https == "1")) || (scheme && *scheme == "https")) {
+    PyRef k = PyRef::steal(PyUnicode_FromString("wsgi.url_scheme"));
+    if (!k || !set(k.get(), PyUnicode_FromString("https"))) return nullptr;
+  }
+  Py_INCREF(id_obj_.get());
+  if (!set(s->aiowsgi_core, id_obj_.get())) return nullptr;
+  if (!set(s->wsgi_input, new_input(this))) return nullptr;
+  return env.release();
+}
+
 PyObject* Core::build_environ() noexcept {
+  if (conn_->uwsgi) return build_uwsgi_environ();
   Strings* s = strings();
   RequestParser& p = conn_->parser;
   PyRef env = PyRef::steal(PyDict_Copy(server_->environ_template(conn_->listener)));
@@ -569,7 +665,8 @@ void append_status_and_headers(std::string* out, PyObject* status, PyObject* hea
 bool Core::build_head(int64_t known_length) noexcept {
   out_.clear();
   append_status_and_headers(&out_, status_.get(), headers_.get());
-  bool http11 = conn_->parser.http_minor() >= 1;
+  // uwsgi peers get close-delimited bodies, never chunked framing.
+  bool http11 = !conn_->uwsgi && conn_->parser.http_minor() >= 1;
   if (!has_content_length_ && !no_body_status_) {
     if (known_length >= 0) {
       has_content_length_ = true;
@@ -587,6 +684,9 @@ bool Core::build_head(int64_t known_length) noexcept {
     }
   }
   out_.append(server_->date_header());
+  // A draining worker (reload, stop, recycling) tells keep-alive clients to reconnect: their
+  // next request then goes to a worker that is staying.
+  if (server_->draining()) keep_alive_ = false;
   if (!keep_alive_) {
     out_.append("Connection: close\r\n");
   } else if (!http11) {
@@ -761,6 +861,7 @@ bool Core::iterate_result(PyObject* result) noexcept {
     }
   }
   if (PyErr_Occurred()) {
+    if (cancelled_) return false;
     if (greenlet::exception_is_exit()) {
       PyErr_Clear();
       killed_ = true;
@@ -781,6 +882,7 @@ bool Core::iterate_result(PyObject* result) noexcept {
 
 bool Core::send_simple_error(int status) noexcept {
   keep_alive_ = false;
+  status_code_ = status;  // for the access log and the status-class counters
   std::string r = error_response(status);
   headers_sent_ = true;
   iovec iov{r.data(), r.size()};
@@ -788,27 +890,40 @@ bool Core::send_simple_error(int status) noexcept {
 }
 
 void Core::log_app_exception(const char* when) noexcept {
+  if (conn_->peer_closed || upgraded_) {
+    // The client went away (aiowsgi.ClientDisconnected, or a websocket peer that closed):
+    // the app's exception is the consequence, not a bug worth a traceback.
+    PyRef type = PyRef::borrow(PyErr_Occurred());
+    bool disconnect = type && (PyErr_GivenExceptionMatches(type.get(), PyExc_OSError) ||
+                               PyErr_GivenExceptionMatches(type.get(), PyExc_ConnectionError) ||
+                               conn_->peer_closed);
+    if (disconnect) {
+      PyErr_Clear();
+      spdlog::info("client disconnected during {} {} (core {})", method(), target(), id_);
+      return;
+    }
+  }
   ++server_->exceptions;
   std::string text = fetch_exception_text();
-  RequestParser& p = conn_->parser;
-  spdlog::error("exception {} for {} {} (core {}):\n{}", when, p.method(), p.target(), id_, text);
+  spdlog::error("exception {} for {} {} (core {}):\n{}", when, method(), target(), id_, text);
 }
 
 // --- Socket I/O inside a core ----------------------------------------------------------------
 
-bool Core::wait_io(CoreState how) noexcept {
+bool Core::wait_io(CoreState how, double timeout) noexcept {
   if (how == CoreState::kWaitRead) {
     if (!server_->watch_readable(conn_)) return false;
   } else if (!server_->watch_writable(conn_)) {
     return false;
   }
   state_ = how;
-  io_deadline_ = now_seconds() + kSocketTimeout;
+  io_deadline_ = now_seconds() + (timeout > 0 ? timeout : kSocketTimeout);
   wake_ = WakeReason::kNone;
   while (wake_ == WakeReason::kNone) {
     PyObject* r = greenlet::switch_to(server_->main_greenlet());
     if (r == nullptr) {
-      if (greenlet::exception_is_exit()) killed_ = true;
+      // GreenletExit: harakiri (cancelled_) or worker shutdown (kill()).
+      if (greenlet::exception_is_exit() && !cancelled_) killed_ = true;
       PyErr_Clear();
       break;
     }
@@ -819,7 +934,7 @@ bool Core::wait_io(CoreState how) noexcept {
   }
   state_ = CoreState::kRunning;
   if (how == CoreState::kWaitWrite) server_->unwatch_writable(conn_);
-  return wake_ == WakeReason::kReady && !killed_;
+  return wake_ == WakeReason::kReady && !killed_ && !cancelled_;
 }
 
 bool Core::send_all(iovec* iov, int iovcnt) noexcept {
@@ -840,6 +955,7 @@ bool Core::send_all(iovec* iov, int iovcnt) noexcept {
       }
       keep_alive_ = false;
       conn_->peer_closed = true;
+      score_write_error(server_->context().score, id_);
       return false;
     }
     server_->tx_bytes += static_cast<uint64_t>(n);
@@ -879,6 +995,72 @@ bool Core::send_file(int fd, off_t offset, uint64_t count) noexcept {
   return true;
 }
 
+// --- Raw connection access -------------------------------------------------------------------
+
+Core* Core::current() noexcept {
+  Server* server = Server::instance();
+  if (server == nullptr) return nullptr;
+  PyRef g = PyRef::steal(greenlet::current());
+  if (!g) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  PyObject* id = PyObject_GetAttrString(g.get(), "_aiowsgi_core");
+  if (id == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  long n = PyLong_AsLong(id);
+  Py_DECREF(id);
+  Core* core = server->core(static_cast<int>(n));
+  if (core == nullptr || core->greenlet_.get() != g.get() || core->conn_ == nullptr) return nullptr;
+  return core;
+}
+
+int Core::connection_fd() const { return conn_ != nullptr ? conn_->fd : -1; }
+
+void Core::mark_upgraded() noexcept {
+  upgraded_ = true;
+  headers_sent_ = true;
+  keep_alive_ = false;
+  conn_->upgraded = true;
+  server_->unwatch_readable(conn_);
+}
+
+bool Core::send_raw(const char* data, size_t len) noexcept {
+  iovec iov{const_cast<char*>(data), len};
+  return send_all(&iov, 1);
+}
+
+ssize_t Core::recv_raw(std::string* out, bool block, double timeout) noexcept {
+  for (;;) {
+    if (conn_->buffered() > 0) {
+      size_t n = conn_->buffered();
+      out->append(conn_->data(), n);
+      conn_->consume(n);
+      return static_cast<ssize_t>(n);
+    }
+    if (conn_->peer_closed) return -1;
+    ssize_t n = conn_->fill();
+    if (n > 0) continue;
+    if (n == 0) {
+      conn_->peer_closed = true;
+      return -1;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      conn_->peer_closed = true;
+      return -1;
+    }
+    if (!block) return 0;
+    if (!wait_io(CoreState::kWaitRead, timeout)) {
+      if (killed_ || cancelled_) return -1;
+      if (wake_ == WakeReason::kTimeout) return 0;
+      return -1;
+    }
+  }
+}
+
 // --- Request body ---------------------------------------------------------------------------
 
 bool Core::fill_body(bool* error) noexcept {
@@ -887,7 +1069,19 @@ bool Core::fill_body(bool* error) noexcept {
   while (body_pos_ >= body_.size()) {
     body_.clear();
     body_pos_ = 0;
-    if (!p.has_body() || p.message_complete()) return false;
+    if (conn_->uwsgi) {
+      if (conn_->uwsgi_body_left == 0) return false;
+      if (conn_->buffered() > 0) {
+        size_t n = static_cast<size_t>(
+            std::min<uint64_t>(conn_->buffered(), conn_->uwsgi_body_left));
+        body_.append(conn_->data(), n);
+        conn_->consume(n);
+        conn_->uwsgi_body_left -= n;
+        continue;
+      }
+    } else if (!p.has_body() || p.message_complete()) {
+      return false;
+    }
     if (conn_->buffered() > 0) {
       size_t consumed = 0;
       auto r = p.feed_body(conn_->data(), conn_->buffered(), &consumed, &body_);
@@ -902,7 +1096,7 @@ bool Core::fill_body(bool* error) noexcept {
       }
       continue;
     }
-    if (p.expect_continue() && !sent_continue_ && !headers_sent_) {
+    if (!conn_->uwsgi && p.expect_continue() && !sent_continue_ && !headers_sent_) {
       sent_continue_ = true;
       static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
       iovec iov{cont, sizeof cont - 1};
@@ -925,6 +1119,7 @@ bool Core::fill_body(bool* error) noexcept {
     }
     keep_alive_ = false;
     conn_->peer_closed = true;
+    score_read_error(server_->context().score, id_);
     PyErr_SetString(PyExc_OSError, "client disconnected before sending the whole body");
     *error = true;
     return false;
@@ -934,6 +1129,7 @@ bool Core::fill_body(bool* error) noexcept {
 
 bool Core::finish_request_body() noexcept {
   RequestParser& p = conn_->parser;
+  if (conn_->uwsgi) return false;  // never reused
   if (!p.has_body() || p.message_complete()) return true;
   if (!keep_alive_) return false;
   // The client waits for "100 Continue" before sending: it was never asked to, so the body

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "worker/py_ref.h"
 
@@ -46,6 +47,34 @@ class Core {
   void wake(WakeReason why) noexcept;
   // Kills the greenlet (worker shutdown): the request is abandoned.
   void kill() noexcept;
+  // Harakiri: cancels the request this (suspended) core serves by throwing GreenletExit into
+  // it. The app unwinds; the client gets a 504 if no head was sent, else the connection is
+  // closed. The core itself survives and serves the next request. |age|: for the log.
+  void cancel(double age) noexcept;
+  bool cancelling() const { return cancelled_; }
+  // Monotonic start time of the current request (valid while in_request()).
+  double request_start() const { return request_start_; }
+
+  // --- Raw connection access (protocol upgrades, the uwsgi module), inside the core --------
+  // The core whose greenlet is running now, or nullptr (import time, a loop callback).
+  static Core* current() noexcept;
+  int connection_fd() const;
+  bool headers_sent() const { return headers_sent_; }
+  // The app takes the connection over (a websocket handshake): after the app returns the
+  // server writes no HTTP response and closes the connection. The server's own reader on the
+  // fd is removed, so the app may add one (loop.add_reader(uwsgi.connection_fd(), ...)).
+  void mark_upgraded() noexcept;
+  bool upgraded() const { return upgraded_; }
+  // Sends |len| bytes as they are (no HTTP framing), suspending only this core while the
+  // socket is full. False when the client is gone or the request was cancelled (no Python
+  // exception is set).
+  bool send_raw(const char* data, size_t len) noexcept;
+  // Takes what the client sent: bytes already buffered first, then the socket. Appends to
+  // *out. With |block|, suspends this core until bytes arrive or |timeout| seconds pass
+  // (timeout <= 0: the default socket timeout). Returns the number of bytes appended (> 0),
+  // 0 when none are available (non-blocking) or on timeout, -1 when the client closed the
+  // connection, the request was cancelled, or on a socket error.
+  ssize_t recv_raw(std::string* out, bool block, double timeout) noexcept;
 
   // --- Used by wsgi.input (core.cpp and wsgi_input.cpp), inside the core -------------------
   // Makes decoded body bytes available in body_ (from body_pos_). Returns false at the end of
@@ -66,7 +95,11 @@ class Core {
   void serve() noexcept;           // requests on conn_ until it leaves this core
   bool handle_request() noexcept;  // one request; false: the connection must close
   PyObject* build_environ() noexcept;
+  PyObject* build_uwsgi_environ() noexcept;
+  std::string_view method() const;  // of the current request, for logs
+  std::string_view target() const;
   bool finish_request_body() noexcept;
+  bool finish_cancelled() noexcept;
   // Response.
   bool start_response_impl(PyObject* status, PyObject* headers, PyObject* exc_info) noexcept;
   bool build_head(int64_t known_length) noexcept;
@@ -75,7 +108,9 @@ class Core {
   bool send_all(iovec* iov, int iovcnt) noexcept;
   bool send_file(int fd, off_t offset, uint64_t count) noexcept;
   bool send_simple_error(int status) noexcept;
-  bool wait_io(CoreState how) noexcept;  // false on timeout, shutdown or error
+  // Suspends until the connection is readable/writable. False on timeout, cancellation,
+  // shutdown or error. |timeout| <= 0: the default socket timeout.
+  bool wait_io(CoreState how, double timeout = 0) noexcept;
   bool respond_from_result(PyObject* result) noexcept;
   bool iterate_result(PyObject* result) noexcept;
   void log_app_exception(const char* when) noexcept;
@@ -92,8 +127,12 @@ class Core {
   Connection* conn_ = nullptr;
   uint64_t requests_ = 0;
   uint64_t serial_ = 0;
-  bool killed_ = false;  // GreenletExit was thrown in: unwind without touching the socket  //
-                         // request counter; stale wsgi.input objects compare it
+  bool killed_ = false;
+  bool cancelled_ = false;
+  bool upgraded_ = false;  // the app took the connection over (websocket)  // harakiri: the current
+                           // request was cancelled
+  double request_start_ = 0;  // GreenletExit was thrown in: unwind without touching the socket  //
+                              // request counter; stale wsgi.input objects compare it
 
   // Per-request state (reset at the start of each request).
   std::string body_;  // decoded request body not yet read by the app, from body_pos_

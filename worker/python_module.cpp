@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "worker/connection.h"
+#include "worker/core.h"
 #include "worker/py_ref.h"
 
 namespace aiowsgi::worker {
@@ -60,24 +62,52 @@ class FileWrapper:
         raise StopIteration
 
 
-def await_(awaitable, timeout=None):
+class ClientDisconnected(ConnectionError):
+    """Raised by await_() when the client closed its connection while the request waited
+    (the awaitable has been cancelled)."""
+
+
+# Module-wide default for await_(cancel_on_disconnect=...): set it to False in the app to let
+# awaited work finish after the client went away.
+cancel_on_disconnect = True
+_gone_waiters = {}  # core id -> callback, for the requests suspended in await_()
+
+
+def await_(awaitable, timeout=None, *, cancel_on_disconnect=None):
     """Run awaitable on the worker's loop, suspending only this request's core until it is
     done; return its result or raise its exception (TimeoutError past timeout seconds, after
-    cancelling it)."""
+    cancelling it). If the client disconnects meanwhile, the awaitable is cancelled and
+    ClientDisconnected is raised, unless cancel_on_disconnect is False (default: the module's
+    aiowsgi.cancel_on_disconnect)."""
     me = _greenlet.getcurrent()
-    if getattr(me, '_aiowsgi_core', None) is None or me.parent is None:
+    core = getattr(me, '_aiowsgi_core', None)
+    if core is None or me.parent is None:
         raise RuntimeError('aiowsgi.await_() must be called from inside a request, '
                            'not at import time or from a loop callback')
+    if cancel_on_disconnect is None:
+        cancel_on_disconnect = globals()['cancel_on_disconnect']
     fut = _asyncio.ensure_future(awaitable, loop=_loop)
+    if cancel_on_disconnect and _client_gone():
+        fut.cancel()
+        raise ClientDisconnected('the client closed the connection')
     waiting = [True]
+    gone = [False]
 
     def wake(_=None):
         if waiting[0]:
             waiting[0] = False
             me.switch()
 
+    def client_gone():
+        # Called by the server from its reader: resume from a fresh loop callback instead.
+        if waiting[0]:
+            gone[0] = True
+            _loop.call_soon(wake)
+
     timer = _loop.call_later(timeout, wake) if timeout is not None else None
     fut.add_done_callback(wake)
+    if cancel_on_disconnect:
+        _gone_waiters[core] = client_gone
     try:
         while waiting[0]:
             me.parent.switch()
@@ -86,10 +116,14 @@ def await_(awaitable, timeout=None):
         fut.cancel()
         raise
     finally:
+        if cancel_on_disconnect:
+            _gone_waiters.pop(core, None)
         if timer is not None:
             timer.cancel()
     if not fut.done():
         fut.cancel()
+        if gone[0]:
+            raise ClientDisconnected('the client closed the connection')
         raise TimeoutError('aiowsgi.await_() timed out after %s s' % timeout)
     return fut.result()
 
@@ -206,8 +240,15 @@ PyObject* mod_log(PyObject*, PyObject* args) noexcept {
   Py_RETURN_NONE;
 }
 
+// True if the client of the current request closed its connection (False outside a core).
+PyObject* mod_client_gone(PyObject*, PyObject*) noexcept {
+  Core* core = Core::current();
+  return PyBool_FromLong(core != nullptr && core->connection()->peer_closed);
+}
+
 PyMethodDef kModuleMethods[] = {
     {"_log", mod_log, METH_VARARGS, "_log(level, text): one line to the server log"},
+    {"_client_gone", mod_client_gone, METH_NOARGS, nullptr},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef kModuleDef = {PyModuleDef_HEAD_INIT, "aiowsgi",
@@ -251,6 +292,20 @@ PyObject* load_app(const config::AppConfig& app) noexcept {
   if (loader == nullptr) return nullptr;
   return PyObject_CallFunction(loader, "sss", app.wsgi_file.c_str(), app.module.c_str(),
                                app.callable.c_str());
+}
+
+void notify_client_gone(int core_id) noexcept {
+  if (g_module == nullptr) return;
+  PyObject* waiters = PyDict_GetItemString(PyModule_GetDict(g_module), "_gone_waiters");
+  if (waiters == nullptr) return;
+  PyRef key = PyRef::steal(PyLong_FromLong(core_id));
+  PyRef cb = key ? PyRef::borrow(PyDict_GetItemWithError(waiters, key.get())) : PyRef();
+  if (!cb) {
+    PyErr_Clear();
+    return;
+  }
+  PyRef r = PyRef::steal(PyObject_CallNoArgs(cb.get()));
+  if (!r) spdlog::error("cancelling an await_ after a disconnect: {}", fetch_exception_text());
 }
 
 bool is_file_wrapper(PyObject* o) noexcept {

@@ -21,6 +21,11 @@ bool setup_python_module(const WorkerContext& ctx, PyObject* loop) noexcept;
 // Python exception set (the caller logs its traceback).
 PyObject* load_app(const config::AppConfig& app) noexcept;
 
+// The server saw the client of core |core_id| close its connection: a request of that core
+// suspended in aiowsgi.await_() is resumed from a loop callback, its awaitable cancelled.
+// No effect otherwise. Called on the loop's greenlet.
+void notify_client_gone(int core_id) noexcept;
+
 // True if |o| was made by environ["wsgi.file_wrapper"].
 bool is_file_wrapper(PyObject* o) noexcept;
 

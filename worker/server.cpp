@@ -23,6 +23,8 @@ namespace {
 
 constexpr double kTickSeconds = 0.25;
 constexpr double kLingerSeconds = 2.0;
+// While draining, how long an idle keep-alive connection may still bring one last request.
+constexpr double kDrainIdleGraceSeconds = 1.0;
 // Bytes a connection may buffer ahead of the request its core is serving (pipelining)
 // before the loop stops reading it.
 constexpr size_t kMaxReadAhead = 256 * 1024;
@@ -316,6 +318,12 @@ void Server::accept_from(size_t listener) noexcept {
     Connection* c = conns_[fd].get();
     ++open_connections_;
     c->listener = listener;
+    if (ls.uwsgi) {
+      UwsgiParser::Limits ul;
+      ul.max_header_bytes = limits.max_header_bytes;
+      ul.max_body_bytes = limits.max_body_bytes;
+      c->uwsgi = std::make_unique<UwsgiParser>(ul);
+    }
     c->remote_addr = PyRef::steal(PyUnicode_FromStringAndSize(addr.data(), addr.size()));
     c->remote_port = PyRef::steal(PyUnicode_FromStringAndSize(port.data(), port.size()));
     if (!c->remote_addr || !c->remote_port) {
@@ -389,6 +397,8 @@ void Server::on_readable(int fd) noexcept {
         conn->peer_closed = true;
       }
       set_reader(conn, false);
+      // A request waiting in aiowsgi.await_() for work its client no longer wants gives up.
+      if (conn->peer_closed && conn->core != nullptr) notify_client_gone(conn->core->id());
       return;
     }
     case ConnState::kLingering: {
@@ -413,6 +423,20 @@ void Server::read_head(Connection* conn) noexcept {
     conn->deadline = now_seconds() + config().limits.header_timeout;
   }
   size_t consumed = 0;
+  if (conn->uwsgi) {
+    auto u = conn->uwsgi->feed(conn->data(), conn->buffered(), &consumed);
+    conn->consume(consumed);
+    if (u == UwsgiParser::Result::kIncomplete) return;
+    if (u == UwsgiParser::Result::kError) {
+      spdlog::debug("bad uwsgi packet from {}: {} {}", PyUnicode_AsUTF8(conn->remote_addr.get()),
+                    conn->uwsgi->error_status(), conn->uwsgi->error_reason());
+      send_error_and_linger(conn, conn->uwsgi->error_status());
+      return;
+    }
+    conn->uwsgi_body_left = conn->uwsgi->content_length().value_or(0);
+    dispatch(conn);
+    return;
+  }
   auto r = conn->parser.feed_head(conn->data(), conn->buffered(), &consumed);
   conn->consume(consumed);
   switch (r) {
@@ -505,11 +529,19 @@ void Server::send_error_and_linger(Connection* conn, int status) noexcept {
 
 void Server::close_connection(Connection* conn) noexcept {
   int fd = conn->fd;
-  if (conn->reader_registered) set_reader(conn, false);
-  if (conn->reader_registered) {
-    // remove_reader failed: asyncio still maps fd; keep the registration consistent anyway.
+  if (conn->upgraded) {
+    // The app may have left its own reader or writer on the fd: asyncio must forget them
+    // before the number is reused, or its next registration would fail.
+    PyRef fdo = PyRef::steal(PyLong_FromLong(fd));
+    if (fdo) {
+      call_logged(remove_reader_.get(), "remove_reader", fdo.get());
+      call_logged(remove_writer_.get(), "remove_writer", fdo.get());
+    }
     conn->reader_registered = false;
   }
+  if (conn->reader_registered) set_reader(conn, false);
+  // If remove_reader failed, asyncio may still map fd; the flag follows the fd's closing.
+  conn->reader_registered = false;
   if (conn->state == ConnState::kQueued) {
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
       if (*it == conn) {
@@ -584,6 +616,15 @@ void Server::on_tick() noexcept {
         now >= core->io_deadline())
       core->wake(WakeReason::kTimeout);
   }
+  // Harakiri for suspended requests: the tick runs on the loop, so every core in a request
+  // is suspended right now and can be cancelled alone, without touching the others.
+  double harakiri = config().limits.harakiri;
+  if (harakiri > 0) {
+    for (auto& core : cores_) {
+      if (core->in_request() && !core->cancelling() && now - core->request_start() > harakiri)
+        core->cancel(now - core->request_start());
+    }
+  }
   if (draining_ && now >= drain_deadline_) {
     spdlog::warn("graceful timeout: {} request(s) still in flight, stopping anyway", busy_cores_);
     stop_now();
@@ -598,12 +639,14 @@ void Server::drain() noexcept {
   draining_ = true;
   drain_deadline_ = now_seconds() + config().server.graceful_timeout;
   pause_accepting();
-  // Idle keep-alive connections go now; ones with a partial head may still finish it.
-  std::vector<Connection*> idle;
+  // Idle keep-alive connections are not cut at once: a client may be sending its next request
+  // right now, and closing under it would fail that request. Each gets a short grace; a
+  // request that arrives is served with "Connection: close" (Core::build_head).
+  double grace = now_seconds() + kDrainIdleGraceSeconds;
   for (auto& up : conns_) {
-    if (up && up->state == ConnState::kReadingHead && !up->head_started) idle.push_back(up.get());
+    if (up && up->state == ConnState::kReadingHead && !up->head_started)
+      up->deadline = std::min(up->deadline, grace);
   }
-  for (Connection* c : idle) close_connection(c);
   maybe_finish_drain();
 }
 
@@ -657,7 +700,13 @@ void Server::on_control() noexcept {
 }
 
 void Server::send_heartbeat() noexcept {
-  ControlLink::heartbeat(ctx_.control_fd, ctx_.worker_id, requests_, busy_cores_);
+  double oldest = 0;
+  for (auto& core : cores_) {
+    if (core->in_request() && (oldest == 0 || core->request_start() < oldest))
+      oldest = core->request_start();
+  }
+  ControlLink::heartbeat(ctx_.control_fd, ctx_.worker_id, requests_, busy_cores_,
+                         static_cast<uint64_t>(oldest * 1000));
 }
 
 }  // namespace aiowsgi::worker

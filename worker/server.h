@@ -61,13 +61,20 @@ class Server {
   void unwatch_writable(Connection* conn) noexcept;
   // Makes sure the loop watches conn for readability (a core waits to read).
   bool watch_readable(Connection* conn) noexcept;
+  // Stops the server's reader on conn (an upgraded connection's app may add its own).
+  void unwatch_readable(Connection* conn) noexcept { set_reader(conn, false); }
+  // The core with id |id|, or nullptr.
+  Core* core(int id) const {
+    return id >= 0 && static_cast<size_t>(id) < cores_.size() ? cores_[id].get() : nullptr;
+  }
   // Environ pieces shared by all requests of a listener (copied per request).
   PyObject* environ_template(size_t listener) const { return templates_[listener].get(); }
   // Answers |conn| with a canned error status and closes it after a short linger.
   void reject(Connection* conn, int status) noexcept { send_error_and_linger(conn, status); }
   void count_request() { ++requests_; }
-  uint64_t exceptions = 0;  // app exceptions logged
-  uint64_t tx_bytes = 0;    // response bytes sent
+  uint64_t exceptions = 0;      // app exceptions logged
+  uint64_t tx_bytes = 0;        // response bytes sent
+  uint64_t harakiri_count = 0;  // requests cancelled by harakiri
   uint64_t requests() const { return requests_; }
 
   // --- Loop callbacks (module-level C functions forward here) --------------------------------

@@ -7,11 +7,13 @@
 
 #include "common/exit_codes.h"
 #include "common/log.h"
+#include "worker/access_log.h"
 #include "worker/control_link.h"
 #include "worker/greenlet_api.h"
 #include "worker/py_ref.h"
 #include "worker/python_module.h"
 #include "worker/server.h"
+#include "worker/uwsgi_module.h"
 #include "worker/wsgi_input.h"
 
 namespace aiowsgi::worker {
@@ -38,10 +40,12 @@ void reset_signals() {
 
 Status init_python(const config::Config& cfg) {
   register_builtin_module();
+  if (cfg.app.uwsgi_compat) register_uwsgi_module(cfg);
   PyConfig pc;
   PyConfig_InitPythonConfig(&pc);
-  // Without this, sys.executable would be the server binary.
-  PyStatus st = PyConfig_SetString(&pc, &pc.program_name, L"/usr/bin/python3.11");
+  // Without this, sys.executable would be the server binary. The interpreter the build was
+  // configured with (Debian: /usr/bin/python3.11).
+  PyStatus st = PyConfig_SetString(&pc, &pc.program_name, AIOWSGI_PYTHON_EXECUTABLE);
   if (!PyStatus_Exception(st)) {
     pc.install_signal_handlers = 0;  // asyncio's add_signal_handler owns TERM/INT/QUIT
     pc.parse_argv = 0;
@@ -171,6 +175,8 @@ int run_worker(const WorkerContext& ctx) noexcept {
     reset_signals();
     for (int fd : ctx.close_fds) ::close(fd);
     const config::Config& cfg = *ctx.config;
+    if (Status s = access_log::setup(cfg.log, ctx.worker_id); !s.ok())
+      spdlog::error("access log off: {}", s.message());
     for (const auto& [k, v] : cfg.app.env) setenv(k.c_str(), v.c_str(), 1);
     if (!cfg.app.chdir.empty() && chdir(cfg.app.chdir.c_str()) != 0) {
       spdlog::critical("worker {}: chdir {}: {}", ctx.worker_id, cfg.app.chdir,

@@ -8,6 +8,10 @@
 
 #include "config/config.h"
 
+namespace aiowsgi {
+struct WorkerScore;  // common/stats_board.h
+}  // namespace aiowsgi
+
 namespace aiowsgi::worker {
 
 struct ListenSocket {
@@ -21,8 +25,9 @@ struct WorkerContext {
   int worker_id = 1;  // 1-based, like uWSGI
   int num_workers = 1;
   std::vector<ListenSocket> sockets;
-  int control_fd = -1;         // the worker's end of its control socketpair (-1: none)
-  std::vector<int> close_fds;  // master-only fds the child must close at once
+  int control_fd = -1;           // the worker's end of its control socketpair (-1: none)
+  std::vector<int> close_fds;    // master-only fds the child must close at once
+  WorkerScore* score = nullptr;  // this process's StatsBoard slot (null: not counted)
 };
 
 // Runs the worker; returns the process exit status (common/exit_codes.h). The caller must

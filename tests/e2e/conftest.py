@@ -24,6 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 APPS = REPO / "tests" / "apps"
 EXAMPLES = REPO / "examples"
 BACKEND = os.environ.get("AIOWSGI_E2E_BACKEND", "aiowsgi")
+# AIOWSGI_E2E_LOOP=uvloop runs every server with [app] loop = "uvloop" (CTest e2e_uvloop).
+LOOP = os.environ.get("AIOWSGI_E2E_LOOP", "")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 
@@ -67,7 +69,7 @@ class Server:
     """One aiowsgi-master (or uWSGI) process tree, its config and its log."""
 
     def __init__(self, workdir, app, *, workers=1, cores=10, limits=None, env=None,
-                 server=None, log=None, ready_path="/"):
+                 server=None, log=None, ready_path="/", app_options=None):
         self.workdir = Path(workdir)
         self.app = str(app)
         self.workers, self.cores = workers, cores
@@ -75,6 +77,7 @@ class Server:
         self.env = dict(env or {})
         self.server_extra = dict(server or {})
         self.log_extra = dict(log or {})
+        self.app_extra = dict(app_options or {})  # more [app] keys (loop, uwsgi_compat, ...)
         self.ready_path = ready_path
         self.port = None
         self.proc = None
@@ -90,6 +93,9 @@ class Server:
         app = {"wsgi_file": self.app}
         if self.env:
             app["env"] = self.env
+        if LOOP:
+            app["loop"] = LOOP
+        app.update(self.app_extra)
         log = {"level": "info"}
         log.update(self.log_extra)
         out = []

@@ -1,0 +1,93 @@
+#include "master/privileges.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace aiowsgi::master {
+namespace {
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+}  // namespace
+
+Status resolve_identity(const std::string& user, const std::string& group, Identity* out) {
+  Identity id;
+  id.uid = ::getuid();
+  id.gid = ::getgid();
+  std::vector<char> buf(16384);
+  if (!user.empty()) {
+    passwd pw{};
+    passwd* found = nullptr;
+    if (all_digits(user)) {
+      id.uid = static_cast<uid_t>(std::stoul(user));
+      if (getpwuid_r(id.uid, &pw, buf.data(), buf.size(), &found) == 0 && found) {
+        id.gid = found->pw_gid;
+        id.user = found->pw_name;
+      } else if (group.empty()) {
+        return Status::Config("[server] user = \"" + user +
+                              "\": a uid without a passwd entry needs [server] group");
+      }
+    } else {
+      if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
+        return Status::Config("[server] user = \"" + user + "\": no such user");
+      }
+      id.uid = found->pw_uid;
+      id.gid = found->pw_gid;
+      id.user = found->pw_name;
+    }
+  }
+  if (!group.empty()) {
+    if (all_digits(group)) {
+      id.gid = static_cast<gid_t>(std::stoul(group));
+    } else {
+      ::group gr{};
+      ::group* found = nullptr;
+      if (getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found) {
+        return Status::Config("[server] group = \"" + group + "\": no such group");
+      }
+      id.gid = found->gr_gid;
+    }
+  }
+  *out = id;
+  return Status::Ok();
+}
+
+Status drop_privileges(const Identity& id, const std::vector<std::string>& chown_paths) {
+  if (::geteuid() != 0) {
+    // Nothing to drop: accept a configuration that names the current identity (the same
+    // file serves under a root-started service and in a developer's shell).
+    if (id.uid == ::geteuid() && id.gid == ::getegid()) return Status::Ok();
+    return Status::Config("[server] user/group: changing to uid " + std::to_string(id.uid) +
+                          " gid " + std::to_string(id.gid) +
+                          " needs root (the master runs as uid " + std::to_string(::geteuid()) +
+                          ")");
+  }
+  for (const std::string& path : chown_paths) {
+    if (!path.empty() && ::chown(path.c_str(), id.uid, id.gid) != 0 && errno != ENOENT) {
+      return Status::Io("cannot chown " + path, errno);
+    }
+  }
+  // Groups first: once the uid is not root, the group list cannot change any more.
+  if (!id.user.empty() && id.uid != 0) {
+    if (::initgroups(id.user.c_str(), id.gid) != 0) return Status::Io("initgroups", errno);
+  } else if (::setgroups(1, &id.gid) != 0) {
+    return Status::Io("setgroups", errno);
+  }
+  if (::setresgid(id.gid, id.gid, id.gid) != 0) return Status::Io("setgid", errno);
+  if (::setresuid(id.uid, id.uid, id.uid) != 0) return Status::Io("setuid", errno);
+  if (id.uid != 0 && ::setuid(0) == 0) {
+    return Status::Config("setuid(0) still works after dropping privileges; refusing to run");
+  }
+  return Status::Ok();
+}
+
+}  // namespace aiowsgi::master

@@ -1,0 +1,62 @@
+#include "master/supervision.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "common/unique_fd.h"
+
+namespace aiowsgi::master {
+
+HarakiriVerdict harakiri_verdict(const HarakiriInput& in) {
+  if (in.harakiri <= 0) return HarakiriVerdict::kNone;
+  if (in.silent_for >= std::max(in.harakiri, kMinHeartbeatSilenceSeconds)) {
+    return HarakiriVerdict::kLoopBlocked;
+  }
+  if (in.in_flight > 0 && in.oldest_age >= in.harakiri + kHarakiriBackstopSeconds) {
+    return HarakiriVerdict::kNotCancelled;
+  }
+  return HarakiriVerdict::kNone;
+}
+
+RecycleReason recycle_reason(const config::LimitsConfig& limits, uint64_t requests,
+                             uint64_t rss_bytes) {
+  if (limits.max_requests > 0 && requests >= static_cast<uint64_t>(limits.max_requests)) {
+    return RecycleReason::kMaxRequests;
+  }
+  if (limits.reload_on_rss_mb > 0 &&
+      rss_bytes > static_cast<uint64_t>(limits.reload_on_rss_mb) * 1024 * 1024) {
+    return RecycleReason::kRss;
+  }
+  return RecycleReason::kNone;
+}
+
+const char* recycle_reason_text(RecycleReason r) {
+  switch (r) {
+    case RecycleReason::kNone:
+      return "none";
+    case RecycleReason::kMaxRequests:
+      return "max_requests reached";
+    case RecycleReason::kRss:
+      return "reload_on_rss_mb exceeded";
+  }
+  return "unknown";
+}
+
+uint64_t read_rss_bytes(pid_t pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/statm";
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return 0;
+  char buf[128] = {};
+  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
+  if (n <= 0) return 0;
+  unsigned long long size = 0, resident = 0;
+  if (std::sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
+  long page = ::sysconf(_SC_PAGESIZE);
+  return static_cast<uint64_t>(resident) * static_cast<uint64_t>(page > 0 ? page : 4096);
+}
+
+}  // namespace aiowsgi::master

@@ -1,0 +1,82 @@
+// Supervision policy: harakiri verdicts, recycle reasons and the recycle concurrency cap,
+// without forking; read_rss_bytes against this process.
+#include "master/supervision.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+namespace aiowsgi::master {
+namespace {
+
+TEST(Harakiri, OffWhenZero) {
+  HarakiriInput in;
+  in.silent_for = 1000;
+  in.oldest_age = 1000;
+  in.in_flight = 3;
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kNone);
+}
+
+TEST(Harakiri, SilenceMustExceedHarakiriAndTheMinimum) {
+  HarakiriInput in;
+  in.harakiri = 1;
+  in.in_flight = 1;
+  in.silent_for = 1.5;  // past harakiri, but a slow tick is not a blocked loop yet
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kNone);
+  in.silent_for = kMinHeartbeatSilenceSeconds;
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kLoopBlocked);
+  in.harakiri = 30;
+  in.silent_for = 29.9;
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kNone);
+  in.silent_for = 30;
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kLoopBlocked);
+}
+
+TEST(Harakiri, SilenceWithoutARequestStillMeansABlockedLoop) {
+  HarakiriInput in;
+  in.harakiri = 5;
+  in.silent_for = 6;
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kLoopBlocked);
+}
+
+TEST(Harakiri, SuspendedRequestIsTheWorkersJobUntilTheBackstop) {
+  HarakiriInput in;
+  in.harakiri = 2;
+  in.silent_for = 0.3;  // heartbeats flow: the loop is fine
+  in.in_flight = 1;
+  in.oldest_age = 2 + kHarakiriBackstopSeconds - 0.1;
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kNone);
+  in.oldest_age = 2 + kHarakiriBackstopSeconds;
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kNotCancelled);
+  in.in_flight = 0;  // a stale age with nothing in flight means nothing
+  EXPECT_EQ(harakiri_verdict(in), HarakiriVerdict::kNone);
+}
+
+TEST(Recycle, Reasons) {
+  config::LimitsConfig limits;
+  EXPECT_EQ(recycle_reason(limits, 1u << 30, 1ull << 40), RecycleReason::kNone);
+  limits.max_requests = 5;
+  EXPECT_EQ(recycle_reason(limits, 4, 0), RecycleReason::kNone);
+  EXPECT_EQ(recycle_reason(limits, 5, 0), RecycleReason::kMaxRequests);
+  limits.max_requests = 0;
+  limits.reload_on_rss_mb = 100;
+  EXPECT_EQ(recycle_reason(limits, 0, 100ull * 1024 * 1024), RecycleReason::kNone);
+  EXPECT_EQ(recycle_reason(limits, 0, 100ull * 1024 * 1024 + 1), RecycleReason::kRss);
+  EXPECT_STREQ(recycle_reason_text(RecycleReason::kRss), "reload_on_rss_mb exceeded");
+}
+
+TEST(Recycle, AtMostHalfTheWorkersAtOnceAndAtLeastOne) {
+  EXPECT_EQ(max_concurrent_recycles(1), 1);
+  EXPECT_EQ(max_concurrent_recycles(2), 1);
+  EXPECT_EQ(max_concurrent_recycles(3), 1);
+  EXPECT_EQ(max_concurrent_recycles(8), 4);
+}
+
+TEST(Recycle, RssOfThisProcess) {
+  uint64_t rss = read_rss_bytes(getpid());
+  EXPECT_GT(rss, 1024u * 1024);       // a gtest binary uses more than 1 MB
+  EXPECT_LT(rss, 4096ull << 20);      // and less than 4 GB
+  EXPECT_EQ(read_rss_bytes(-5), 0u);  // unreadable: 0, not an error
+}
+
+}  // namespace
+}  // namespace aiowsgi::master

@@ -1,0 +1,47 @@
+// Access log: one line per request, written by the worker that served it through its own
+// spdlog logger (pattern per [log] format: "text" or one JSON object per line) to the [log]
+// file or stderr, each line with a single write(2). Also where a finished request is counted
+// on the StatsBoard. Workers only; request_done() runs on the worker's thread with the GIL
+// held but does no Python work beyond reading a cached str.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "config/config.h"
+
+namespace aiowsgi::worker {
+
+class Server;
+struct Connection;
+
+namespace access_log {
+
+// Opens the access log of worker |worker_id| as [log] says (nothing when access = false).
+// Called once in the worker before it serves; an Io status when the file cannot be opened
+// (the access log is then off).
+Status setup(const config::LogConfig& log, int worker_id);
+// Reopens the file by name (SIGUSR1 / kReopenLogs, after logrotate moved it).
+Status reopen();
+bool enabled();
+
+struct Entry {
+  std::string_view remote, method, target;
+  int status = 0;  // 0: no response was sent
+  uint64_t bytes = 0, duration_us = 0;
+  int worker = 0, core = 0;
+};
+// Formats |e| as one line ("text" or "json") into |out| (no newline). Exposed for tests.
+void format_line(const Entry& e, bool json, std::string* out);
+// Writes |e| (one spdlog call). A no-op when the access log is off.
+void write(const Entry& e) noexcept;
+
+}  // namespace access_log
+
+// A core finished a request on |conn| with HTTP |status| (0: none sent): counts it on the
+// StatsBoard and writes its access-log line.
+void request_done(Server* server, Connection* conn, int core_id, int status) noexcept;
+
+}  // namespace aiowsgi::worker
