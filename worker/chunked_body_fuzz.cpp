@@ -54,8 +54,7 @@ Decoded decode(std::string_view head, std::string_view body, size_t piece,
     }
     if (r == Result::kError) {
       out.error_status = p.error_status();
-      FUZZ_CHECK(out.error_status == 400 || out.error_status == 413 ||
-                 out.error_status == 501);
+      FUZZ_CHECK(out.error_status == 400 || out.error_status == 413 || out.error_status == 501);
       break;
     }
     FUZZ_CHECK(r == Result::kMessageComplete);
@@ -63,8 +62,7 @@ Decoded decode(std::string_view head, std::string_view body, size_t piece,
     // Complete is final: more bytes belong to the next request and are not consumed.
     const Piece more("X");
     size_t c2 = 0;
-    FUZZ_CHECK(p.feed_body(more.data(), more.size(), &c2, &out.body) ==
-               Result::kMessageComplete);
+    FUZZ_CHECK(p.feed_body(more.data(), more.size(), &c2, &out.body) == Result::kMessageComplete);
     FUZZ_CHECK(c2 == 0);
     break;
   }

@@ -71,9 +71,9 @@ std::vector<Parsed> parse_stream(std::string_view stream, size_t piece,
   std::vector<Parsed> out;
   Parsed cur;
   bool head_done = false;
-  size_t start = 0;      // stream offset of the current request
-  std::string pending;   // received but not yet consumed
-  size_t received = 0;   // stream bytes read so far
+  size_t start = 0;     // stream offset of the current request
+  std::string pending;  // received but not yet consumed
+  size_t received = 0;  // stream bytes read so far
   while (out.size() < kMaxMessages) {
     if (pending.empty()) {
       if (received == stream.size()) break;
@@ -167,8 +167,7 @@ void check_head(const Parsed& h, RequestParser::Limits limits) {
   const Result r = p.feed_head(buf.data(), buf.size(), &c);
   if (r == Result::kError) {
     std::fprintf(stderr, "round trip failed (%d %.*s) for:\n%s\n", p.error_status(),
-                 static_cast<int>(p.error_reason().size()), p.error_reason().data(),
-                 again.c_str());
+                 static_cast<int>(p.error_reason().size()), p.error_reason().data(), again.c_str());
   }
   FUZZ_CHECK(r == Result::kHeadComplete);
   FUZZ_CHECK(c == again.size());

@@ -241,6 +241,12 @@ bool Server::build_templates() noexcept {
 
 void Server::resume_accepting() noexcept {
   if (accepting_ || draining_ || stopping_) return;
+  // Every core busy, the per-worker connection cap reached, or the out-of-fds back-off
+  // running: the listen sockets stay unwatched (other workers take the connections).
+  if (busy_cores_ >= static_cast<size_t>(config().server.cores) ||
+      open_connections_ >= static_cast<size_t>(config().limits.max_connections) ||
+      accept_resume_at_ != 0)
+    return;
   for (size_t i = 0; i < ctx_.sockets.size(); ++i) {
     PyRef fd = PyRef::steal(PyLong_FromLong(ctx_.sockets[i].fd));
     if (!fd) {
@@ -317,6 +323,15 @@ void Server::accept_from(size_t listener) noexcept {
     conns_[fd] = std::make_unique<Connection>(fd, limits);
     Connection* c = conns_[fd].get();
     ++open_connections_;
+    if (open_connections_ >= static_cast<size_t>(config().limits.max_connections)) {
+      if (now_seconds() - last_accept_error_log_ > 5) {
+        spdlog::warn(
+            "worker {} has {} open connections ([limits] max_connections); pausing accepts",
+            ctx_.worker_id, open_connections_);
+        last_accept_error_log_ = now_seconds();
+      }
+      pause_accepting();
+    }
     c->listener = listener;
     if (ls.uwsgi) {
       UwsgiParser::Limits ul;
@@ -496,7 +511,7 @@ Connection* Server::next_queued() noexcept {
 void Server::core_idle(Core* core) noexcept {
   free_cores_.push_back(core);
   --busy_cores_;
-  if (!draining_ && accept_resume_at_ == 0) resume_accepting();
+  resume_accepting();
   if (draining_) maybe_finish_drain();
 }
 
@@ -553,6 +568,7 @@ void Server::close_connection(Connection* conn) noexcept {
   ::close(fd);
   conns_[fd].reset();
   --open_connections_;
+  if (!accepting_) resume_accepting();
   if (draining_) maybe_finish_drain();
 }
 
@@ -590,7 +606,7 @@ void Server::on_tick() noexcept {
   double now = now_seconds();
   if (accept_resume_at_ != 0 && now >= accept_resume_at_) {
     accept_resume_at_ = 0;
-    if (busy_cores_ < static_cast<size_t>(config().server.cores)) resume_accepting();
+    resume_accepting();
   }
   // Connection deadlines. Collect first: closing mutates the table.
   std::vector<Connection*> expired;

@@ -117,7 +117,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!cl_var || cl_var->empty()) {
     FUZZ_CHECK(!whole.content_length);
   } else {
-    FUZZ_CHECK(whole.content_length && std::to_string(*whole.content_length).size() <= cl_var->size());
+    FUZZ_CHECK(whole.content_length &&
+               std::to_string(*whole.content_length).size() <= cl_var->size());
     FUZZ_CHECK(std::stoull(*cl_var) == *whole.content_length);
     if (limits.max_body_bytes != 0) FUZZ_CHECK(*whole.content_length <= limits.max_body_bytes);
   }

@@ -223,3 +223,23 @@ def test_out_of_file_descriptors_pauses_accepting(small):
         assert data.startswith(b"HTTP/1.1 200"), data
         s.close()
     assert int(small.request("GET", "/pid")[2]) == pid  # same worker: it never crashed
+
+
+def test_connection_cap_pauses_accepting_until_one_closes(server_factory):
+    """[limits] max_connections: at the cap the worker stops accepting (the kernel queues the
+    newcomer) and resumes as soon as one of its connections closes."""
+    srv = server_factory(APPS / "misbehaving_app.py", workers=1, cores=4,
+                         limits={"max_connections": 2, "keepalive_timeout": 30})
+    idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2)]
+    time.sleep(0.3)  # both accepted: the worker is at its cap
+    late = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    late.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    late.settimeout(1.0)
+    with pytest.raises(socket.timeout):
+        late.recv(1)  # not accepted yet, so not answered
+    idle[0].close()
+    late.settimeout(10)
+    assert late.recv(64).startswith(b"HTTP/1.1 ")
+    assert "max_connections" in srv.log_text()
+    late.close()
+    idle[1].close()
