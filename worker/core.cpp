@@ -142,6 +142,15 @@ bool valid_field_value(std::string_view s) {
   return true;
 }
 
+// d[key] = value, taking the reference to |value| (which may be nullptr after a failed
+// constructor: then false, with that constructor's exception set).
+bool dict_set_steal(PyObject* d, PyObject* key, PyObject* value) {
+  if (value == nullptr) return false;
+  int rc = PyDict_SetItem(d, key, value);
+  Py_DECREF(value);
+  return rc == 0;
+}
+
 void append_hex(std::string* out, size_t n) {
   char buf[24];
   int len = snprintf(buf, sizeof buf, "%zx\r\n", n);
@@ -371,30 +380,37 @@ std::string_view Core::target() const {
   return conn_->parser.target();
 }
 
-// The environ of a uwsgi-protocol request: the peer (nginx) already sends CGI variables, so
-// they are taken as they are, over the listener's template and this connection's defaults.
-PyObject* Core::build_uwsgi_environ() noexcept {
+// What every request's environ starts with, whatever the protocol: the listener's template
+// (PEP 3333 constants), the peer's address, this core's id and a fresh wsgi.input.
+PyObject* Core::environ_base() noexcept {
   Strings* s = strings();
   PyRef env = PyRef::steal(PyDict_Copy(server_->environ_template(conn_->listener)));
   if (!env) return nullptr;
   PyObject* d = env.get();
-  auto set = [d](PyObject* key, PyObject* value) -> bool {
-    if (value == nullptr) return false;
-    int rc = PyDict_SetItem(d, key, value);
-    Py_DECREF(value);
-    return rc == 0;
-  };
   Py_INCREF(conn_->remote_addr.get());
-  if (!set(s->remote_addr, conn_->remote_addr.get())) return nullptr;
+  if (!dict_set_steal(d, s->remote_addr, conn_->remote_addr.get())) return nullptr;
   Py_INCREF(conn_->remote_port.get());
-  if (!set(s->remote_port, conn_->remote_port.get())) return nullptr;
+  if (!dict_set_steal(d, s->remote_port, conn_->remote_port.get())) return nullptr;
+  Py_INCREF(id_obj_.get());
+  if (!dict_set_steal(d, s->aiowsgi_core, id_obj_.get())) return nullptr;
+  if (!dict_set_steal(d, s->wsgi_input, new_input(this))) return nullptr;
+  return env.release();
+}
+
+// The environ of a uwsgi-protocol request: the peer (nginx) already sends CGI variables, so
+// they are taken as they are, over the listener's template and this connection's defaults.
+PyObject* Core::build_uwsgi_environ() noexcept {
+  PyRef env = PyRef::steal(environ_base());
+  if (!env) return nullptr;
+  PyObject* d = env.get();
+  auto set = [d](PyObject* key, PyObject* value) { return dict_set_steal(d, key, value); };
   const UwsgiParser& u = *conn_->uwsgi;
   for (size_t i = 0; i < u.var_count(); ++i) {
     std::string_view n = u.var_name(i), v = u.var_value(i);
     if (n == "CONTENT_LENGTH" && v.empty()) continue;  // nginx sends it empty without a body
     if (n == "CONTENT_TYPE" && v.empty()) continue;
-    PyRef key = PyRef::steal(
-        PyUnicode_DecodeLatin1(n.data(), static_cast<Py_ssize_t>(n.size()), nullptr));
+    PyRef key =
+        PyRef::steal(PyUnicode_DecodeLatin1(n.data(), static_cast<Py_ssize_t>(n.size()), nullptr));
     if (!key) return nullptr;
     if (!set(key.get(),
              PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr)))
@@ -406,9 +422,6 @@ PyObject* Core::build_uwsgi_environ() noexcept {
     PyRef k = PyRef::steal(PyUnicode_FromString("wsgi.url_scheme"));
     if (!k || !set(k.get(), PyUnicode_FromString("https"))) return nullptr;
   }
-  Py_INCREF(id_obj_.get());
-  if (!set(s->aiowsgi_core, id_obj_.get())) return nullptr;
-  if (!set(s->wsgi_input, new_input(this))) return nullptr;
   return env.release();
 }
 
@@ -416,15 +429,10 @@ PyObject* Core::build_environ() noexcept {
   if (conn_->uwsgi) return build_uwsgi_environ();
   Strings* s = strings();
   RequestParser& p = conn_->parser;
-  PyRef env = PyRef::steal(PyDict_Copy(server_->environ_template(conn_->listener)));
+  PyRef env = PyRef::steal(environ_base());
   if (!env) return nullptr;
   PyObject* d = env.get();
-  auto set = [d](PyObject* key, PyObject* value) -> bool {
-    if (value == nullptr) return false;
-    int rc = PyDict_SetItem(d, key, value);
-    Py_DECREF(value);
-    return rc == 0;
-  };
+  auto set = [d](PyObject* key, PyObject* value) { return dict_set_steal(d, key, value); };
   auto latin1 = [](std::string_view v) {
     return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr);
   };
@@ -440,13 +448,6 @@ PyObject* Core::build_environ() noexcept {
   PyObject* proto = p.http_minor() >= 1 ? s->http11 : s->http10;
   Py_INCREF(proto);
   if (!set(s->server_protocol, proto)) return nullptr;
-  Py_INCREF(conn_->remote_addr.get());
-  if (!set(s->remote_addr, conn_->remote_addr.get())) return nullptr;
-  Py_INCREF(conn_->remote_port.get());
-  if (!set(s->remote_port, conn_->remote_port.get())) return nullptr;
-  Py_INCREF(id_obj_.get());
-  if (!set(s->aiowsgi_core, id_obj_.get())) return nullptr;
-  if (!set(s->wsgi_input, new_input(this))) return nullptr;
   for (size_t i = 0; i < p.header_count(); ++i) {
     std::string_view name = p.header_name(i), value = p.header_value(i);
     PyObject* key;
@@ -1072,8 +1073,8 @@ bool Core::fill_body(bool* error) noexcept {
     if (conn_->uwsgi) {
       if (conn_->uwsgi_body_left == 0) return false;
       if (conn_->buffered() > 0) {
-        size_t n = static_cast<size_t>(
-            std::min<uint64_t>(conn_->buffered(), conn_->uwsgi_body_left));
+        size_t n =
+            static_cast<size_t>(std::min<uint64_t>(conn_->buffered(), conn_->uwsgi_body_left));
         body_.append(conn_->data(), n);
         conn_->consume(n);
         conn_->uwsgi_body_left -= n;

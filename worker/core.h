@@ -96,6 +96,7 @@ class Core {
   bool handle_request() noexcept;  // one request; false: the connection must close
   PyObject* build_environ() noexcept;
   PyObject* build_uwsgi_environ() noexcept;
+  PyObject* environ_base() noexcept;
   std::string_view method() const;  // of the current request, for logs
   std::string_view target() const;
   bool finish_request_body() noexcept;
