@@ -14,6 +14,7 @@
 
 #include "common/address.h"
 #include "common/exit_codes.h"
+#include "common/guarded.h"
 #include "common/log.h"
 #include "common/stats_board.h"
 #include "master/stats_server.h"
@@ -47,18 +48,6 @@ std::string describe_exit(int status) {
     return s;
   }
   return "ended with wait status " + std::to_string(status);
-}
-
-// Runs |f| for a libev callback: an exception must not unwind through libev's C frames.
-template <typename F>
-void guarded(const char* where, F&& f) noexcept {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    spdlog::critical("internal error in {}: {}", where, e.what());
-  } catch (...) {
-    spdlog::critical("internal error in {}: unknown exception", where);
-  }
 }
 
 bool is_startup_failure(int code) { return code == kExitAppLoadError || code == kExitBootError; }

@@ -18,6 +18,7 @@
 #include <map>
 #include <utility>
 
+#include "common/guarded.h"
 #include "master/arbiter.h"
 #include "master/worker_table.h"
 
@@ -31,17 +32,6 @@ constexpr size_t kMaxClients = 256;
 constexpr size_t kMaxRequestHead = 8192;
 
 uint64_t get(const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); }
-
-template <typename F>
-void guarded(const char* where, F&& f) noexcept {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    spdlog::critical("internal error in {}: {}", where, e.what());
-  } catch (...) {
-    spdlog::critical("internal error in {}: unknown exception", where);
-  }
-}
 
 // Prometheus label values: backslash, double quote and newline are escaped.
 std::string label(std::string_view v) {
