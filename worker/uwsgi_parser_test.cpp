@@ -13,41 +13,15 @@
 #include <utility>
 #include <vector>
 
+#include "tests/unit/guarded_buffer.h"
+
 namespace aiowsgi::worker {
 namespace {
 
 using Result = UwsgiParser::Result;
 using Vars = std::vector<std::pair<std::string, std::string>>;
 
-// Copies |s| so that its last byte is the last readable byte before a PROT_NONE page.
-class GuardPage {
- public:
-  explicit GuardPage(std::string_view s) {
-    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-    const size_t data_pages = (s.size() + page - 1) / page + 1;
-    size_ = (data_pages + 1) * page;
-    void* m = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) std::abort();
-    base_ = static_cast<char*>(m);
-    if (mprotect(base_ + data_pages * page, page, PROT_NONE) != 0) std::abort();
-    data_ = base_ + data_pages * page - s.size();
-    if (!s.empty()) std::memcpy(data_, s.data(), s.size());
-    len_ = s.size();
-  }
-  GuardPage(const GuardPage&) = delete;
-  GuardPage& operator=(const GuardPage&) = delete;
-  GuardPage(GuardPage&&) = delete;
-  GuardPage& operator=(GuardPage&&) = delete;
-  ~GuardPage() { munmap(base_, size_); }
-  const char* data() const { return data_; }
-  size_t size() const { return len_; }
-
- private:
-  char* base_ = nullptr;
-  char* data_ = nullptr;
-  size_t len_ = 0;
-  size_t size_ = 0;
-};
+using aiowsgi::test_support::GuardedBuffer;
 
 void put_u16(std::string* out, size_t v) {
   out->push_back(static_cast<char>(v & 0xff));
@@ -91,7 +65,7 @@ Vars vars_of(const UwsgiParser& p) {
 
 // Feeds all of |in| at once from a guarded copy.
 Result feed_all(UwsgiParser& p, std::string_view in, size_t* consumed) {
-  GuardPage g(in);
+  GuardedBuffer g(in);
   return p.feed(g.data(), g.size(), consumed);
 }
 
@@ -142,7 +116,7 @@ TEST(UwsgiParser, ByteByByteGivesTheSameResult) {
   Result r = Result::kIncomplete;
   size_t total = 0;
   for (size_t i = 0; i < in.size(); ++i) {
-    GuardPage g(std::string_view(in).substr(i, 1));
+    GuardedBuffer g(std::string_view(in).substr(i, 1));
     size_t consumed = 0;
     r = p.feed(g.data(), 1, &consumed);
     total += consumed;

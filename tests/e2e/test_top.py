@@ -60,8 +60,8 @@ def test_unreachable_address_fails_cleanly(tmp_path):
     assert r.returncode == 1 and "cannot read" in r.stderr
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is in .ci/deps")
 def test_live_view_under_tmux(srv):
+    assert shutil.which("tmux"), "tmux is needed (installed by .ci/deps)"
     sock = "aiowsgi-top-test-%d" % os.getpid()
     tmux = ["tmux", "-L", sock]
     env = dict(os.environ, TERM="xterm")
