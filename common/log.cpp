@@ -12,66 +12,13 @@
 #include <string>
 #include <utility>
 
+#include "common/fd_sink.h"
 #include "common/unique_fd.h"
 
 namespace aiowsgi::log {
 namespace {
 
 constexpr const char* kLoggerName = "aiowsgi";
-
-// Writes each formatted line with one write(2). Not spdlog's file sinks: they go through a
-// FILE* buffer, which _exit() in a worker discards and which fork() would duplicate, and
-// several processes appending to one file need whole-line writes (O_APPEND) to keep lines
-// intact. base_sink's mutex makes it safe for worker threads too.
-class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  // Logs to stderr (not owned).
-  FdSink() = default;
-  // Logs to |path|, already opened as |fd| (owned).
-  FdSink(std::string path, UniqueFd fd) : path_(std::move(path)), file_(std::move(fd)) {}
-
-  bool to_file() const { return file_.get() >= 0; }
-
-  Status reopen() {
-    if (!to_file()) return Status::Ok();
-    UniqueFd fd;
-    Status s = open_log_file(path_, &fd);
-    if (!s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mutex_);
-    file_ = std::move(fd);  // closes the old file after the swap, under the lock
-    return Status::Ok();
-  }
-
-  static Status open_log_file(const std::string& path, UniqueFd* out) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::Io("cannot open log file " + path, errno);
-    out->reset(fd);
-    return Status::Ok();
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t buf;
-    formatter_->format(msg, buf);
-    int fd = to_file() ? file_.get() : STDERR_FILENO;
-    const char* p = buf.data();
-    size_t left = buf.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return;  // nowhere left to report a logging failure
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-  }
-  void flush_() override {}
-
- private:
-  std::string path_;
-  UniqueFd file_;
-};
 
 std::shared_ptr<FdSink> g_sink;
 

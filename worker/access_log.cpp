@@ -12,6 +12,7 @@
 #include <mutex>
 #include <utility>
 
+#include "common/fd_sink.h"
 #include "common/stats_board.h"
 #include "common/unique_fd.h"
 #include "worker/connection.h"
@@ -21,46 +22,7 @@ namespace aiowsgi::worker {
 namespace access_log {
 namespace {
 
-// Whole lines with one write(2) each, to the log file (O_APPEND, shared with the other
-// processes) or stderr. Not spdlog's file sink: its FILE* buffer would be lost at _exit.
-class LineSink final : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  explicit LineSink(std::string path) : path_(std::move(path)) {}
-
-  Status open() {
-    if (path_.empty()) return Status::Ok();
-    int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::Io("cannot open log file " + path_, errno);
-    std::lock_guard<std::mutex> lock(mutex_);
-    file_.reset(fd);
-    return Status::Ok();
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    spdlog::memory_buf_t buf;
-    formatter_->format(msg, buf);
-    int fd = file_ ? file_.get() : STDERR_FILENO;
-    const char* p = buf.data();
-    size_t left = buf.size();
-    while (left > 0) {
-      ssize_t n = ::write(fd, p, left);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return;
-      }
-      p += n;
-      left -= static_cast<size_t>(n);
-    }
-  }
-  void flush_() override {}
-
- private:
-  std::string path_;
-  UniqueFd file_;
-};
-
-std::shared_ptr<LineSink> g_sink;
+std::shared_ptr<FdSink> g_sink;
 std::shared_ptr<spdlog::logger> g_logger;
 bool g_json = false;
 
@@ -112,8 +74,14 @@ Status setup(const config::LogConfig& log, int worker_id) {
   g_logger.reset();
   g_sink.reset();
   if (!log.access) return Status::Ok();
-  auto sink = std::make_shared<LineSink>(log.file);
-  if (Status s = sink->open(); !s.ok()) return s;
+  std::shared_ptr<FdSink> sink;
+  if (log.file.empty()) {
+    sink = std::make_shared<FdSink>();
+  } else {
+    UniqueFd fd;
+    if (Status s = FdSink::open_log_file(log.file, &fd); !s.ok()) return s;
+    sink = std::make_shared<FdSink>(log.file, std::move(fd));
+  }
   g_json = log.format == "json";
   auto logger = std::make_shared<spdlog::logger>("access", sink);
   logger->set_level(spdlog::level::info);
@@ -132,7 +100,7 @@ Status setup(const config::LogConfig& log, int worker_id) {
 
 Status reopen() {
   if (!g_sink) return Status::Ok();
-  return g_sink->open();
+  return g_sink->reopen();
 }
 
 bool enabled() { return g_logger != nullptr; }
