@@ -127,21 +127,6 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
-bool valid_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    if (c <= 32 || c >= 127 || strchr("()<>@,;:\\\"/[]?={}", c) != nullptr) return false;
-  }
-  return true;
-}
-
-bool valid_field_value(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c == '\r' || c == '\n' || c == '\0') return false;
-  }
-  return true;
-}
-
 // d[key] = value, taking the reference to |value| (which may be nullptr after a failed
 // constructor: then false, with that constructor's exception set).
 bool dict_set_steal(PyObject* d, PyObject* key, PyObject* value) {
@@ -149,12 +134,6 @@ bool dict_set_steal(PyObject* d, PyObject* key, PyObject* value) {
   int rc = PyDict_SetItem(d, key, value);
   Py_DECREF(value);
   return rc == 0;
-}
-
-void append_hex(std::string* out, size_t n) {
-  char buf[24];
-  int len = snprintf(buf, sizeof buf, "%zx\r\n", n);
-  out->append(buf, static_cast<size_t>(len));
 }
 
 }  // namespace
@@ -306,8 +285,6 @@ bool Core::handle_request() noexcept {
   body_.clear();
   body_pos_ = 0;
   sent_continue_ = false;
-  status_.reset();
-  headers_.reset();
   status_code_ = 0;
   headers_set_ = headers_sent_ = chunked_ = false;
   has_content_length_ = false;
@@ -551,71 +528,64 @@ bool Core::start_response_impl(PyObject* status, PyObject* headers, PyObject* ex
   Py_ssize_t slen;
   const char* st = PyUnicode_AsUTF8AndSize(status, &slen);
   if (st == nullptr) return false;
-  if (slen < 4 || !isdigit(st[0]) || !isdigit(st[1]) || !isdigit(st[2]) || st[3] != ' ' ||
-      !valid_field_value(std::string_view(st, static_cast<size_t>(slen)))) {
-    PyErr_Format(PyExc_ValueError, "invalid status line %R: expected '200 OK'", status);
+  // Validated and copied now: what the app does to its objects later never reaches the wire.
+  staged_.reset();
+  if (HeadError e = staged_.set_status(std::string_view(st, static_cast<size_t>(slen)));
+      e != HeadError::kOk) {
+    PyErr_Format(PyExc_ValueError, "invalid status line %R: %s", status, head_error_text(e));
     return false;
   }
   if (!PyList_Check(headers) && !PyTuple_Check(headers)) {
     PyErr_SetString(PyExc_TypeError, "response_headers must be a list of (name, value) tuples");
     return false;
   }
-  PyRef seq = PyRef::steal(PySequence_Fast(headers, "response_headers must be a list"));
-  if (!seq) return false;
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(seq.get());
-  bool has_cl = false;
-  uint64_t cl = 0;
-  bool close = false;
+  // No Python code runs in this loop (only on its error paths, which leave it), so the
+  // list cannot change under it.
+  Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
   for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* item = PySequence_Fast_GET_ITEM(seq.get(), i);
-    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 ||
-        !PyUnicode_Check(PyTuple_GET_ITEM(item, 0)) ||
-        !PyUnicode_Check(PyTuple_GET_ITEM(item, 1))) {
-      PyErr_Format(PyExc_TypeError, "response header %R is not a (str, str) tuple", item);
+    PyRef item = PyRef::borrow(PySequence_Fast_GET_ITEM(headers, i));
+    if (!PyTuple_Check(item.get()) || PyTuple_GET_SIZE(item.get()) != 2 ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(item.get(), 0)) ||
+        !PyUnicode_Check(PyTuple_GET_ITEM(item.get(), 1))) {
+      PyErr_Format(PyExc_TypeError, "response header %R is not a (str, str) tuple", item.get());
       return false;
     }
+    PyObject* name_obj = PyTuple_GET_ITEM(item.get(), 0);
+    PyObject* value_obj = PyTuple_GET_ITEM(item.get(), 1);
     Py_ssize_t nl, vl;
-    const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nl);
-    const char* value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vl);
+    const char* name = PyUnicode_AsUTF8AndSize(name_obj, &nl);
+    const char* value = PyUnicode_AsUTF8AndSize(value_obj, &vl);
     if (name == nullptr || value == nullptr) return false;
-    std::string_view nv(name, static_cast<size_t>(nl)), vv(value, static_cast<size_t>(vl));
-    if (!valid_token(nv)) {
-      PyErr_Format(PyExc_ValueError, "invalid response header name %R", PyTuple_GET_ITEM(item, 0));
-      return false;
+    HeadError e = staged_.add_header(std::string_view(name, static_cast<size_t>(nl)),
+                                     std::string_view(value, static_cast<size_t>(vl)));
+    switch (e) {
+      case HeadError::kOk:
+        continue;
+      case HeadError::kHeaderName:
+        PyErr_Format(PyExc_ValueError, "invalid response header name %R", name_obj);
+        break;
+      case HeadError::kHeaderValue:
+        // Never sent: a CR or LF here would let the app (or its input) split the response.
+        PyErr_Format(PyExc_ValueError, "response header %R has a CR, LF or NUL in its value",
+                     name_obj);
+        break;
+      case HeadError::kContentLength:
+      case HeadError::kDuplicateContentLength:
+        PyErr_Format(PyExc_ValueError, "invalid Content-Length %R: %s", value_obj,
+                     head_error_text(e));
+        break;
+      default:
+        PyErr_SetString(PyExc_ValueError, head_error_text(e));
+        break;
     }
-    if (!valid_field_value(vv)) {
-      // Never sent: a CR or LF here would let the app (or its input) split the response.
-      PyErr_Format(PyExc_ValueError, "response header %R has a CR, LF or NUL in its value",
-                   PyTuple_GET_ITEM(item, 0));
-      return false;
-    }
-    if (iequals(nv, "content-length")) {
-      char* end = nullptr;
-      errno = 0;
-      unsigned long long v = strtoull(value, &end, 10);
-      if (vl == 0 || *end != '\0' || errno != 0 || value[0] == '-') {
-        PyErr_Format(PyExc_ValueError, "invalid Content-Length %R", PyTuple_GET_ITEM(item, 1));
-        return false;
-      }
-      has_cl = true;
-      cl = v;
-    } else if (iequals(nv, "connection")) {
-      std::string lower(vv);
-      for (char& c : lower) c = static_cast<char>(tolower(static_cast<unsigned char>(c)));
-      if (lower.find("close") != std::string::npos) close = true;
-    } else if (iequals(nv, "transfer-encoding")) {
-      PyErr_SetString(PyExc_ValueError,
-                      "Transfer-Encoding is a hop-by-hop header: the server frames the body");
-      return false;
-    }
+    return false;
   }
-  status_ = PyRef::borrow(status);
-  headers_ = PyRef::borrow(seq.get());
-  status_code_ = (st[0] - '0') * 100 + (st[1] - '0') * 10 + (st[2] - '0');
-  no_body_status_ = status_code_ < 200 || status_code_ == 204 || status_code_ == 304;
-  has_content_length_ = has_cl;
-  content_length_ = cl;
-  if (close) keep_alive_ = false;
+  std::swap(head_, staged_);
+  status_code_ = head_.status_code();
+  no_body_status_ = head_.no_body_status();
+  has_content_length_ = head_.has_content_length();
+  content_length_ = head_.content_length();
+  if (head_.wants_close()) keep_alive_ = false;
   headers_set_ = true;
   return true;
 }
@@ -640,60 +610,27 @@ PyObject* Core::py_write(PyObject* self, PyObject* data) noexcept {
 
 // --- Response ---------------------------------------------------------------------------------
 
-namespace {
-void append_status_and_headers(std::string* out, PyObject* status, PyObject* headers) {
-  Py_ssize_t slen;
-  const char* st = PyUnicode_AsUTF8AndSize(status, &slen);
-  out->append("HTTP/1.1 ");
-  out->append(st, static_cast<size_t>(slen));
-  out->append("\r\n");
-  Py_ssize_t n = PySequence_Fast_GET_SIZE(headers);
-  for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* item = PySequence_Fast_GET_ITEM(headers, i);
-    Py_ssize_t nl, vl;
-    const char* name = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 0), &nl);
-    const char* value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vl);
-    out->append(name, static_cast<size_t>(nl));
-    out->append(": ");
-    out->append(value, static_cast<size_t>(vl));
-    out->append("\r\n");
-  }
-}
-}  // namespace
-
-// Assembles the response head into out_ (not sent yet). |known_length|: the whole body's
-// length when the server knows it (a list response, a file), or -1.
+// Assembles the response head into out_ (not sent yet) from the copy start_response made.
+// |known_length|: the whole body's length when the server knows it (a list response, a
+// file), or -1.
 bool Core::build_head(int64_t known_length) noexcept {
   out_.clear();
-  append_status_and_headers(&out_, status_.get(), headers_.get());
+  HeadOptions o;
   // uwsgi peers get close-delimited bodies, never chunked framing.
-  bool http11 = !conn_->uwsgi && conn_->parser.http_minor() >= 1;
-  if (!has_content_length_ && !no_body_status_) {
-    if (known_length >= 0) {
-      has_content_length_ = true;
-      content_length_ = static_cast<uint64_t>(known_length);
-      out_.append("Content-Length: ");
-      out_.append(std::to_string(known_length));
-      out_.append("\r\n");
-    } else if (head_request_) {
-      // No body follows a HEAD response whatever its framing: nothing to add.
-    } else if (http11) {
-      chunked_ = true;
-      out_.append("Transfer-Encoding: chunked\r\n");
-    } else {
-      keep_alive_ = false;  // HTTP/1.0: the body ends when the connection closes
-    }
-  }
-  out_.append(server_->date_header());
+  o.http11 = !conn_->uwsgi && conn_->parser.http_minor() >= 1;
+  o.head_request = head_request_;
   // A draining worker (reload, stop, recycling) tells keep-alive clients to reconnect: their
   // next request then goes to a worker that is staying.
-  if (server_->draining()) keep_alive_ = false;
-  if (!keep_alive_) {
-    out_.append("Connection: close\r\n");
-  } else if (!http11) {
-    out_.append("Connection: keep-alive\r\n");
+  o.keep_alive = keep_alive_ && !server_->draining();
+  o.known_length = known_length;
+  o.date = server_->date_header();
+  HeadPlan plan = append_head(head_, o, &out_);
+  chunked_ = plan.framing == Framing::kChunked;
+  if (plan.framing == Framing::kContentLength) {
+    has_content_length_ = true;
+    content_length_ = plan.content_length;
   }
-  out_.append("\r\n");
+  keep_alive_ = plan.keep_alive;
   headers_sent_ = true;
   return true;
 }
@@ -721,7 +658,7 @@ bool Core::write_body(const char* data, size_t len) noexcept {
   body_sent_ += len;
   std::string* out = &out_;
   if (!head_pending) out_.clear();
-  if (chunked_) append_hex(out, len);
+  if (chunked_) append_chunk_size(out, len);
   if (len <= kCoalesceBytes) {
     out->append(data, len);
     if (chunked_) out->append("\r\n");

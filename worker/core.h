@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "worker/py_ref.h"
+#include "worker/response_head.h"
 
 namespace aiowsgi::worker {
 
@@ -139,8 +140,10 @@ class Core {
   std::string body_;  // decoded request body not yet read by the app, from body_pos_
   size_t body_pos_ = 0;
   bool sent_continue_ = false;
-  PyRef status_;   // str given to start_response
-  PyRef headers_;  // list given to start_response
+  // What start_response was given, validated and copied: the app may change or reuse its
+  // list afterwards. staged_ takes a new call and is swapped in only once all of it is valid.
+  ResponseHead head_;
+  ResponseHead staged_;
   int status_code_ = 0;
   bool headers_set_ = false;
   bool headers_sent_ = false;
