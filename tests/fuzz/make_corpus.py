@@ -81,6 +81,29 @@ CONFIG = [
 ]
 
 
+def response(status, fields, body=b""):
+    """A response_head input (after its flag byte): length-prefixed status, names and
+    values, 0xff, then the body."""
+    out = bytes([len(status)]) + status
+    for name, value in fields:
+        out += bytes([len(name)]) + name + bytes([len(value)]) + value
+    return out + b"\xff" + body
+
+
+RESPONSE = [
+    response(b"200 OK", [(b"Content-Type", b"text/plain"), (b"Content-Length", b"5")], b"hello"),
+    response(b"200 OK", [(b"Content-Type", b"text/html")], b"<p>chunked</p>" * 3),
+    response(b"404 Not Found", [(b"Connection", b"keep-alive, close"), (b"Date", b"x")], b"no"),
+    response(b"204 No Content", [(b"Content-Length", b"0")]),
+    response(b"304 Not Modified", [(b"ETag", b'"abc"')]),
+    response(b"100 Continue", []),
+    response(b"200 OK", [(b"X-A", b"a\r\nX-Injected: yes")]),
+    response(b"200 OK", [(b"Content-Length", b"5"), (b"Content-Length", b"5")], b"hello"),
+    response(b"200 OK", [(b"Content-Length", b"+5")], b"hello"),
+    response(b"200 OK", [(b"Content-Length", b"99999999999999999999")], b"hello"),
+    response(b"200 OK", [(b"Transfer-Encoding", b"chunked")], b"x"),
+]
+
 def write(target, seeds, prefix=b""):
     d = ROOT / target
     d.mkdir(parents=True, exist_ok=True)
@@ -99,3 +122,6 @@ if __name__ == "__main__":
         write("chunked_body", CHUNKED, ctl)
     write("chunked_body", [b"hello world"], b"\x03\x01\x0b")  # Content-Length 11
     write("config", CONFIG)
+    # Flags: HTTP/1.1 keep-alive, large writes; HTTP/1.0; HEAD with a known length, tiny writes.
+    for ctl in (b"\xf6", b"\x34", b"\x0f"):
+        write("response_head", RESPONSE, ctl)
