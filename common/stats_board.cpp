@@ -79,6 +79,20 @@ RequestFigures score_request_end(WorkerScore* w, int core_id, int status, uint64
   return f;
 }
 
+void score_request_coreless(WorkerScore* w, int status, uint64_t duration_us,
+                            uint64_t tx) noexcept {
+  if (w == nullptr) return;
+  bump(w->requests);
+  size_t cls = status >= 100 && status < 600 ? static_cast<size_t>(status / 100) : 0;
+  bump(w->status_class[cls]);
+  bump(w->duration_bucket[duration_bucket(duration_us)]);
+  bump(w->running_time_us, duration_us);
+  uint64_t avg = get(w->avg_rt_us);
+  w->avg_rt_us.store(avg == 0 ? duration_us : avg - avg / 8 + duration_us / 8,
+                     std::memory_order_relaxed);
+  w->tx.store(tx, std::memory_order_relaxed);
+}
+
 ScoreView view(const WorkerScore& w) {
   ScoreView v;
   v.in_flight = get(w.in_flight);

@@ -98,6 +98,10 @@ struct RequestFigures {
 RequestFigures score_request_end(WorkerScore* w, int core_id, int status, uint64_t tx,
                                  uint64_t exceptions, uint64_t harakiri) noexcept;
 
+// A request answered without a core (a static file) ended with HTTP |status| after
+// |duration_us|; |tx| is the worker's response-byte total now. Counted like any request.
+void score_request_coreless(WorkerScore* w, int status, uint64_t duration_us, uint64_t tx) noexcept;
+
 inline void score_write_error(WorkerScore* w, int core_id) noexcept {
   if (w == nullptr) return;
   auto& c = w->core(core_id)->write_errors;

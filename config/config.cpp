@@ -56,6 +56,8 @@ constexpr int64_t kMaxHeaderBytes = int64_t{16} * 1024 * 1024;
 // Durations are seconds; the cap keeps later conversions (to ev_tstamp, to integer
 // nanoseconds for timers) far from overflow. 10^7 s is about 115 days.
 constexpr double kMaxSeconds = 1e7;
+// [static] expires: ten years; browsers cap max-age far lower anyway.
+constexpr int64_t kMaxExpires = int64_t{10} * 365 * 24 * 3600;
 
 // The number of CPUs this process may run on (honours taskset/cgroup cpusets), at least 1.
 int default_workers() {
@@ -128,6 +130,34 @@ std::string resolve_address(const std::string& a, const fs::path& base) {
   constexpr std::string_view kUnix = "unix:";
   if (a.size() <= kUnix.size() || a.compare(0, kUnix.size(), kUnix) != 0) return a;
   return std::string(kUnix) + resolve_path(a.substr(kUnix.size()), base);
+}
+
+// "" when |prefix| = |folder| is a usable [static] map entry (|folder| already resolved), else
+// the reason.
+std::string check_static_entry(std::string_view prefix, const std::string& folder) {
+  if (prefix.size() < 1 || prefix.front() != '/' || prefix.back() != '/') {
+    return "the URL prefix must start and end with '/' (\"/static/\")";
+  }
+  if (prefix.find_first_of(std::string_view("?#\0", 3)) != std::string_view::npos) {
+    return "the URL prefix must be a plain path (no '?', '#' or NUL)";
+  }
+  if (folder.empty()) return "the folder must not be empty";
+  if (folder.find('\0') != std::string::npos) return "the folder contains a NUL byte";
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0) return "no such directory: " + folder;
+  if (!S_ISDIR(st.st_mode)) return "not a directory: " + folder;
+  return "";
+}
+
+// Adds or replaces the entry for |prefix|.
+void set_static_entry(StaticConfig* s, const std::string& prefix, const std::string& folder) {
+  for (auto& [p, f] : s->map) {
+    if (p == prefix) {
+      f = folder;
+      return;
+    }
+  }
+  s->map.emplace_back(prefix, folder);
 }
 
 fs::path current_dir() {
@@ -268,22 +298,21 @@ class FileLoader {
       std::string name(key.str());
       using Handler = void (FileLoader::*)(const toml::table&);
       static const std::map<std::string, Handler, std::less<>> kTables = {
-          {"server", &FileLoader::server},
-          {"app", &FileLoader::app},
-          {"limits", &FileLoader::limits},
-          {"stats", &FileLoader::stats},
-          {"log", &FileLoader::log}};
+          {"server", &FileLoader::server}, {"app", &FileLoader::app},
+          {"limits", &FileLoader::limits}, {"stats", &FileLoader::stats},
+          {"log", &FileLoader::log},       {"static", &FileLoader::static_table}};
       auto it = kTables.find(name);
       if (it == kTables.end()) {
         if (node.is_table()) {
           errors_->at(
               label_, key.source(),
-              "[" + name + "]: unknown table (known: [server] [app] [limits] [stats] [log])");
+              "[" + name +
+                  "]: unknown table (known: [server] [app] [limits] [stats] [log] [static])");
         } else {
           errors_->at(label_, key.source(),
                       name +
                           ": unknown key (settings belong in [server] [app] [limits] "
-                          "[stats] or [log])");
+                          "[stats] [log] or [static])");
         }
         continue;
       }
@@ -641,6 +670,43 @@ class FileLoader {
     }
   }
 
+  void static_table(const toml::table& t) {
+    StaticConfig& st = cfg_->statics;
+    for (const auto& [key, n] : t) {
+      std::string_view k = key.str();
+      if (k == "map") {
+        static_map(n, k);
+      } else if (k == "expires") {
+        get_int(n, k, 0, kMaxExpires, &st.expires);
+      } else {
+        unknown_key(key);
+      }
+    }
+  }
+
+  void static_map(const toml::node& n, std::string_view k) {
+    const auto* tbl = n.as_table();
+    if (tbl == nullptr) {
+      wrong_type(n, k, "table of \"/prefix/\" = \"folder\"");
+      return;
+    }
+    cfg_->statics.map.clear();
+    for (const auto& [prefix, value] : *tbl) {
+      std::string full = std::string(k) + "." + quote(prefix.str());
+      const auto* s = value.as_string();
+      if (s == nullptr) {
+        wrong_type(value, full, "string (a folder)");
+        continue;
+      }
+      std::string folder = resolve_path(s->get(), dir_);
+      if (std::string why = check_static_entry(prefix.str(), folder); !why.empty()) {
+        errors_->at(label_, prefix.source(), what(full) + " = " + quote(s->get()) + ": " + why);
+        continue;
+      }
+      set_static_entry(&cfg_->statics, std::string(prefix.str()), folder);
+    }
+  }
+
   std::string location(const toml::node& n) const {
     return label_ + ":" + std::to_string(n.source().begin.line) + ":" +
            std::to_string(n.source().begin.column) + ": ";
@@ -722,6 +788,19 @@ void apply_command_line(const CommandLine& cli, const fs::path& cwd, Config* cfg
     }
   }
   if (cli.pidfile) cfg->server.pidfile = resolve_path(*cli.pidfile, cwd);
+  for (const std::string& entry : cli.static_map) {
+    size_t eq = entry.find('=');
+    std::string prefix = entry.substr(0, eq);
+    std::string folder = eq == std::string::npos ? "" : resolve_path(entry.substr(eq + 1), cwd);
+    std::string why = eq == std::string::npos ? "expected PREFIX=DIR (\"/static/=/srv/static\")"
+                                              : check_static_entry(prefix, folder);
+    if (!why.empty()) {
+      errors->add("command line: --static-map " + entry + ": " + why);
+    } else {
+      set_static_entry(&cfg->statics, prefix, folder);
+    }
+  }
+  if (cli.static_expires) cfg->statics.expires = *cli.static_expires;
   if (cli.loop) {
     if (*cli.loop != "asyncio" && *cli.loop != "uvloop") {
       errors->add("command line: --loop " + *cli.loop + ": must be \"asyncio\" or \"uvloop\"");
@@ -758,6 +837,10 @@ void check_combination(const std::string& origin, const Origins& origins, Config
     app.callable = app.module.substr(colon + 1);
     app.module.resize(colon);
   }
+
+  // The longest prefix wins: "/static/img/" before "/static/".
+  std::stable_sort(cfg->statics.map.begin(), cfg->statics.map.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
 
   // Two listeners on one address would make the second bind() fail at start-up.
   std::vector<std::pair<std::string, SocketAddress>> addrs;
@@ -813,6 +896,8 @@ enum class Opt {
   kStats,
   kPidfile,
   kLoop,
+  kStaticMap,
+  kStaticExpires,
   kNoEffect
 };
 
@@ -844,6 +929,8 @@ constexpr OptionSpec kOptions[] = {
     {"--stats", Opt::kStats, true},
     {"--pidfile", Opt::kPidfile, true},
     {"--loop", Opt::kLoop, true},
+    {"--static-map", Opt::kStaticMap, true},
+    {"--static-expires", Opt::kStaticExpires, true},
     {"--greenlet", Opt::kNoEffect, false},
     {"--master", Opt::kNoEffect, false},
 };
@@ -953,6 +1040,16 @@ bool parse_command_line(int argc, char** argv, CommandLine* out, std::string* er
         }
         cl.loop = std::string(value);
         break;
+      case Opt::kStaticMap:
+        cl.static_map.emplace_back(value);
+        break;
+      case Opt::kStaticExpires: {
+        std::optional<int> v;
+        why =
+            parse_int_value(name, value, 0, kMaxExpires > INT32_MAX ? INT32_MAX : kMaxExpires, &v);
+        if (v) cl.static_expires = *v;
+        break;
+      }
       case Opt::kNoEffect:
         // uWSGI spellings: cores are always greenlets and there is always a master.
         break;
@@ -1057,6 +1154,10 @@ current directory, relative paths in the file to the file's folder):
       --stats ADDR          serve JSON statistics on ADDR
       --pidfile FILE        write the master's pid to FILE
       --loop NAME           asyncio or uvloop
+      --static-map PREFIX=DIR
+                            serve the files of DIR under the URL PREFIX ("/static/"),
+                            repeatable; adds to [static] map (uWSGI spelling too)
+      --static-expires N    Cache-Control max-age for static files, seconds (0: none)
       --greenlet            accepted for uWSGI compatibility (cores are always greenlets)
       --master              accepted for uWSGI compatibility (there is always a master)
 

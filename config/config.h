@@ -58,12 +58,20 @@ struct LogConfig {
   std::string format = "text";  // text | json
 };
 
+struct StaticConfig {
+  // URL prefix ("/static/": starts and ends with '/') -> absolute folder, longest prefix
+  // first (the order requests are matched in).
+  std::vector<std::pair<std::string, std::string>> map;
+  int64_t expires = 0;  // Cache-Control max-age in seconds; 0 = no Cache-Control header
+};
+
 struct Config {
   ServerConfig server;
   AppConfig app;
   LimitsConfig limits;
   StatsConfig stats;
   LogConfig log;
+  StaticConfig statics;     // [static] ("static" is a C++ keyword)
   std::string config_file;  // absolute path of the file read, "" when none
 };
 
@@ -78,6 +86,8 @@ struct CommandLine {
   std::optional<int> workers;      // --workers / --processes
   std::optional<int> cores;        // --cores / --asyncio
   std::optional<std::string> wsgi_file, module, stats, pidfile, loop;
+  std::vector<std::string> static_map;    // --static-map PREFIX=DIR (repeatable); adds to [static]
+  std::optional<int64_t> static_expires;  // --static-expires N
 };
 
 // Parses argv. On a usage error returns false and sets *error to a one-line message.

@@ -124,10 +124,10 @@ void write(const Entry& e) noexcept {
 
 }  // namespace access_log
 
-void request_done(Server* server, Connection* conn, int core_id, int status) noexcept {
-  RequestFigures f = score_request_end(server->context().score, core_id, status, server->tx_bytes,
-                                       server->exceptions, server->harakiri_count);
-  if (!access_log::enabled() || conn == nullptr) return;
+namespace {
+
+void write_entry(Server* server, Connection* conn, int core_id, int status,
+                 const RequestFigures& f) noexcept {
   access_log::Entry e;
   if (conn->remote_addr) {
     const char* remote = PyUnicode_AsUTF8(conn->remote_addr.get());
@@ -150,6 +150,25 @@ void request_done(Server* server, Connection* conn, int core_id, int status) noe
   e.worker = server->context().worker_id;
   e.core = core_id;
   access_log::write(e);
+}
+
+}  // namespace
+
+void request_done(Server* server, Connection* conn, int core_id, int status) noexcept {
+  RequestFigures f = score_request_end(server->context().score, core_id, status, server->tx_bytes,
+                                       server->exceptions, server->harakiri_count);
+  if (!access_log::enabled() || conn == nullptr) return;
+  write_entry(server, conn, core_id, status, f);
+}
+
+void static_request_done(Server* server, Connection* conn, int status, uint64_t bytes,
+                         uint64_t duration_us) noexcept {
+  RequestFigures f;
+  f.bytes = bytes;
+  f.duration_us = duration_us;
+  score_request_coreless(server->context().score, status, duration_us, server->tx_bytes);
+  if (!access_log::enabled() || conn == nullptr) return;
+  write_entry(server, conn, -1, status, f);
 }
 
 }  // namespace aiowsgi::worker

@@ -43,5 +43,9 @@ void write(const Entry& e) noexcept;
 // A core finished a request on |conn| with HTTP |status| (0: none sent): counts it on the
 // StatsBoard and writes its access-log line.
 void request_done(Server* server, Connection* conn, int core_id, int status) noexcept;
+// The same for a request the loop answered without a core (a [static] file): |bytes| sent in
+// |duration_us|. Its access-log line says core=-1.
+void static_request_done(Server* server, Connection* conn, int status, uint64_t bytes,
+                         uint64_t duration_us) noexcept;
 
 }  // namespace aiowsgi::worker

@@ -11,6 +11,7 @@
 
 #include "worker/py_ref.h"
 #include "worker/request_parser.h"
+#include "worker/static_files.h"
 #include "worker/uwsgi_parser.h"
 
 namespace aiowsgi::worker {
@@ -22,6 +23,7 @@ enum class ConnState {
   kQueued,       // head complete, waiting for a free core
   kInCore,       // a core serves a request on it
   kLingering,    // error response sent, write side shut: discarding input until EOF or deadline
+  kStatic,       // on the loop: a [static] file response is being sent (static_send)
 };
 
 struct Connection {
@@ -46,8 +48,9 @@ struct Connection {
   bool upgraded = false;           // taken over by the app (websocket): the app may own readers
   double deadline = 0;             // header/keep-alive/linger deadline (monotonic seconds)
   uint64_t requests = 0;
-  PyRef remote_addr;  // str, cached for the connection's lifetime
-  PyRef remote_port;  // str
+  PyRef remote_addr;          // str, cached for the connection's lifetime
+  PyRef remote_port;          // str
+  StaticSendPtr static_send;  // while kStatic
 
   size_t buffered() const { return rbuf.size() - rpos; }
   const char* data() const { return rbuf.data() + rpos; }

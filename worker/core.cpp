@@ -240,8 +240,14 @@ void Core::serve() noexcept {
         auto r = conn->parser.feed_head(conn->data(), conn->buffered(), &consumed);
         conn->consume(consumed);
         if (r == RequestParser::Result::kHeadComplete ||
-            r == RequestParser::Result::kMessageComplete)
+            r == RequestParser::Result::kMessageComplete) {
+          // A pipelined static-file request leaves the core: the loop answers it.
+          if (server_->serve_static(conn)) {
+            conn_ = nullptr;
+            break;
+          }
           continue;
+        }
         if (r == RequestParser::Result::kError) {
           conn_ = nullptr;
           conn->core = nullptr;

@@ -14,6 +14,7 @@
 #include "worker/control_link.h"
 #include "worker/greenlet_api.h"
 #include "worker/python_module.h"
+#include "worker/static_files.h"
 
 namespace aiowsgi::worker {
 
@@ -159,6 +160,7 @@ bool Server::start() noexcept {
     if (!listener_ids_.back()) return false;
   }
   cores_.reserve(static_cast<size_t>(config().server.cores));
+  if (!config().statics.map.empty()) statics_ = std::make_unique<StaticFiles>(this);
   update_date();
   resume_accepting();
   if (ctx_.control_fd >= 0) {
@@ -243,8 +245,7 @@ void Server::resume_accepting() noexcept {
   if (accepting_ || draining_ || stopping_) return;
   // Every core busy, the per-worker connection cap reached, or the out-of-fds back-off
   // running: the listen sockets stay unwatched (other workers take the connections).
-  if (busy_cores_ >= static_cast<size_t>(config().server.cores) ||
-      open_connections_ >= static_cast<size_t>(config().limits.max_connections) ||
+  if (cores_full() || open_connections_ >= static_cast<size_t>(config().limits.max_connections) ||
       accept_resume_at_ != 0)
     return;
   for (size_t i = 0; i < ctx_.sockets.size(); ++i) {
@@ -257,6 +258,13 @@ void Server::resume_accepting() noexcept {
                 listener_ids_[i].get());
   }
   accepting_ = true;
+}
+
+// With a [static] map, a worker keeps accepting while its cores are busy: a static request
+// needs no core and must not wait for one. App requests that arrive meanwhile wait in this
+// worker's queue for a core, as requests on its keep-alive connections already do.
+bool Server::cores_full() const noexcept {
+  return busy_cores_ >= static_cast<size_t>(config().server.cores) && !statics_;
 }
 
 void Server::pause_accepting() noexcept {
@@ -402,7 +410,8 @@ void Server::on_readable(int fd) noexcept {
         return;
       }
       [[fallthrough]];
-    case ConnState::kQueued: {
+    case ConnState::kQueued:
+    case ConnState::kStatic: {
       // The client sends while its request is served (pipelining) or goes away. Buffer a
       // bounded amount; past that, or at EOF, stop watching until the core is done.
       if (conn->buffered() < kMaxReadAhead && !conn->peer_closed) {
@@ -437,6 +446,10 @@ void Server::read_head(Connection* conn) noexcept {
     conn->head_started = true;
     conn->deadline = now_seconds() + config().limits.header_timeout;
   }
+  process_head(conn);
+}
+
+void Server::process_head(Connection* conn) noexcept {
   size_t consumed = 0;
   if (conn->uwsgi) {
     auto u = conn->uwsgi->feed(conn->data(), conn->buffered(), &consumed);
@@ -449,6 +462,7 @@ void Server::read_head(Connection* conn) noexcept {
       return;
     }
     conn->uwsgi_body_left = conn->uwsgi->content_length().value_or(0);
+    if (serve_static(conn)) return;
     dispatch(conn);
     return;
   }
@@ -464,6 +478,7 @@ void Server::read_head(Connection* conn) noexcept {
       return;
     case RequestParser::Result::kHeadComplete:
     case RequestParser::Result::kMessageComplete:
+      if (serve_static(conn)) return;
       dispatch(conn);
       return;
   }
@@ -490,7 +505,7 @@ void Server::dispatch(Connection* conn) noexcept {
     return;
   }
   ++busy_cores_;
-  if (busy_cores_ >= static_cast<size_t>(config().server.cores)) pause_accepting();
+  if (cores_full()) pause_accepting();
   if (!core->start(conn)) {
     spdlog::error("could not start a core: {}", fetch_exception_text());
     --busy_cores_;
@@ -528,11 +543,25 @@ void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
   set_reader(conn, true);
 }
 
+void Server::resume_reading(Connection* conn) noexcept {
+  int fd = conn->fd;
+  release_connection(conn, true);
+  // release_connection may have closed it (draining, client gone).
+  if (static_cast<size_t>(fd) < conns_.size() && conns_[fd].get() == conn &&
+      conn->state == ConnState::kReadingHead && conn->buffered() > 0)
+    process_head(conn);
+}
+
 void Server::send_error_and_linger(Connection* conn, int status) noexcept {
   std::string resp = error_response(status);
   // Best effort, non-blocking: the response is small and the socket buffer is empty.
   (void)send(conn->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
-  // Shut the write side and drain input for a moment, so that unread request bytes do not
+  linger_close(conn);
+}
+
+void Server::linger_close(
+    Connection* conn) noexcept {  // Shut the write side and drain input for a moment, so that
+                                  // unread request bytes do not
   // make the kernel answer with a reset that would discard the response.
   ::shutdown(conn->fd, SHUT_WR);
   conn->state = ConnState::kLingering;
@@ -554,6 +583,7 @@ void Server::close_connection(Connection* conn) noexcept {
     }
     conn->reader_registered = false;
   }
+  if (conn->static_send && statics_) statics_->forget(conn);
   if (conn->reader_registered) set_reader(conn, false);
   // If remove_reader failed, asyncio may still map fd; the flag follows the fd's closing.
   conn->reader_registered = false;
@@ -575,7 +605,9 @@ void Server::close_connection(Connection* conn) noexcept {
 void Server::on_writable(int fd) noexcept {
   if (fd < 0 || static_cast<size_t>(fd) >= conns_.size() || !conns_[fd]) return;
   Connection* conn = conns_[fd].get();
-  if (conn->core != nullptr && conn->core->state() == CoreState::kWaitWrite) {
+  if (conn->state == ConnState::kStatic && statics_) {
+    statics_->on_writable(conn);
+  } else if (conn->core != nullptr && conn->core->state() == CoreState::kWaitWrite) {
     conn->core->wake(WakeReason::kReady);
   } else {
     unwatch_writable(conn);
@@ -613,7 +645,9 @@ void Server::on_tick() noexcept {
   for (auto& up : conns_) {
     Connection* c = up.get();
     if (c == nullptr) continue;
-    if ((c->state == ConnState::kReadingHead || c->state == ConnState::kLingering) &&
+    // kStatic: a static response whose reader took nothing for the send timeout.
+    if ((c->state == ConnState::kReadingHead || c->state == ConnState::kLingering ||
+         c->state == ConnState::kStatic) &&
         now >= c->deadline)
       expired.push_back(c);
   }

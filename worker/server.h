@@ -13,6 +13,7 @@
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/py_ref.h"
+#include "worker/static_files.h"
 #include "worker/worker.h"
 
 namespace aiowsgi::worker {
@@ -71,6 +72,14 @@ class Server {
   PyObject* environ_template(size_t listener) const { return templates_[listener].get(); }
   // Answers |conn| with a canned error status and closes it after a short linger.
   void reject(Connection* conn, int status) noexcept { send_error_and_linger(conn, status); }
+  // Shuts the write side of |conn| (its response is out), discards input for a moment, closes.
+  void linger_close(Connection* conn) noexcept;
+  // Answers |conn|'s complete request head on the loop if its path is under a [static] map
+  // prefix (the connection then leaves any core). False: a request for the app.
+  bool serve_static(Connection* conn) noexcept { return statics_ && statics_->try_serve(conn); }
+  // A response answered on the loop (static file) is done and |conn| stays open: wait for
+  // its next request, or parse the one already buffered (pipelining). May close |conn|.
+  void resume_reading(Connection* conn) noexcept;
   void count_request() { ++requests_; }
   uint64_t exceptions = 0;      // app exceptions logged
   uint64_t tx_bytes = 0;        // response bytes sent
@@ -88,6 +97,9 @@ class Server {
   bool build_templates() noexcept;
   void accept_from(size_t listener) noexcept;
   void read_head(Connection* conn) noexcept;
+  void process_head(Connection* conn) noexcept;  // parses buffered bytes of a request head
+  // Whether every core being busy stops this worker from accepting connections.
+  bool cores_full() const noexcept;
   void dispatch(Connection* conn) noexcept;
   void send_error_and_linger(Connection* conn, int status) noexcept;
   void close_connection(Connection* conn) noexcept;
@@ -110,7 +122,8 @@ class Server {
   std::vector<std::unique_ptr<Connection>> conns_;  // indexed by fd
   std::vector<std::unique_ptr<Core>> cores_;        // created lazily up to config cores
   std::vector<Core*> free_cores_;
-  std::deque<Connection*> queue_;  // heads complete, waiting for a core
+  std::unique_ptr<StaticFiles> statics_;  // null without a [static] map
+  std::deque<Connection*> queue_;         // heads complete, waiting for a core
   size_t busy_cores_ = 0;
   size_t open_connections_ = 0;
   bool accepting_ = false;

@@ -519,6 +519,9 @@ PyObject* build_opt(const config::Config& c) {
   num("max-requests", static_cast<double>(c.limits.max_requests));
   num("reload-on-rss", static_cast<double>(c.limits.reload_on_rss_mb));
   str("stats", c.stats.listen);
+  std::vector<std::string> statics;
+  for (const auto& [prefix, folder] : c.statics.map) statics.push_back(prefix + "=" + folder);
+  list("static-map", statics);
   return ok ? d.release() : nullptr;
 }
 

@@ -69,7 +69,7 @@ class Server:
     """One aiowsgi-master (or uWSGI) process tree, its config and its log."""
 
     def __init__(self, workdir, app, *, workers=1, cores=10, limits=None, env=None,
-                 server=None, log=None, ready_path="/", app_options=None):
+                 server=None, log=None, ready_path="/", app_options=None, static=None):
         self.workdir = Path(workdir)
         self.app = str(app)
         self.workers, self.cores = workers, cores
@@ -78,6 +78,7 @@ class Server:
         self.server_extra = dict(server or {})
         self.log_extra = dict(log or {})
         self.app_extra = dict(app_options or {})  # more [app] keys (loop, uwsgi_compat, ...)
+        self.static = dict(static or {})  # [static] keys (map, expires)
         self.ready_path = ready_path
         self.port = None
         self.proc = None
@@ -100,7 +101,7 @@ class Server:
         log.update(self.log_extra)
         out = []
         for table, values in (("server", server), ("app", app), ("limits", self.limits),
-                              ("log", log)):
+                              ("log", log), ("static", self.static)):
             if values:
                 out.append("[%s]" % table)
                 out.extend("%s = %s" % (k, toml_value(v)) for k, v in values.items())
