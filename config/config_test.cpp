@@ -268,8 +268,10 @@ TEST(ConfigFuzzFindings, NonAsciiWhereWhitespaceIsExpectedIsASyntaxError) {
 
 TEST_F(ConfigTest, UnknownTable) {
   std::string e = error_for(std::string(kMinimal) + "\n[limit]\nharakiri = 3\n");
-  EXPECT_EQ(e, toml_path() +
-                   ":6:2: [limit]: unknown table (known: [server] [app] [limits] [stats] [log])");
+  EXPECT_EQ(
+      e,
+      toml_path() +
+          ":6:2: [limit]: unknown table (known: [server] [app] [limits] [stats] [log] [static])");
 }
 
 TEST_F(ConfigTest, UnknownKey) {
@@ -649,6 +651,58 @@ std::string usage_error(std::initializer_list<std::string> args) {
   return error;
 }
 
+TEST_F(ConfigTest, StaticMapResolvesAndSortsLongestPrefixFirst) {
+  write("site/static/.keep", "");
+  write("site/img/.keep", "");
+  Config cfg = load_file_ok(std::string(kMinimal) +
+                            "[static]\nmap = {\"/s/\" = \"site/static\", \"/s/img/\" = "
+                            "\"site/img\"}\nexpires = 600\n");
+  ASSERT_EQ(cfg.statics.map.size(), 2u);
+  EXPECT_EQ(cfg.statics.map[0].first, "/s/img/");
+  EXPECT_EQ(cfg.statics.map[0].second, path("site/img"));
+  EXPECT_EQ(cfg.statics.map[1].first, "/s/");
+  EXPECT_EQ(cfg.statics.map[1].second, path("site/static"));
+  EXPECT_EQ(cfg.statics.expires, 600);
+}
+
+TEST_F(ConfigTest, StaticMapErrorsHaveLocations) {
+  write("afile", "");
+  std::string base = std::string(kMinimal) + "[static]\n";
+  EXPECT_EQ(error_for(base + "map = {\"s/\" = \".\"}\n"),
+            toml_path() +
+                ":6:8: [static] map.\"s/\" = \".\": the URL prefix must start and end with '/' "
+                "(\"/static/\")");
+  EXPECT_NE(error_for(base + "map = {\"/s/\" = \"nowhere\"}\n").find("no such directory"),
+            std::string::npos);
+  EXPECT_NE(error_for(base + "map = {\"/s/\" = \"afile\"}\n").find("not a directory"),
+            std::string::npos);
+  EXPECT_NE(error_for(base + "map = {\"/s/\" = 1}\n").find("expected string"), std::string::npos);
+  EXPECT_NE(error_for(base + "map = \"/s/\"\n").find("expected table"), std::string::npos);
+  EXPECT_EQ(error_for(base + "expires = -1\n"),
+            toml_path() + ":6:11: [static] expires = -1: must be 0..315360000");
+  EXPECT_NE(error_for(base + "other = 1\n").find("[static] other: unknown key"), std::string::npos);
+}
+
+TEST_F(ConfigTest, StaticFlagsAddToTheFile) {
+  write("a/.keep", "");
+  write("b/.keep", "");
+  CommandLine c = cli(
+      {"-c", write("server.toml", std::string(kMinimal) + "[static]\nmap = {\"/a/\" = \"a\"}\n"),
+       "--static-map", "/b/=" + path("b"), "--static-map", "/a/=" + path("b"), "--static-expires",
+       "7"});
+  Config cfg = load_ok(c);
+  ASSERT_EQ(cfg.statics.map.size(), 2u);
+  EXPECT_EQ(cfg.statics.map[0].second, path("b"));  // "/a/" replaced by the flag
+  EXPECT_EQ(cfg.statics.map[1].first, "/b/");
+  EXPECT_EQ(cfg.statics.expires, 7);
+  CommandLine bad = cli({"-c", toml_path(), "--static-map", "/c/"});
+  Config out;
+  std::vector<std::string> errors;
+  EXPECT_FALSE(load_config(bad, &out, &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("--static-map /c/: expected PREFIX=DIR"), std::string::npos);
+}
+
 TEST(CommandLine, UsageErrors) {
   EXPECT_EQ(usage_error({"--frobnicate"}), "unknown option '--frobnicate' (see --help)");
   EXPECT_EQ(usage_error({"--frobnicate=3"}), "unknown option '--frobnicate' (see --help)");
@@ -678,10 +732,11 @@ TEST(CommandLine, UsageErrors) {
 TEST(CommandLine, UsageListsEveryFlag) {
   std::string usage = usage_text();
   for (const char* flag :
-       {"-c, --config",  "--check",        "--version",   "-h, --help",    "--http ",
-        "--http-socket", "--uwsgi-socket", "--socket",    "-p, --workers", "--processes",
-        "--cores",       "--asyncio",      "--wsgi-file", "--module",      "--wsgi ",
-        "--stats",       "--pidfile",      "--loop",      "--greenlet",    "--master"}) {
+       {"-c, --config",  "--check",         "--version",   "-h, --help",    "--http ",
+        "--http-socket", "--uwsgi-socket",  "--socket",    "-p, --workers", "--processes",
+        "--cores",       "--asyncio",       "--wsgi-file", "--module",      "--wsgi ",
+        "--stats",       "--pidfile",       "--loop",      "--greenlet",    "--master",
+        "--static-map",  "--static-expires"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
 }

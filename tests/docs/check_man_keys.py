@@ -220,15 +220,16 @@ def spec_keys(path):
 
 
 def spec_additions(path):
-    """'[table] key  reason...' lines; '#' starts a comment."""
+    """'[table] key  reason...' lines ('[table]' counts too); '#' starts a comment."""
     keys = set()
     if not os.path.isfile(path):
         return keys
     for line in read(path).splitlines():
         line = line.split("#", 1)[0].strip()
-        m = re.match(r"^(\[\w+\]\s+\w+)", line)
+        m = re.match(r"^((\[\w+\])\s+\w+)", line)
         if m:
             keys.add(re.sub(r"\s+", " ", m.group(1)))
+            keys.add(m.group(2))  # a key added in a new table adds the table too
     return keys
 
 
