@@ -169,7 +169,11 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
       s->file.reset();
       s->remaining = 0;
       h += server_->date_header();
-      if (!s->keep_alive) h += "Connection: close\r\n";
+      if (!s->keep_alive) {
+        h += "Connection: close\r\n";
+      } else if (conn->parser.http_minor() == 0) {
+        h += "Connection: keep-alive\r\n";
+      }
       h += "\r\n";
       if (!head_only) h += body;
     };
