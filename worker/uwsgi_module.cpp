@@ -12,7 +12,9 @@
 
 #include "worker/connection.h"
 #include "worker/core.h"
+#include "worker/embedded_python.h"
 #include "worker/py_ref.h"
+#include "worker/python/uwsgi_bootstrap_py.h"  // generated from uwsgi_bootstrap.py
 #include "worker/server.h"
 #include "worker/websocket.h"
 
@@ -349,120 +351,6 @@ PyModuleDef kModuleDef = {PyModuleDef_HEAD_INIT, "uwsgi",
                           "uWSGI's Python API, the part asyncio-engine apps use, on aiowsgi.", -1,
                           kMethods};
 
-// The parts that live on the loop (suspend and what it waits for), in Python for clarity.
-constexpr const char* kBootstrap = R"PY(
-import aiowsgi as _aiowsgi
-import greenlet as _greenlet
-
-numproc = _aiowsgi._numproc
-
-
-def worker_id():
-    """This worker's id, counting from 1."""
-    return _aiowsgi.worker_id()
-
-
-class _Waits:
-    """What the current request asked suspend() to wait for (uWSGI's async mode)."""
-    __slots__ = ('token', 'fds', 'timeout', 'ready')
-
-    def __init__(self, token):
-        self.token = token
-        self.fds = []
-        self.timeout = None
-        self.ready = -1
-
-
-_waits = {}  # core id -> _Waits of its current request
-
-
-def _current(what):
-    token = _token()
-    if token is None:
-        raise RuntimeError('uwsgi.%s() must be called from inside a request, not at import '
-                           'time or from a loop callback' % what)
-    w = _waits.get(token[0])
-    if w is None or w.token != token:
-        w = _waits[token[0]] = _Waits(token)
-    return w
-
-
-def _fileno(fd):
-    return fd if isinstance(fd, int) else fd.fileno()
-
-
-def wait_fd_read(fd, timeout=0):
-    """Make the next suspend() return when fd is readable (or after timeout seconds, if > 0)."""
-    w = _current('wait_fd_read')
-    w.fds.append((_fileno(fd), False))
-    if timeout and timeout > 0:
-        w.timeout = timeout
-    return b''
-
-
-def wait_fd_write(fd, timeout=0):
-    """Make the next suspend() return when fd is writable (or after timeout seconds, if > 0)."""
-    w = _current('wait_fd_write')
-    w.fds.append((_fileno(fd), True))
-    if timeout and timeout > 0:
-        w.timeout = timeout
-    return b''
-
-
-def async_sleep(seconds):
-    """Make the next suspend() return after seconds."""
-    w = _current('async_sleep')
-    w.timeout = max(0.0, float(seconds))
-    return b''
-
-
-def ready_fd():
-    """The fd that ended the last suspend(), or -1 (timeout, or resumed by a callback)."""
-    return _current('ready_fd').ready
-
-
-def suspend():
-    """Suspend this core (only it: the loop and the other cores go on) until an fd given to
-    wait_fd_read/wait_fd_write is ready, the async_sleep/wait timeout passes, or a callback
-    switches into the core's greenlet. With nothing registered, only such a switch resumes it.
-    """
-    w = _current('suspend')
-    me = _greenlet.getcurrent()
-    loop = _aiowsgi.loop()
-    fds, timeout = w.fds, w.timeout
-    w.fds, w.timeout, w.ready = [], None, -1
-    waiting = [True]
-
-    def wake(fd):
-        if waiting[0]:
-            waiting[0] = False
-            w.ready = fd
-            me.switch()
-
-    added = []
-    timer = None
-    try:
-        for fd, write in fds:
-            if write:
-                loop.add_writer(fd, wake, fd)
-            else:
-                _release_reader(fd)
-                loop.add_reader(fd, wake, fd)
-            added.append((fd, write))
-        if timeout is not None:
-            timer = loop.call_later(timeout, wake, -1)
-        me.parent.switch()
-    finally:
-        waiting[0] = False
-        for fd, write in added:
-            if write:
-                loop.remove_writer(fd)
-            else:
-                loop.remove_reader(fd)
-        if timer is not None:
-            timer.cancel()
-)PY";
-
 // uwsgi.opt: the settings under uWSGI's option names, values as bytes (uWSGI's own type on
 // Python 3), a repeated option as a list, a flag as True.
 PyObject* build_opt(const config::Config& c) {
@@ -525,14 +413,16 @@ PyObject* build_opt(const config::Config& c) {
   return ok ? d.release() : nullptr;
 }
 
+// The module's C functions and opt, then its Python half (suspend() and what it waits for,
+// which live on the loop): uwsgi_bootstrap.py.
 PyObject* init_module() noexcept {
   PyRef mod = PyRef::steal(PyModule_Create(&kModuleDef));
   if (!mod) return nullptr;
   PyObject* dict = PyModule_GetDict(mod.get());
   PyRef opt = PyRef::steal(build_opt(*g_config));
   if (!opt || PyDict_SetItemString(dict, "opt", opt.get()) < 0) return nullptr;
-  PyRef r = PyRef::steal(PyRun_String(kBootstrap, Py_file_input, dict, dict));
-  if (!r) return nullptr;
+  if (!run_embedded_python(embedded::kUwsgiBootstrapFile, embedded::kUwsgiBootstrapSource, dict))
+    return nullptr;
   return mod.release();
 }
 
