@@ -17,6 +17,7 @@
 #include "worker/connection.h"
 #include "worker/greenlet_api.h"
 #include "worker/python_module.h"
+#include "worker/request_bound.h"
 #include "worker/server.h"
 #include "worker/wsgi_input.h"
 
@@ -35,11 +36,6 @@ constexpr uint64_t kMaxDrainBytes = 1 << 20;
 constexpr size_t kCoalesceBytes = 16384;
 
 PyMethodDef kRunDef = {"_aiowsgi_core", Core::run, METH_VARARGS, nullptr};
-PyMethodDef kStartResponseDef = {
-    "start_response",
-    reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Core::py_start_response)),
-    METH_FASTCALL | METH_KEYWORDS, nullptr};
-PyMethodDef kWriteDef = {"write", Core::py_write, METH_O, nullptr};
 
 Core* core_from(PyObject* capsule) {
   return static_cast<Core*>(PyCapsule_GetPointer(capsule, nullptr));
@@ -147,9 +143,10 @@ Core::~Core() = default;
 PyObject* Core::run(PyObject* self, PyObject*) noexcept {
   Core* core = core_from(self);
   if (core == nullptr) return nullptr;
-  core->serve();
-  // Only reached when the greenlet is being killed (worker shutdown).
-  core->state_ = CoreState::kFree;
+  // This greenlet's own copy: the lease outlives the greenlet's tie to the core.
+  std::shared_ptr<Lease> lease = core->lease_;
+  core->serve(*lease);
+  // Killed (worker shutdown) or retired: nothing here may touch the core any more.
   Py_RETURN_NONE;
 }
 
@@ -158,27 +155,55 @@ bool Core::start(Connection* conn) noexcept {
   conn->core = this;
   conn->state = ConnState::kInCore;
   state_ = CoreState::kRunning;
+  return enter();
+}
+
+void Core::settle() noexcept {
+  if (state_ != CoreState::kSettling) return;
+  state_ = CoreState::kRunning;
+  if (enter()) return;
+  spdlog::error("could not resume core {}: {}", id_, fetch_exception_text());
+  Connection* conn = std::exchange(conn_, nullptr);
+  if (conn != nullptr) server_->release_connection(conn, false);
+  state_ = CoreState::kFree;
+  server_->core_idle(this);
+}
+
+bool Core::enter() noexcept {
+  if (greenlet_ && !parked_greenlet_reusable(Py_REFCNT(greenlet_.get()))) {
+    // Something besides this core refers to the parked greenlet (typically a pending
+    // call_later(t, me.switch) of an earlier request): a stale wake-up could resume it in the
+    // middle of the next request. That one gets a fresh greenlet; the old one ends quietly
+    // when (if ever) it is woken.
+    spdlog::debug("core {}: a fresh greenlet; the last one is still referenced after {}", id_,
+                  last_request_.view());
+    lease_->retired = true;
+    lease_->last_request = last_request_.view();
+    server_->keep_retired(std::move(greenlet_));
+  }
+  server_->prune_retired();
   if (!greenlet_ || !greenlet::active(greenlet_.get())) {
-    // First use (or the previous greenlet was killed): a long-lived greenlet, reused for
-    // every later request, because creating one costs tens of microseconds (NOTES.md).
+    // First use, or the previous greenlet was killed or retired: a long-lived greenlet, reused
+    // for every later request, because creating one costs tens of microseconds (NOTES.md).
     PyRef capsule = PyRef::steal(PyCapsule_New(this, nullptr, nullptr));
     if (!capsule) return false;
-    if (!start_response_) {
-      start_response_ = PyRef::steal(PyCFunction_New(&kStartResponseDef, capsule.get()));
-      write_ = PyRef::steal(PyCFunction_New(&kWriteDef, capsule.get()));
-      if (!start_response_ || !write_) return false;
-    }
     PyRef run = PyRef::steal(PyCFunction_New(&kRunDef, capsule.get()));
     if (!run) return false;
-    greenlet_ = PyRef::steal(greenlet::create(run.get(), server_->main_greenlet()));
-    if (!greenlet_) return false;
+    PyRef g = PyRef::steal(greenlet::create(run.get(), server_->main_greenlet()));
+    if (!g) return false;
     // Lets aiowsgi.core_id() and await_() recognise a core from inside the app.
-    if (PyObject_SetAttrString(greenlet_.get(), "_aiowsgi_core", id_obj_.get()) < 0) return false;
+    if (PyObject_SetAttrString(g.get(), "_aiowsgi_core", id_obj_.get()) < 0) return false;
+    greenlet_ = std::move(g);
+    lease_ = std::make_shared<Lease>();
+    lease_->core_id = id_;
   }
+  // The one resume a parked greenlet accepts (park() checks it).
+  entering_ = true;
   // The marker tells the master which request holds the loop if it never switches back.
   score_running_core(server_->context().score, id_);
   PyObject* r = greenlet::switch_to(greenlet_.get());
   score_running_core(server_->context().score, -1);
+  entering_ = false;
   if (r == nullptr) {
     spdlog::error("core {} raised out of its greenlet: {}", id_, fetch_exception_text());
     return true;
@@ -205,6 +230,7 @@ void Core::kill() noexcept {
   PyObject* r = greenlet::kill(greenlet_.get());
   if (r == nullptr) PyErr_Clear();
   Py_XDECREF(r);
+  state_ = CoreState::kFree;
 }
 
 void Core::cancel(double age) noexcept {
@@ -221,10 +247,26 @@ void Core::cancel(double age) noexcept {
   Py_DECREF(r);
 }
 
-void Core::serve() noexcept {
+void Core::serve(Lease& lease) noexcept {
+  // Nothing but the server refers to a greenlet that has just started (no app code ran yet).
+  running_refs_ = Py_REFCNT(greenlet_.get());
   for (;;) {
     while (conn_ != nullptr) {
+      // A pipelined or queued request is served right here only if nothing the previous
+      // request left behind could switch into this greenlet in the middle of it.
+      switch (next_step(retire_pending_, Py_REFCNT(greenlet_.get()), running_refs_)) {
+        case NextStep::kHere:
+          break;
+        case NextStep::kRetire:
+          retire(lease);
+          [[fallthrough]];
+        case NextStep::kViaLoop:
+          if (!park(lease, CoreState::kSettling)) return;
+          break;
+      }
       bool keep = handle_request();
+      ++serial_;  // whatever the app kept of that request is stale from here on
+      retire_pending_ = cancelled_ || disconnect_cancelled_;
       request_done(server_, conn_, id_, status_code_);  // StatsBoard + access log
       if (killed_) return;
       Connection* conn = conn_;
@@ -264,17 +306,61 @@ void Core::serve() noexcept {
       next->state = ConnState::kInCore;
       continue;
     }
-    state_ = CoreState::kFree;
+    if (retire_pending_) retire(lease);
+    if (!park(lease, CoreState::kFree)) return;
+  }
+}
+
+bool Core::park(Lease& lease, CoreState how) noexcept {
+  state_ = how;
+  if (how == CoreState::kFree) {
     server_->core_idle(this);
+  } else {
+    server_->settle_later(this);
+  }
+  for (;;) {
     PyObject* r = greenlet::switch_to(server_->main_greenlet());
+    // Whatever resumed this greenlet, its own lease comes first: a retired greenlet has no
+    // core any more, and must not touch the one it served.
+    if (lease.retired) {
+      if (r != nullptr) {
+        Py_DECREF(r);
+        spdlog::warn(
+            "stale wake-up of a retired greenlet of core {} (its last request: {}) ignored",
+            lease.core_id, lease.last_request);
+      } else {
+        PyErr_Clear();  // ended by the worker: shutdown, or too many retired greenlets
+      }
+      return false;
+    }
+    const char* what = how == CoreState::kFree ? "idle" : "between requests";
     if (r == nullptr) {
-      // GreenletExit: the worker is shutting down.
-      PyErr_Clear();
-      return;
+      if (killed_) {
+        PyErr_Clear();  // the worker is shutting down
+        return false;
+      }
+      spdlog::warn("stale wake-up of core {} ({}; its last request: {}) ignored: {}", id_, what,
+                   last_request_.view(), fetch_exception_text());
+      continue;
     }
     Py_DECREF(r);
-    if (killed_) return;
+    if (entering_) {
+      entering_ = false;
+      return true;
+    }
+    // Not the loop handing over work: a wake-up left by a request that has ended. The core
+    // stays where it is (listed once, waiting).
+    spdlog::warn("stale wake-up of core {} ({}; its last request: {}) ignored", id_, what,
+                 last_request_.view());
   }
+}
+
+void Core::retire(Lease& lease) noexcept {
+  spdlog::debug("core {}: retiring its greenlet after the aborted {}", id_, last_request_.view());
+  lease.retired = true;
+  lease.last_request = last_request_.view();
+  retire_pending_ = false;
+  server_->keep_retired(std::move(greenlet_));
 }
 
 // --- One request --------------------------------------------------------------------------
@@ -283,11 +369,13 @@ bool Core::handle_request() noexcept {
   ++serial_;
   ++requests_;
   cancelled_ = false;
+  disconnect_cancelled_ = false;
   upgraded_ = false;
   request_start_ = now_seconds();
   server_->count_request();
   RequestParser& p = conn_->parser;
   score_request_begin(server_->context().score, id_, method(), target(), server_->tx_bytes);
+  last_request_.set(method(), target());
   body_.clear();
   body_pos_ = 0;
   sent_continue_ = false;
@@ -301,6 +389,12 @@ bool Core::handle_request() noexcept {
   keep_alive_ = !conn_->uwsgi && p.keep_alive() && !p.upgrade() && !server_->draining();
   no_body_status_ = false;
 
+  if (!rebind_to_request(&start_response_, py_start_response, this, serial_) ||
+      !rebind_to_request(&write_, py_write, this, serial_)) {
+    spdlog::error("binding start_response failed: {}", fetch_exception_text());
+    send_simple_error(500);
+    return false;
+  }
   PyRef environ = PyRef::steal(build_environ());
   if (!environ) {
     spdlog::error("building the environ failed: {}", fetch_exception_text());
@@ -311,9 +405,10 @@ bool Core::handle_request() noexcept {
       PyObject_CallFunctionObjArgs(server_->app(), environ.get(), start_response_.get(), nullptr));
   if (!result) {
     if (cancelled_) return finish_cancelled();
-    if (greenlet::exception_is_exit()) {
+    // The server's own GreenletExit (shutdown). One the app raises itself is an app
+    // exception like any other.
+    if (killed_) {
       PyErr_Clear();
-      killed_ = true;
       return false;
     }
     log_app_exception("calling the application");
@@ -330,9 +425,8 @@ bool Core::handle_request() noexcept {
   if (PyObject_HasAttr(result.get(), strings()->close)) {
     PyRef r = PyRef::steal(PyObject_CallMethodNoArgs(result.get(), strings()->close));
     if (!r) {
-      if (greenlet::exception_is_exit()) {
+      if (killed_) {
         PyErr_Clear();
-        killed_ = true;
         return false;
       }
       log_app_exception("closing the response iterable");
@@ -468,9 +562,11 @@ PyObject* Core::build_environ() noexcept {
 
 // --- start_response and write ----------------------------------------------------------------
 
-PyObject* Core::py_start_response(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+PyObject* Core::py_start_response(PyObject* self, PyObject* const* args, size_t nargsf,
                                   PyObject* kwnames) noexcept {
-  Core* core = core_from(self);
+  Core* core = bound_core(self, "start_response");
+  if (core == nullptr) return nullptr;
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   PyObject* status = nullptr;
   PyObject* headers = nullptr;
   PyObject* exc_info = Py_None;
@@ -500,7 +596,7 @@ PyObject* Core::py_start_response(PyObject* self, PyObject* const* args, Py_ssiz
                     "start_response() takes status, response_headers and optional exc_info");
     return nullptr;
   }
-  if (core == nullptr || !core->start_response_impl(status, headers, exc_info)) return nullptr;
+  if (!core->start_response_impl(status, headers, exc_info)) return nullptr;
   Py_INCREF(core->write_.get());
   return core->write_.get();
 }
@@ -596,9 +692,22 @@ bool Core::start_response_impl(PyObject* status, PyObject* headers, PyObject* ex
   return true;
 }
 
-PyObject* Core::py_write(PyObject* self, PyObject* data) noexcept {
-  Core* core = core_from(self);
+PyObject* Core::py_write(PyObject* self, PyObject* const* args, size_t nargsf,
+                         PyObject* kwnames) noexcept {
+  Core* core = bound_core(self, "write");
   if (core == nullptr) return nullptr;
+  if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) > 0)) {
+    PyErr_SetString(PyExc_TypeError, "write() takes exactly one argument, the bytes to send");
+    return nullptr;
+  }
+  PyObject* data = args[0];
+  if (!core->on_own_greenlet()) {
+    // Sending may have to wait for the socket, and only the request's own core can wait.
+    PyErr_SetString(PyExc_RuntimeError,
+                    "write() called outside its request's core (from a loop callback or "
+                    "another greenlet)");
+    return nullptr;
+  }
   if (!core->headers_set_) {
     PyErr_SetString(PyExc_AssertionError, "write() called before start_response()");
     return nullptr;
@@ -735,10 +844,14 @@ bool Core::respond_from_result(PyObject* result) noexcept {
         if (!send_all(&iov, 1)) return false;
       } else {
         iovec iov[65];
+        // send_all may suspend this core, and the app (a loop callback) may then empty its
+        // list: the items stay referenced here for as long as their bytes are in flight.
+        PyRef held[64];
         int cnt = 0;
         iov[cnt++] = {out_.data(), out_.size()};
         for (Py_ssize_t i = 0; i < n && room > 0; ++i) {
           PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
+          held[i] = PyRef::borrow(item);
           size_t len = std::min<uint64_t>(static_cast<size_t>(PyBytes_GET_SIZE(item)), room);
           iov[cnt++] = {PyBytes_AS_STRING(item), len};
           room -= len;
@@ -806,9 +919,8 @@ bool Core::iterate_result(PyObject* result) noexcept {
   }
   if (PyErr_Occurred()) {
     if (cancelled_) return false;
-    if (greenlet::exception_is_exit()) {
+    if (killed_) {
       PyErr_Clear();
-      killed_ = true;
       return false;
     }
     log_app_exception("iterating the response");
@@ -855,6 +967,9 @@ void Core::log_app_exception(const char* when) noexcept {
 // --- Socket I/O inside a core ----------------------------------------------------------------
 
 bool Core::wait_io(CoreState how, double timeout) noexcept {
+  // Only this core's greenlet can wait: from the loop's own greenlet the switch below would
+  // return at once, forever.
+  if (!on_own_greenlet()) return false;
   if (how == CoreState::kWaitRead) {
     if (!server_->watch_readable(conn_)) return false;
   } else if (!server_->watch_writable(conn_)) {
@@ -866,8 +981,8 @@ bool Core::wait_io(CoreState how, double timeout) noexcept {
   while (wake_ == WakeReason::kNone) {
     PyObject* r = greenlet::switch_to(server_->main_greenlet());
     if (r == nullptr) {
-      // GreenletExit: harakiri (cancelled_) or worker shutdown (kill()).
-      if (greenlet::exception_is_exit() && !cancelled_) killed_ = true;
+      // Thrown in: harakiri (cancelled_), worker shutdown (killed_), or by the app's own
+      // callback; either way this wait has failed.
       PyErr_Clear();
       break;
     }
@@ -959,6 +1074,16 @@ Core* Core::current() noexcept {
   Core* core = server->core(static_cast<int>(n));
   if (core == nullptr || core->greenlet_.get() != g.get() || core->conn_ == nullptr) return nullptr;
   return core;
+}
+
+bool Core::on_own_greenlet() const noexcept {
+  PyObject* g = greenlet::current();
+  if (g == nullptr) {
+    PyErr_Clear();
+    return false;
+  }
+  Py_DECREF(g);  // the running greenlet stays referenced by greenlet's thread state
+  return g == greenlet_.get();
 }
 
 int Core::connection_fd() const { return conn_ != nullptr ? conn_->fd : -1; }

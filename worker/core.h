@@ -7,9 +7,11 @@
 #include <sys/uio.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
+#include "worker/core_guard.h"
 #include "worker/py_ref.h"
 #include "worker/response_head.h"
 
@@ -23,6 +25,7 @@ enum class CoreState {
   kRunning,    // serving; may be suspended by the app itself (we never switch into it then)
   kWaitRead,   // suspended by the server until its connection is readable
   kWaitWrite,  // suspended by the server until its connection is writable
+  kSettling,   // between requests, work waiting: parked until the loop has looked at it
 };
 
 enum class WakeReason { kNone, kReady, kTimeout, kShutdown };
@@ -39,11 +42,18 @@ class Core {
   double io_deadline() const { return io_deadline_; }
   Connection* connection() const { return conn_; }
   uint64_t requests() const { return requests_; }
-  bool in_request() const { return state_ != CoreState::kFree; }
+  bool in_request() const {
+    return state_ == CoreState::kRunning || state_ == CoreState::kWaitRead ||
+           state_ == CoreState::kWaitWrite;
+  }
+  PyObject* id_object() const { return id_obj_.get(); }
 
   // Called on the loop's greenlet: serve |conn| (its head is parsed) in this core. Returns
   // when the core finishes or suspends. Returns false if the greenlet could not be created.
   bool start(Connection* conn) noexcept;
+  // Called on the loop's greenlet for a core in kSettling (the loop ran once since it parked):
+  // resume it, in a fresh greenlet if anything but the core still refers to the old one.
+  void settle() noexcept;
   // Called on the loop's greenlet for a core in kWaitRead/kWaitWrite: resume it.
   void wake(WakeReason why) noexcept;
   // Kills the greenlet (worker shutdown): the request is abandoned.
@@ -53,12 +63,16 @@ class Core {
   // closed. The core itself survives and serves the next request. |age|: for the log.
   void cancel(double age) noexcept;
   bool cancelling() const { return cancelled_; }
+  // The client went away while the request waited in aiowsgi.await_(), which was cancelled.
+  void mark_disconnect_cancelled() noexcept { disconnect_cancelled_ = true; }
   // Monotonic start time of the current request (valid while in_request()).
   double request_start() const { return request_start_; }
 
   // --- Raw connection access (protocol upgrades, the uwsgi module), inside the core --------
   // The core whose greenlet is running now, or nullptr (import time, a loop callback).
   static Core* current() noexcept;
+  // True when the running greenlet is this core's (not the loop's, not one the app made).
+  bool on_own_greenlet() const noexcept;
   int connection_fd() const;
   bool headers_sent() const { return headers_sent_; }
   // The app takes the connection over (a websocket handshake): after the app returns the
@@ -83,17 +97,35 @@ class Core {
   bool fill_body(bool* error) noexcept;
   std::string& body() { return body_; }
   size_t& body_pos() { return body_pos_; }
+  // Changes when a request starts and when it ends: what the app holds of a request (write,
+  // wsgi.input) is valid while its serial is the core's.
   uint64_t serial() const { return serial_; }
 
-  // Python-visible callables bound to this core.
-  static PyObject* py_start_response(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+  // Python-visible callables bound to one request of this core (request_bound.h).
+  static PyObject* py_start_response(PyObject* self, PyObject* const* args, size_t nargsf,
                                      PyObject* kwnames) noexcept;
-  static PyObject* py_write(PyObject* self, PyObject* data) noexcept;
+  static PyObject* py_write(PyObject* self, PyObject* const* args, size_t nargsf,
+                            PyObject* kwnames) noexcept;
   // The greenlet's body (self: a capsule holding the Core).
   static PyObject* run(PyObject* self, PyObject* args) noexcept;
 
  private:
-  void serve() noexcept;           // requests on conn_ until it leaves this core
+  // What a core's greenlet knows about itself, apart from the core: once retired, the greenlet
+  // never touches the core again (the core serves on in a fresh greenlet).
+  struct Lease {
+    bool retired = false;
+    int core_id = 0;
+    std::string last_request;  // set when retired, for the stale wake-up warning
+  };
+  void serve(Lease& lease) noexcept;  // requests until the greenlet is killed or retired
+  // Switches into the greenlet (a fresh one if there is none, or if anything but the core
+  // refers to the parked one). On the loop's greenlet.
+  bool enter() noexcept;
+  // Parks the greenlet until enter() (|how|: kFree or kSettling). False when the greenlet must
+  // end: the worker kills it, or it was retired.
+  bool park(Lease& lease, CoreState how) noexcept;
+  // This greenlet serves no more requests; whoever still refers to it finds it ending quietly.
+  void retire(Lease& lease) noexcept;
   bool handle_request() noexcept;  // one request; false: the connection must close
   PyObject* build_environ() noexcept;
   PyObject* build_uwsgi_environ() noexcept;
@@ -120,9 +152,15 @@ class Core {
   Server* server_;
   int id_;
   PyRef greenlet_;
+  std::shared_ptr<Lease> lease_;  // greenlet_'s
+  ssize_t running_refs_ = 0;      // greenlet_'s reference count while it runs, app code aside
+  bool entering_ = false;         // enter() is switching in: the one legitimate resume of a park
+  bool retire_pending_ = false;   // the last request was aborted: retire before serving again
+  bool disconnect_cancelled_ = false;
+  RequestText last_request_;
   PyRef id_obj_;          // int, the core id (environ["aiowsgi.core"])
-  PyRef start_response_;  // bound callable, created once
-  PyRef write_;           // bound callable, created once
+  PyRef start_response_;  // request_bound.h: reused while the app keeps no reference
+  PyRef write_;
   CoreState state_ = CoreState::kFree;
   WakeReason wake_ = WakeReason::kNone;
   double io_deadline_ = 0;

@@ -88,18 +88,19 @@ PyObject* load_app(const config::AppConfig& app) noexcept {
                                app.callable.c_str());
 }
 
-void notify_client_gone(int core_id) noexcept {
-  if (g_module == nullptr) return;
+bool notify_client_gone(int core_id) noexcept {
+  if (g_module == nullptr) return false;
   PyObject* waiters = PyDict_GetItemString(PyModule_GetDict(g_module), "_gone_waiters");
-  if (waiters == nullptr) return;
+  if (waiters == nullptr) return false;
   PyRef key = PyRef::steal(PyLong_FromLong(core_id));
   PyRef cb = key ? PyRef::borrow(PyDict_GetItemWithError(waiters, key.get())) : PyRef();
   if (!cb) {
     PyErr_Clear();
-    return;
+    return false;
   }
   PyRef r = PyRef::steal(PyObject_CallNoArgs(cb.get()));
   if (!r) spdlog::error("cancelling an await_ after a disconnect: {}", fetch_exception_text());
+  return true;
 }
 
 bool is_file_wrapper(PyObject* o) noexcept {

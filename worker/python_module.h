@@ -23,8 +23,8 @@ PyObject* load_app(const config::AppConfig& app) noexcept;
 
 // The server saw the client of core |core_id| close its connection: a request of that core
 // suspended in aiowsgi.await_() is resumed from a loop callback, its awaitable cancelled.
-// No effect otherwise. Called on the loop's greenlet.
-void notify_client_gone(int core_id) noexcept;
+// No effect otherwise. Called on the loop's greenlet. True when such a request was resumed.
+bool notify_client_gone(int core_id) noexcept;
 
 // True if |o| was made by environ["wsgi.file_wrapper"].
 bool is_file_wrapper(PyObject* o) noexcept;

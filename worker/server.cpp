@@ -53,12 +53,17 @@ PyObject* cb_control(PyObject*, PyObject*) noexcept {
   if (Server* s = Server::instance()) s->on_control();
   Py_RETURN_NONE;
 }
+PyObject* cb_settle(PyObject*, PyObject* arg) noexcept {
+  if (Server* s = Server::instance()) s->on_settle(static_cast<int>(PyLong_AsLong(arg)));
+  Py_RETURN_NONE;
+}
 
 PyMethodDef kAcceptDef = {"_aiowsgi_accept", cb_accept, METH_O, nullptr};
 PyMethodDef kReadableDef = {"_aiowsgi_readable", cb_readable, METH_O, nullptr};
 PyMethodDef kWritableDef = {"_aiowsgi_writable", cb_writable, METH_O, nullptr};
 PyMethodDef kTickDef = {"_aiowsgi_tick", cb_tick, METH_NOARGS, nullptr};
 PyMethodDef kControlDef = {"_aiowsgi_control", cb_control, METH_NOARGS, nullptr};
+PyMethodDef kSettleDef = {"_aiowsgi_settle", cb_settle, METH_O, nullptr};
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -140,9 +145,13 @@ bool Server::start() noexcept {
   struct {
     PyRef* slot;
     const char* name;
-  } methods[] = {{&add_reader_, "add_reader"}, {&remove_reader_, "remove_reader"},
-                 {&add_writer_, "add_writer"}, {&remove_writer_, "remove_writer"},
-                 {&call_later_, "call_later"}, {&stop_, "stop"}};
+  } methods[] = {{&add_reader_, "add_reader"},
+                 {&remove_reader_, "remove_reader"},
+                 {&add_writer_, "add_writer"},
+                 {&remove_writer_, "remove_writer"},
+                 {&call_later_, "call_later"},
+                 {&call_soon_, "call_soon"},
+                 {&stop_, "stop"}};
   for (auto& m : methods) {
     *m.slot = PyRef::steal(PyObject_GetAttrString(loop_.get(), m.name));
     if (!*m.slot) return false;
@@ -152,7 +161,9 @@ bool Server::start() noexcept {
   on_writable_fn_ = PyRef::steal(PyCFunction_New(&kWritableDef, nullptr));
   on_tick_fn_ = PyRef::steal(PyCFunction_New(&kTickDef, nullptr));
   on_control_fn_ = PyRef::steal(PyCFunction_New(&kControlDef, nullptr));
-  if (!on_accept_fn_ || !on_readable_fn_ || !on_writable_fn_ || !on_tick_fn_ || !on_control_fn_)
+  on_settle_fn_ = PyRef::steal(PyCFunction_New(&kSettleDef, nullptr));
+  if (!on_accept_fn_ || !on_readable_fn_ || !on_writable_fn_ || !on_tick_fn_ || !on_control_fn_ ||
+      !on_settle_fn_)
     return false;
   if (!build_templates()) return false;
   for (size_t i = 0; i < ctx_.sockets.size(); ++i) {
@@ -422,7 +433,8 @@ void Server::on_readable(int fd) noexcept {
       }
       set_reader(conn, false);
       // A request waiting in aiowsgi.await_() for work its client no longer wants gives up.
-      if (conn->peer_closed && conn->core != nullptr) notify_client_gone(conn->core->id());
+      if (conn->peer_closed && conn->core != nullptr && notify_client_gone(conn->core->id()))
+        conn->core->mark_disconnect_cancelled();
       return;
     }
     case ConnState::kLingering: {
@@ -528,6 +540,34 @@ void Server::core_idle(Core* core) noexcept {
   --busy_cores_;
   resume_accepting();
   if (draining_) maybe_finish_drain();
+}
+
+void Server::settle_later(Core* core) noexcept {
+  call_logged(call_soon_.get(), "call_soon", on_settle_fn_.get(), core->id_object());
+}
+
+void Server::on_settle(int core_id) noexcept {
+  if (Core* c = core(core_id)) c->settle();
+}
+
+void Server::keep_retired(PyRef greenlet) noexcept {
+  if (greenlet) retired_.push_back(std::move(greenlet));
+}
+
+void Server::prune_retired() noexcept {
+  if (retired_.empty()) return;
+  // Dropping the last reference to a suspended greenlet ends it (greenlet throws GreenletExit
+  // into it), and so does kill(): either way it returns to this, the loop's greenlet.
+  std::erase_if(retired_, [](const PyRef& g) {
+    return !greenlet::active(g.get()) || Py_REFCNT(g.get()) == 1;
+  });
+  while (retired_.size() > kMaxRetiredGreenlets) {
+    PyRef g = std::move(retired_.front());
+    retired_.pop_front();
+    PyObject* r = greenlet::kill(g.get());
+    if (r == nullptr) PyErr_Clear();
+    Py_XDECREF(r);
+  }
 }
 
 void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
@@ -715,6 +755,13 @@ void Server::stop_now() noexcept {
 
 void Server::shutdown() noexcept {
   for (auto& core : cores_) core->kill();
+  for (PyRef& g : retired_) {
+    if (!greenlet::active(g.get())) continue;
+    PyObject* r = greenlet::kill(g.get());
+    if (r == nullptr) PyErr_Clear();
+    Py_XDECREF(r);
+  }
+  retired_.clear();
   for (auto& up : conns_) {
     if (up) close_connection(up.get());
   }

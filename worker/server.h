@@ -57,6 +57,14 @@ class Server {
   Connection* next_queued() noexcept;
   // A core has nothing more to do: park it.
   void core_idle(Core* core) noexcept;
+  // A core parked in kSettling gets Core::settle() once the loop has run (call_soon).
+  void settle_later(Core* core) noexcept;
+  // Keeps a retired core greenlet (one something besides its core may still switch into), so
+  // that a stale wake-up finds it ending quietly; at most kMaxRetiredGreenlets of them.
+  void keep_retired(PyRef greenlet) noexcept;
+  // On the loop's greenlet: lets go of retired greenlets nothing else refers to, and ends the
+  // oldest past the bound.
+  void prune_retired() noexcept;
   // Registers/unregisters the writer callback for a core waiting to write.
   bool watch_writable(Connection* conn) noexcept;
   void unwatch_writable(Connection* conn) noexcept;
@@ -92,6 +100,7 @@ class Server {
   void on_writable(int fd) noexcept;
   void on_tick() noexcept;
   void on_control() noexcept;
+  void on_settle(int core_id) noexcept;
 
  private:
   bool build_templates() noexcept;
@@ -115,8 +124,9 @@ class Server {
   static Server* instance_;
   WorkerContext ctx_;
   PyRef loop_, app_, main_greenlet_;
-  PyRef add_reader_, remove_reader_, add_writer_, remove_writer_, call_later_, stop_;
+  PyRef add_reader_, remove_reader_, add_writer_, remove_writer_, call_later_, call_soon_, stop_;
   PyRef on_accept_fn_, on_readable_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_;
+  PyRef on_settle_fn_;
   std::vector<PyRef> listener_ids_;                 // ints passed to on_accept
   std::vector<PyRef> templates_;                    // environ template per listener
   std::vector<std::unique_ptr<Connection>> conns_;  // indexed by fd
@@ -124,6 +134,7 @@ class Server {
   std::vector<Core*> free_cores_;
   std::unique_ptr<StaticFiles> statics_;  // null without a [static] map
   std::deque<Connection*> queue_;         // heads complete, waiting for a core
+  std::deque<PyRef> retired_;             // retired core greenlets, oldest first
   size_t busy_cores_ = 0;
   size_t open_connections_ = 0;
   bool accepting_ = false;

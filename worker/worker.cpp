@@ -12,6 +12,7 @@
 #include "worker/greenlet_api.h"
 #include "worker/py_ref.h"
 #include "worker/python_module.h"
+#include "worker/request_bound.h"
 #include "worker/server.h"
 #include "worker/uwsgi_module.h"
 #include "worker/wsgi_input.h"
@@ -128,7 +129,7 @@ int serve(const WorkerContext& ctx) {
     return kExitBootError;
   };
   if (!greenlet::import_api()) return boot_failure("greenlet: " + fetch_exception_text());
-  if (!init_input_type()) return boot_failure(fetch_exception_text());
+  if (!init_input_type() || !init_request_bound_type()) return boot_failure(fetch_exception_text());
   PyRef loop = PyRef::steal(make_loop(cfg.app.loop));
   if (!loop)
     return boot_failure("creating the " + cfg.app.loop + " loop: " + fetch_exception_text());

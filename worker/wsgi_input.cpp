@@ -20,7 +20,18 @@ PyTypeObject* g_input_type = nullptr;
 // Returns false with a Python exception set on a client error.
 bool read_into(InputObject* self, size_t limit, bool line, std::string* out) {
   Core* core = self->core;
-  if (core == nullptr || core->serial() != self->serial) return true;  // request over: EOF
+  if (core->serial() != self->serial) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "wsgi.input of a request that has ended: it belongs to that request only");
+    return false;
+  }
+  if (!core->on_own_greenlet()) {
+    // Reading may have to wait for the client, and only the request's own core can wait.
+    PyErr_SetString(PyExc_RuntimeError,
+                    "wsgi.input read outside its request's core (from a loop callback or "
+                    "another greenlet)");
+    return false;
+  }
   while (out->size() < limit) {
     bool error = false;
     if (!core->fill_body(&error)) return !error;

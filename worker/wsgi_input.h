@@ -12,8 +12,8 @@ class Core;
 // Creates the type. Call once after Py_Initialize; false with a Python exception on failure.
 bool init_input_type() noexcept;
 
-// A new wsgi.input for the request |core| is serving now (new reference). Once that request
-// is over, the object reads as empty.
+// A new wsgi.input for the request |core| is serving now (new reference). Read after that
+// request is over, or from outside its core (a loop callback), it raises RuntimeError.
 PyObject* new_input(Core* core) noexcept;
 
 }  // namespace aiowsgi::worker
