@@ -328,8 +328,13 @@ bool Core::park(Lease& lease, CoreState how) noexcept {
         spdlog::warn(
             "stale wake-up of a retired greenlet of core {} (its last request: {}) ignored",
             lease.core_id, lease.last_request);
+      } else if (greenlet::exception_is_exit()) {
+        PyErr_Clear();  // ended by the worker (shutdown, too many retired greenlets) or freed
       } else {
-        PyErr_Clear();  // ended by the worker: shutdown, or too many retired greenlets
+        spdlog::warn(
+            "stale wake-up of a retired greenlet of core {} (its last request: {}) "
+            "ignored: {}",
+            lease.core_id, lease.last_request, fetch_exception_text());
       }
       return false;
     }
