@@ -1,6 +1,7 @@
 #include "worker/core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <spdlog/spdlog.h>
 #include <sys/sendfile.h>
@@ -13,6 +14,7 @@
 #include <unordered_map>
 
 #include "common/stats_board.h"
+#include "common/unique_fd.h"
 #include "worker/access_log.h"
 #include "worker/connection.h"
 #include "worker/greenlet_api.h"
@@ -876,6 +878,11 @@ bool Core::respond_from_result(PyObject* result) noexcept {
       if (fileno) fd = static_cast<int>(PyLong_AsLong(fileno.get()));
     }
     PyErr_Clear();
+    // Our own descriptor for the file: the app may close its file object from a loop callback
+    // while this core is suspended in sendfile(), and the number could then be reused for
+    // another request's socket or file.
+    UniqueFd own(fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1);
+    fd = own.get();
     struct stat st;
     off_t offset = fd >= 0 ? lseek(fd, 0, SEEK_CUR) : -1;
     if (fd >= 0 && offset >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {

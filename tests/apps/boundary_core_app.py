@@ -174,5 +174,25 @@ def application(environ, start_response):
         loop().call_later(d, mutate)
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return body
+    # ---- a file the app closes (and whose fd number it reuses) while the server sends it ---
+    if path == "/filewrapper-close":
+        import tempfile
+        size = int(q.get("size", "8388608"))
+        f = tempfile.TemporaryFile()
+        f.write(t.encode().ljust(size, b"F"))
+        f.seek(0)
+
+        def close_and_reuse():
+            fd = f.fileno()
+            f.close()
+            other = tempfile.TemporaryFile()  # most likely gets fd's number back
+            other.write(b"Z" * size)
+            other.seek(0)
+            GARBAGE.append(other)
+            RESULTS[t] = "closed" if other.fileno() == fd else "closed (other fd)"
+
+        loop().call_later(d, close_and_reuse)
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](f)
     start_response("404 Not Found", [("Content-Length", "0")])
     return []

@@ -309,3 +309,37 @@ def test_big_list_mutated_during_a_slow_send_keeps_its_bytes(srv):
     assert len(body) == len(expected)
     assert body == expected, "bytes changed in flight"
     assert pid_of(srv) == pid
+
+
+def test_file_closed_by_the_app_during_a_slow_sendfile_keeps_its_bytes(srv):
+    """The server sends from its own descriptor: the app closing its file object (and the
+    number being reused for another file) mid-send changes nothing on the wire."""
+    pid = pid_of(srv)
+    t = token()
+    size = 8 * 1024 * 1024
+    expected = t.encode().ljust(size, b"F")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+    sock.settimeout(20)
+    sock.connect(("127.0.0.1", srv.port))
+    try:
+        sock.sendall(("GET /filewrapper-close?t=%s&size=%d&d=0.2 HTTP/1.1\r\nHost: x\r\n"
+                      "Connection: close\r\n\r\n" % (t, size)).encode())
+        deadline = time.monotonic() + 10
+        while not get(srv, "/result?t=" + t)[1].startswith("closed") and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert get(srv, "/result?t=" + t)[1].startswith("closed")
+        data = b""
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), head[:200]
+    assert len(body) == len(expected)
+    assert body == expected, "bytes changed in flight"
+    assert pid_of(srv) == pid
