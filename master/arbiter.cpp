@@ -764,6 +764,7 @@ void Arbiter::run_child(WorkerProcess* self, int worker_end) noexcept {
     ctx.num_workers = target_workers_;
     ctx.sockets = worker_sockets();
     ctx.control_fd = worker_end;
+    ctx.close_fds = close_in_workers_;
     if (stats_) {
       ctx.score = stats_->score_for_child(self);
       for (int fd : stats_->master_fds()) ctx.close_fds.push_back(fd);

@@ -87,6 +87,8 @@ class Arbiter {
   // Returns the master's exit status: kExitOk, or the worker's kExitAppLoadError /
   // kExitBootError when the first generation could not start. Call once.
   int run();
+  // A master-only descriptor (the locked pidfile) that every forked worker closes at once.
+  void close_in_workers(int fd) { close_in_workers_.push_back(fd); }
 
   MasterState state() const { return state_; }
 
@@ -146,6 +148,7 @@ class Arbiter {
   std::vector<std::shared_ptr<Listener>> prev_listeners_;  // during a reload: to restore
   bool listeners_changing_ = false;  // a reload changed listeners_; prev_listeners_ is valid
   WorkerMain worker_main_;
+  std::vector<int> close_in_workers_;
   uint64_t next_serial_ = 1;
 
   MasterState state_ = MasterState::kStarting;
