@@ -431,8 +431,14 @@ void Arbiter::on_message(WorkerProcess* p, const ControlMessage& m) {
       return;
     }
     default:
-      spdlog::warn("worker {} sent an unexpected control message ({})", p->id,
-                   control_type_name(m.type));
+      // Once per process: a worker sending garbage in a loop must not flood the log.
+      if (!p->warned_unexpected) {
+        p->warned_unexpected = true;
+        spdlog::warn(
+            "worker {} (pid {}) sent an unexpected control message ({}, type {}); "
+            "ignoring it and any more",
+            p->id, p->pid, control_type_name(m.type), static_cast<uint32_t>(m.type));
+      }
       return;
   }
 }

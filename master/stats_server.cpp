@@ -596,7 +596,8 @@ void StatsServer::on_tick() {
     if (w == nullptr) continue;
     uint64_t now = get(w->requests);
     auto [it, fresh] = requests_at_tick_.try_emplace(p->pid, now);
-    delta_requests_[p->pid] = fresh ? now : now - it->second;
+    // The count is the worker's to write: one that goes backwards gives 0, not a wrap.
+    delta_requests_[p->pid] = fresh ? now : now >= it->second ? now - it->second : 0;
     it->second = now;
   }
   // A full accept queue means clients are being refused or delayed: count it, as uWSGI's

@@ -1,12 +1,14 @@
-"""max_requests is exact (SPEC.md "Signals to the master"): the worker that has handed N
-requests to the app takes on no more, says "Connection: close" on the Nth response, finishes
-what it has and exits, and its replacement serves the rest; no request fails."""
+"""The master's boundaries. max_requests is exact (SPEC.md "Signals to the master"): the
+worker that has handed N requests to the app takes on no more, says "Connection: close" on
+the Nth response, finishes what it has and exits, and its replacement serves the rest; no
+request fails. The pidfile is locked for the master's life and never followed as a link."""
 import re
+import subprocess
 import time
 
 import pytest
 
-from conftest import BACKEND, Server
+from conftest import BACKEND, Server, find_master, free_port
 
 pytestmark = pytest.mark.skipif(BACKEND.startswith("uwsgi"), reason="aiowsgi limits only")
 
@@ -162,3 +164,46 @@ def test_pipelined_burst_is_cut_exactly_at_the_nth(server):
     for _ in range(3):
         status, _, body = server.request("GET", "/")
         assert status == 200 and parse(body)[0] != fresh
+
+
+def run_second_master(tmp_path, pidfile, port_config):
+    app = tmp_path / "app2.py"
+    app.write_text(APP)
+    second = Server(tmp_path, app, server={"pidfile": str(pidfile)})
+    second.port = port_config
+    second.config_path = tmp_path / "second.toml"
+    second.config_path.write_text(second.config_text())
+    return subprocess.run([find_master(), "-c", str(second.config_path)], capture_output=True,
+                          text=True, timeout=30)
+
+
+def test_a_second_master_with_the_same_pidfile_is_refused(tmp_path):
+    first_dir = tmp_path / "first"
+    first_dir.mkdir()
+    pidfile = tmp_path / "master.pid"
+    app = first_dir / "app.py"
+    app.write_text(APP)
+    first = Server(first_dir, app, server={"pidfile": str(pidfile)}).start()
+    try:
+        assert wait_for(lambda: pidfile.exists() and pidfile.read_text() == "%d\n" % first.pid)
+        second_dir = tmp_path / "second"
+        second_dir.mkdir()
+        r = run_second_master(second_dir, pidfile, free_port())
+        assert r.returncode == 5, (r.returncode, r.stderr)
+        assert "locked by another running master (pid %d)" % first.pid in r.stderr, r.stderr
+        assert pidfile.read_text() == "%d\n" % first.pid  # left as it was
+        assert first.request("GET", "/")[0] == 200
+    finally:
+        assert first.stop() == 0
+    assert not pidfile.exists()
+
+
+def test_a_symlink_at_the_pidfile_path_is_refused(tmp_path):
+    target = tmp_path / "precious"
+    target.write_text("keep\n")
+    pidfile = tmp_path / "master.pid"
+    pidfile.symlink_to(target)
+    r = run_second_master(tmp_path, pidfile, free_port())
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "is a symbolic link; refusing to follow it" in r.stderr, r.stderr
+    assert target.read_text() == "keep\n"
