@@ -70,6 +70,8 @@ const char* control_type_name(ControlType type) {
       return "app-load-error";
     case ControlType::kBootError:
       return "boot-error";
+    case ControlType::kRetiring:
+      return "retiring";
     case ControlType::kDrain:
       return "drain";
     case ControlType::kStop:

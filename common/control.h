@@ -18,6 +18,10 @@ enum class ControlType : uint32_t {
   kHeartbeat = 2,     // about once a second: counters below are current
   kAppLoadError = 3,  // the app could not be imported; the worker exits kExitAppLoadError next
   kBootError = 4,     // the interpreter or loop failed; the worker exits kExitBootError next
+  // max_requests: the worker has handed its last request to the app (|requests| says how
+  // many), stopped accepting, and exits once the connections it holds are done. The master
+  // starts its replacement at once.
+  kRetiring = 5,
   // master -> worker
   kDrain = 16,       // graceful stop: stop accepting, finish in-flight requests, exit 0
   kStop = 17,        // immediate stop: exit now

@@ -39,10 +39,31 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
     return Status::Ok();
   }
 
+  // O_NOFOLLOW: the master opens the file as root, often in a folder the server's user can
+  // write; a symbolic link planted there must not make root append to (or create) another
+  // file.
   static Status open_log_file(const std::string& path, UniqueFd* out) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0) return Status::Io("cannot open log file " + path, errno);
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
+                    0644);
+    if (fd < 0) {
+      if (errno == ELOOP) {
+        return Status::Config("log file " + path +
+                              " is a symbolic link; refusing to follow it (name the real file, "
+                              "or leave [log] file empty for stderr)");
+      }
+      return Status::Io("cannot open log file " + path, errno);
+    }
     out->reset(fd);
+    return Status::Ok();
+  }
+
+  // Gives the open log file to |uid|:|gid| (by descriptor: the path may have been replaced
+  // since it was opened). Nothing to do when logging to stderr.
+  Status chown_file(uid_t uid, gid_t gid) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (file_.get() < 0) return Status::Ok();
+    if (::fchown(file_.get(), uid, gid) != 0)
+      return Status::Io("cannot chown log file " + path_, errno);
     return Status::Ok();
   }
 

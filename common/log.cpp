@@ -90,6 +90,11 @@ Status reopen() {
   return g_sink->reopen();
 }
 
+Status chown_file(uid_t uid, gid_t gid) {
+  if (!g_sink) return Status::Ok();
+  return g_sink->chown_file(uid, gid);
+}
+
 void flush() { spdlog::default_logger()->flush(); }
 
 bool logging_to_file() { return g_sink && g_sink->to_file(); }

@@ -4,6 +4,8 @@
 // left in a buffer across fork or _exit. No Python, no GIL; safe to call from any thread.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 
@@ -33,6 +35,10 @@ bool set_level(std::string_view level);
 // kReopenLogs in a worker. A no-op when logging to stderr. On failure the old file stays
 // in use and an Io status is returned.
 Status reopen();
+
+// Gives the open log file to |uid|:|gid| through its descriptor (the master, as root, before
+// dropping privileges, so that SIGUSR1 can reopen it later). A no-op when logging to stderr.
+Status chown_file(uid_t uid, gid_t gid);
 
 // Writes out anything buffered. The sinks do not buffer, but the master still calls this
 // right before fork so a buffering sink added later cannot print a line twice.

@@ -87,5 +87,38 @@ TEST_F(LogTest, Errors) {
   EXPECT_TRUE(log::reopen().ok());
 }
 
+TEST_F(LogTest, ASymbolicLinkAtTheLogPathIsRefused) {
+  std::string target = dir_ + "/precious";
+  {
+    std::ofstream out(target);
+    out << "keep\n";
+  }
+  std::string file = dir_ + "/server.log";
+  ASSERT_EQ(symlink(target.c_str(), file.c_str()), 0);
+  Status s = log::setup("info", file, "test");
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("is a symbolic link; refusing to follow it"), std::string::npos)
+      << s.message();
+  EXPECT_EQ(read_file(target), "keep\n");
+  // Nor on reopen (SIGUSR1), after the real file was swapped for a link.
+  std::string real = dir_ + "/real.log";
+  ASSERT_TRUE(log::setup("info", real, "test").ok());
+  ASSERT_EQ(rename(real.c_str(), (dir_ + "/rotated.log").c_str()), 0);
+  ASSERT_EQ(symlink(target.c_str(), real.c_str()), 0);
+  EXPECT_FALSE(log::reopen().ok());
+  spdlog::info("still logged to the old file");
+  EXPECT_EQ(read_file(target), "keep\n");
+  EXPECT_NE(read_file(dir_ + "/rotated.log").find("still logged"), std::string::npos);
+}
+
+TEST_F(LogTest, ChownFileWorksOnTheOpenFile) {
+  std::string file = dir_ + "/server.log";
+  ASSERT_TRUE(log::setup("info", file, "test").ok());
+  // Our own ids: allowed without root, and proves the descriptor path is taken.
+  EXPECT_TRUE(log::chown_file(getuid(), getgid()).ok());
+  log::setup_stderr("test");
+  EXPECT_TRUE(log::chown_file(getuid(), getgid()).ok());  // stderr: nothing to do
+}
+
 }  // namespace
 }  // namespace aiowsgi

@@ -93,13 +93,15 @@ void score_request_coreless(WorkerScore* w, int status, uint64_t duration_us,
   w->tx.store(tx, std::memory_order_relaxed);
 }
 
-ScoreView view(const WorkerScore& w) {
+ScoreView view(const WorkerScore& w, uint32_t core_detail) {
   ScoreView v;
   v.in_flight = get(w.in_flight);
-  int running = w.running_core.load(std::memory_order_acquire);
+  // Each shared value is loaded once into a local and checked before it is used: the worker
+  // may change it between two loads.
+  int32_t running = w.running_core.load(std::memory_order_acquire);
   int newest = -1;
   uint64_t newest_ns = 0;
-  for (uint32_t i = 0; i < w.core_detail; ++i) {
+  for (uint32_t i = 0; i < core_detail; ++i) {
     const CoreScore& c = w.cores()[i];
     if (c.in_request.load(std::memory_order_acquire) == 0) continue;
     uint64_t t = get(c.start_ns);
@@ -109,9 +111,9 @@ ScoreView view(const WorkerScore& w) {
       newest = static_cast<int>(i);
     }
   }
-  if (running >= 0 && static_cast<uint32_t>(running) >= w.core_detail) {
+  if (running >= 0 && static_cast<uint32_t>(running) >= core_detail) {
     // Past the detailed cores: the core is known, its request is not.
-    if (get(w.cores()[w.core_detail].in_request) > 0) {
+    if (get(w.cores()[core_detail].in_request) > 0) {
       v.suspect_core = running;
       v.suspect_running = true;
       return v;
@@ -217,7 +219,7 @@ int StatsBoard::claim() {
 
 void StatsBoard::release(int index) {
   if (index < 0 || index >= slots_ || !used_[index]) return;
-  ScoreTotals t = totals(*worker(index));
+  ScoreTotals t = totals(*worker(index), core_detail());
   t.in_flight = 0;  // requests cut short by the exit are not running any more
   retired_.add(t);
   used_[index] = false;
@@ -233,7 +235,7 @@ const WorkerScore* StatsBoard::worker(int index) const {
   return reinterpret_cast<const WorkerScore*>(base_ + stride_ * static_cast<size_t>(index));
 }
 
-ScoreTotals StatsBoard::totals(const WorkerScore& w) {
+ScoreTotals StatsBoard::totals(const WorkerScore& w, uint32_t core_detail) {
   ScoreTotals t;
   t.requests = get(w.requests);
   t.exceptions = get(w.exceptions);
@@ -241,7 +243,7 @@ ScoreTotals StatsBoard::totals(const WorkerScore& w) {
   t.tx = get(w.tx);
   t.running_time_us = get(w.running_time_us);
   t.in_flight = get(w.in_flight);
-  for (uint32_t c = 0; c <= w.core_detail; ++c) {
+  for (uint32_t c = 0; c <= core_detail; ++c) {
     t.write_errors += get(w.cores()[c].write_errors);
     t.read_errors += get(w.cores()[c].read_errors);
   }

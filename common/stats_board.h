@@ -50,7 +50,9 @@ inline constexpr size_t kStatusClasses = 6;
 // One worker process. |core_detail| CoreScore records, then one aggregate record, follow it
 // in memory.
 struct alignas(64) WorkerScore {
-  uint32_t core_detail = 0;  // set by the master before fork; constant afterwards
+  // Set by the master before fork for the worker's own use. The worker can write anything
+  // here: the master never reads it back, it passes its own StatsBoard::core_detail().
+  uint32_t core_detail = 0;
   std::atomic<uint64_t> requests{0};
   std::atomic<uint64_t> exceptions{0};
   std::atomic<uint64_t> harakiri_count{0};
@@ -145,7 +147,10 @@ struct ScoreView {
 
 // The suspect is the core the loop switched into when it is in a request, else the newest
 // in-flight request (a request that blocks usually does so before its first suspension).
-ScoreView view(const WorkerScore& w);
+// The master's reader: |core_detail| is the board's (StatsBoard::core_detail()), never the
+// slot's own field, and every index or length read from the slot is checked against it, so
+// a worker that scribbles over its slot cannot make the master read outside it.
+ScoreView view(const WorkerScore& w, uint32_t core_detail);
 
 // The region. Move-only; unmapped on destruction. The master creates it; forked workers
 // inherit the mapping and touch only the WorkerScore they are given.
@@ -175,11 +180,12 @@ class StatsBoard {
   WorkerScore* worker(int index);
   const WorkerScore* worker(int index) const;
   int slots() const { return slots_; }
-  int core_detail() const { return core_detail_; }
+  // Detailed core records per slot, as the master mapped them: the bound for every read.
+  uint32_t core_detail() const { return static_cast<uint32_t>(core_detail_); }
   size_t bytes() const { return bytes_; }
 
-  // The counters of one slot, read now.
-  static ScoreTotals totals(const WorkerScore& w);
+  // The counters of one slot, read now; |core_detail| as for view().
+  static ScoreTotals totals(const WorkerScore& w, uint32_t core_detail);
   // What processes that held released slots had counted: Prometheus counters must not go
   // backwards when a worker is replaced.
   const ScoreTotals& retired() const { return retired_; }

@@ -71,7 +71,7 @@ TEST(StatsBoard, RequestFiguresAndCounters) {
   EXPECT_EQ(w->status_class[0].load(), 1u);
   score_write_error(w, 0);
   score_read_error(w, 3);
-  ScoreTotals t = StatsBoard::totals(*w);
+  ScoreTotals t = StatsBoard::totals(*w, b.core_detail());
   EXPECT_EQ(t.requests, 2u);
   EXPECT_EQ(t.write_errors, 1u);
   EXPECT_EQ(t.read_errors, 1u);
@@ -144,13 +144,13 @@ TEST(StatsBoard, ViewIsEmptyUntilARequestStarts) {
   ASSERT_TRUE(StatsBoard::create(1, 4, &b).ok());
   WorkerScore* w = b.worker(b.claim());
   EXPECT_EQ(w->running_core.load(), -1);
-  ScoreView v = view(*w);
+  ScoreView v = view(*w, b.core_detail());
   EXPECT_EQ(v.in_flight, 0u);
   EXPECT_EQ(v.oldest_ns, 0u);
   EXPECT_EQ(v.suspect_core, -1);
   EXPECT_TRUE(v.suspect.empty());
   score_running_core(w, 2);  // in the loop's core, but no request there yet
-  EXPECT_EQ(view(*w).suspect_core, -1);
+  EXPECT_EQ(view(*w, b.core_detail()).suspect_core, -1);
 }
 
 TEST(StatsBoard, ViewSuspectIsTheRunningCoreElseTheNewest) {
@@ -160,7 +160,7 @@ TEST(StatsBoard, ViewSuspectIsTheRunningCoreElseTheNewest) {
   score_request_begin(w, 0, "GET", "/old", 0);
   usleep(2000);
   score_request_begin(w, 2, "POST", "/new?x=1", 0);
-  ScoreView v = view(*w);
+  ScoreView v = view(*w, b.core_detail());
   EXPECT_EQ(v.in_flight, 2u);
   EXPECT_EQ(v.suspect, "POST /new?x=1");
   EXPECT_EQ(v.suspect_core, 2);
@@ -169,16 +169,16 @@ TEST(StatsBoard, ViewSuspectIsTheRunningCoreElseTheNewest) {
   EXPECT_EQ(v.oldest_ns, w->cores()[0].start_ns.load());
 
   score_running_core(w, 0);
-  v = view(*w);
+  v = view(*w, b.core_detail());
   EXPECT_EQ(v.suspect, "GET /old");
   EXPECT_TRUE(v.suspect_running);
   EXPECT_EQ(v.suspect_ns, v.oldest_ns);
   score_running_core(w, -1);
-  EXPECT_FALSE(view(*w).suspect_running);
+  EXPECT_FALSE(view(*w, b.core_detail()).suspect_running);
 
   score_request_end(w, 2, 200, 0, 0, 0);
   score_request_end(w, 0, 200, 0, 0, 0);
-  v = view(*w);
+  v = view(*w, b.core_detail());
   EXPECT_EQ(v.in_flight, 0u);
   EXPECT_TRUE(v.suspect.empty());
 }
@@ -190,14 +190,14 @@ TEST(StatsBoard, ViewPastTheDetailedCoresKnowsTheCoreOnly) {
   score_request_begin(w, 0, "GET", "/detailed", 0);
   score_request_begin(w, 7, "GET", "/aggregated", 0);
   score_running_core(w, 7);
-  ScoreView v = view(*w);
+  ScoreView v = view(*w, b.core_detail());
   EXPECT_EQ(v.in_flight, 2u);
   EXPECT_EQ(v.suspect_core, 7);
   EXPECT_TRUE(v.suspect_running);
   EXPECT_TRUE(v.suspect.empty());
   EXPECT_EQ(v.suspect_ns, 0u);
   score_running_core(w, -1);
-  v = view(*w);  // back to the newest detailed request, a guess
+  v = view(*w, b.core_detail());  // back to the newest detailed request, a guess
   EXPECT_EQ(v.suspect, "GET /detailed");
   EXPECT_FALSE(v.suspect_running);
 }
@@ -216,12 +216,12 @@ TEST(StatsBoard, ViewOfAForkedChildBlockingTheLoop) {
   }
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ScoreView v = view(*w);
+  ScoreView v = view(*w, b.core_detail());
   EXPECT_EQ(v.in_flight, 1u);
   EXPECT_EQ(v.suspect, "GET /block");
   EXPECT_TRUE(v.suspect_running);
   EXPECT_GT(v.suspect_ns, 0u);
-  EXPECT_EQ(view(*b.worker(0)).in_flight, 0u);
+  EXPECT_EQ(view(*b.worker(0), b.core_detail()).in_flight, 0u);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "common/address.h"
+#include "common/numeric_id.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 
@@ -196,10 +197,10 @@ std::string check_module(std::string_view module) {
   return "";
 }
 
+// A numeric id (common/numeric_id.h) need not have a passwd/group entry; range errors are
+// reported by the caller before these are asked.
 bool user_exists(const std::string& name) {
-  if (std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return true;  // a numeric uid need not have a passwd entry
-  }
+  if (uint32_t id = 0; parse_numeric_id(name, &id) == IdText::kNumber) return true;
   passwd pw{};
   passwd* found = nullptr;
   std::vector<char> buf(16384);
@@ -207,9 +208,7 @@ bool user_exists(const std::string& name) {
 }
 
 bool group_exists(const std::string& name) {
-  if (std::all_of(name.begin(), name.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    return true;
-  }
+  if (uint32_t id = 0; parse_numeric_id(name, &id) == IdText::kNumber) return true;
   group gr{};
   group* found = nullptr;
   std::vector<char> buf(16384);
@@ -337,6 +336,16 @@ class FileLoader {
   void wrong_type(const toml::node& n, std::string_view key, std::string_view expected) {
     errors_->at(label_, n.source(),
                 what(key) + ": expected " + std::string(expected) + ", got " + type_name(n.type()));
+  }
+
+  // A numeric user or group past kMaxNumericId would wrap (4294967296 is uid 0: root).
+  bool id_in_range(const toml::node& n, std::string_view key, const std::string& text,
+                   const char* kind) {
+    uint32_t id = 0;
+    if (parse_numeric_id(text, &id) != IdText::kOutOfRange) return true;
+    fail(n, key,
+         std::string(kind) + " out of range: a number must be 0.." + std::to_string(kMaxNumericId));
+    return false;
   }
 
   void unknown_key(const toml::key& key) {
@@ -501,11 +510,13 @@ class FileLoader {
       } else if (k == "pidfile") {
         get_path(n, k, &s.pidfile);
       } else if (k == "user") {
-        if (get_string(n, k, &s.user) && !s.user.empty() && !user_exists(s.user)) {
+        if (get_string(n, k, &s.user) && !s.user.empty() && id_in_range(n, k, s.user, "uid") &&
+            !user_exists(s.user)) {
           fail(n, k, "no such user");
         }
       } else if (k == "group") {
-        if (get_string(n, k, &s.group) && !s.group.empty() && !group_exists(s.group)) {
+        if (get_string(n, k, &s.group) && !s.group.empty() && id_in_range(n, k, s.group, "gid") &&
+            !group_exists(s.group)) {
           fail(n, k, "no such group");
         }
       } else if (k == "graceful_timeout") {

@@ -23,15 +23,21 @@
 namespace aiowsgi::master {
 namespace {
 
+uint64_t configured_cores(const WorkerProcess* p) {
+  return static_cast<uint64_t>(std::max(1, p->config ? p->config->server.cores : 1));
+}
+
 // Every signal the master watches. The child resets exactly these (plus SIGCHLD, which
 // ev_child owns) before anything else: it inherits libev's handlers, which would swallow
 // them (NOTES.md "fork, signals, logging").
 constexpr int kWatchedSignals[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1};
 
 // A worker's in-flight requests as its StatsBoard slot shows them; empty without a slot.
+// The counts in it are the worker's to write: never more than the cores it was given.
 ScoreView score_view(const StatsServer* stats, const WorkerProcess* p) {
-  const WorkerScore* w = stats ? stats->score_of(p) : nullptr;
-  return w ? view(*w) : ScoreView{};
+  ScoreView v = stats ? stats->view_of(p) : ScoreView{};
+  v.in_flight = std::min(v.in_flight, configured_cores(p));
+  return v;
 }
 
 std::string signal_name(int sig) {
@@ -307,7 +313,9 @@ void Arbiter::on_child(pid_t pid, int status) {
   close_control(p.get());
   double now = ev_now(loop_);
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  bool expected = p->state == WorkerState::kDraining || p->state == WorkerState::kAborted;
+  // A worker that reached max_requests exits 0 on its own once its connections are done.
+  bool expected = p->state == WorkerState::kDraining || p->state == WorkerState::kAborted ||
+                  (p->retiring && code == 0);
   bool was_ready = p->ready_at > 0;
   p->state = WorkerState::kExited;
   std::string what = "worker " + std::to_string(p->id) + " (pid " + std::to_string(pid) + ") " +
@@ -399,17 +407,13 @@ void Arbiter::on_message(WorkerProcess* p, const ControlMessage& m) {
       return;
     }
     case ControlType::kHeartbeat: {
-      uint64_t before = p->last_heartbeat.requests;
-      p->last_heartbeat = m;
+      p->last_heartbeat = sanitized_heartbeat(m, configured_cores(p));
       p->last_heartbeat_at = ev_now(loop_);
-      // Start the replacement as soon as the count is known, not on the next tick.
-      int64_t max = config_->limits.max_requests;
-      if (max > 0 && !p->retiring && before < static_cast<uint64_t>(max) &&
-          m.requests >= static_cast<uint64_t>(max)) {
-        on_event(Event::kTick);
-      }
       return;
     }
+    case ControlType::kRetiring:
+      on_retiring(p, m.requests);
+      return;
     case ControlType::kAppLoadError:
     case ControlType::kBootError: {
       int code = m.type == ControlType::kAppLoadError ? kExitAppLoadError : kExitBootError;
@@ -427,10 +431,36 @@ void Arbiter::on_message(WorkerProcess* p, const ControlMessage& m) {
       return;
     }
     default:
-      spdlog::warn("worker {} sent an unexpected control message ({})", p->id,
-                   control_type_name(m.type));
+      // Once per process: a worker sending garbage in a loop must not flood the log.
+      if (!p->warned_unexpected) {
+        p->warned_unexpected = true;
+        spdlog::warn(
+            "worker {} (pid {}) sent an unexpected control message ({}, type {}); "
+            "ignoring it and any more",
+            p->id, p->pid, control_type_name(m.type), static_cast<uint32_t>(m.type));
+      }
       return;
   }
+}
+
+// max_requests is the worker's decision, taken when it hands a request to the app (exact,
+// unlike a heartbeat): it has stopped accepting, so its replacement starts now, whatever
+// other recycles are in progress. Once ready, the replacement drains it (on_message kReady),
+// unless it has finished its connections and exited before.
+void Arbiter::on_retiring(WorkerProcess* p, uint64_t requests) {
+  if (!p->active() || p->retiring) return;  // already leaving, or a repeated message
+  p->retiring = true;
+  spdlog::info(
+      "worker {} (pid {}) handed its last request ({} of max_requests {}) and stopped "
+      "accepting; starting a replacement",
+      p->id, p->pid, requests, p->config->limits.max_requests);
+  bool serving = state_ == MasterState::kStarting || state_ == MasterState::kRunning ||
+                 state_ == MasterState::kReloading;
+  if (serving && p->id <= target_workers_ && !table_.has_replacement(p) &&
+      ev_now(loop_) >= table_.slot(p->id).next_spawn_at) {
+    spawn(p->id);
+  }
+  on_event(Event::kTick);  // recycle() retries a spawn held back by the respawn back-off
 }
 
 void Arbiter::on_event(Event e) {
@@ -543,8 +573,8 @@ void Arbiter::murder_stale() {
       if (beat_oldest > 0 && (oldest == 0 || beat_oldest < oldest)) oldest = beat_oldest;
       uint64_t mono = monotonic_ns();
       in.oldest_age = oldest > 0 && mono > oldest ? static_cast<double>(mono - oldest) / 1e9 : 0;
-      in.in_flight = std::max<int>(static_cast<int>(v.in_flight),
-                                   static_cast<int>(p->last_heartbeat.busy_cores));
+      // Both counts come from the worker: clamped (score_view, on_message) to its cores.
+      in.in_flight = static_cast<int>(std::max(v.in_flight, p->last_heartbeat.busy_cores));
       if (HarakiriVerdict verdict = harakiri_verdict(in); verdict != HarakiriVerdict::kNone) {
         harakiri(p, verdict, now);
         continue;
@@ -607,9 +637,10 @@ void Arbiter::harakiri(WorkerProcess* p, HarakiriVerdict verdict, double now) {
   kill_now(p);
 }
 
-// max_requests / reload_on_rss_mb: the HUP path for one worker. A replacement boots beside
-// the worker; its kReady drains the old one (on_message). At most max_concurrent_recycles()
-// at a time, so workers crossing a limit together are not all replaced at once.
+// reload_on_rss_mb: the HUP path for one worker. A replacement boots beside the worker; its
+// kReady drains the old one (on_message). At most max_concurrent_recycles() at a time, so
+// workers crossing the limit together are not all replaced at once. Also retries the
+// replacement of a worker retiring for max_requests (on_retiring) after a failed start.
 void Arbiter::recycle() {
   if (state_ != MasterState::kRunning) return;
   const config::LimitsConfig& limits = config_->limits;
@@ -621,24 +652,18 @@ void Arbiter::recycle() {
     // The replacement died before it was ready (on_child set a back-off): try again.
     if (!table_.has_replacement(p) && now >= table_.slot(p->id).next_spawn_at) spawn(p->id);
   }
-  if (limits.max_requests <= 0 && limits.reload_on_rss_mb <= 0) return;
+  // max_requests is not judged here: the worker reports it (on_retiring).
+  if (limits.reload_on_rss_mb <= 0) return;
   for (WorkerProcess* p : table_.all()) {
     if (in_progress >= max_concurrent_recycles(target_workers_)) return;
     if (p->state != WorkerState::kBooted || p->retiring || p->id > target_workers_) continue;
-    uint64_t rss = limits.reload_on_rss_mb > 0 ? read_rss_bytes(p->pid) : 0;
-    RecycleReason why = recycle_reason(limits, p->last_heartbeat.requests, rss);
-    if (why == RecycleReason::kNone) continue;
+    uint64_t rss = read_rss_bytes(p->pid);
+    if (recycle_reason(limits, rss) == RecycleReason::kNone) continue;
     if (now < table_.slot(p->id).next_spawn_at) continue;
     p->retiring = true;
     ++in_progress;
-    if (why == RecycleReason::kMaxRequests) {
-      spdlog::info(
-          "worker {} (pid {}) served {} requests (max_requests {}); starting a replacement", p->id,
-          p->pid, p->last_heartbeat.requests, limits.max_requests);
-    } else {
-      spdlog::info("worker {} (pid {}) uses {} MB (reload_on_rss_mb {}); starting a replacement",
-                   p->id, p->pid, rss / (1024 * 1024), limits.reload_on_rss_mb);
-    }
+    spdlog::info("worker {} (pid {}) uses {} MB (reload_on_rss_mb {}); starting a replacement",
+                 p->id, p->pid, rss / (1024 * 1024), limits.reload_on_rss_mb);
     spawn(p->id);
   }
 }
@@ -764,6 +789,7 @@ void Arbiter::run_child(WorkerProcess* self, int worker_end) noexcept {
     ctx.num_workers = target_workers_;
     ctx.sockets = worker_sockets();
     ctx.control_fd = worker_end;
+    ctx.close_fds = close_in_workers_;
     if (stats_) {
       ctx.score = stats_->score_for_child(self);
       for (int fd : stats_->master_fds()) ctx.close_fds.push_back(fd);

@@ -2,7 +2,8 @@
 // ev_child, one ev_io per control pipe, a 1 s tick) and turns signals into state changes:
 // a pure next_state() decides the master's lifecycle, then every event runs the same
 // maintenance pass (reap -> murder_stale -> recycle -> manage_count), as gunicorn's arbiter
-// does. The policies (harakiri, max_requests, reload_on_rss_mb) live in supervision.h.
+// does. The policies (harakiri, reload_on_rss_mb) live in supervision.h; max_requests is
+// counted by the worker, which reports kRetiring.
 // Master only; no Python. Runs on libev's default loop (ev_child needs it).
 #pragma once
 
@@ -87,6 +88,8 @@ class Arbiter {
   // Returns the master's exit status: kExitOk, or the worker's kExitAppLoadError /
   // kExitBootError when the first generation could not start. Call once.
   int run();
+  // A master-only descriptor (the locked pidfile) that every forked worker closes at once.
+  void close_in_workers(int fd) { close_in_workers_.push_back(fd); }
 
   MasterState state() const { return state_; }
 
@@ -107,6 +110,7 @@ class Arbiter {
   void on_child(pid_t pid, int status);
   void on_control(WorkerProcess* p);
   void on_message(WorkerProcess* p, const ControlMessage& m);
+  void on_retiring(WorkerProcess* p, uint64_t requests);
 
   // Applies next_state, runs the entry action of a new state, then maintain().
   void on_event(Event e);
@@ -146,6 +150,7 @@ class Arbiter {
   std::vector<std::shared_ptr<Listener>> prev_listeners_;  // during a reload: to restore
   bool listeners_changing_ = false;  // a reload changed listeners_; prev_listeners_ is valid
   WorkerMain worker_main_;
+  std::vector<int> close_in_workers_;
   uint64_t next_serial_ = 1;
 
   MasterState state_ = MasterState::kStarting;

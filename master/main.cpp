@@ -83,12 +83,14 @@ int run(int argc, char** argv) {
     fatal(s.message());
     return aiowsgi::kExitBindError;
   }
-  const std::string pidfile = config->server.pidfile;
-  if (!pidfile.empty()) {
-    if (aiowsgi::Status s = aiowsgi::master::write_pidfile(pidfile); !s.ok()) {
+  // Locked until the master exits: a second master with the same pidfile stops here.
+  aiowsgi::master::Pidfile pidfile;
+  if (!config->server.pidfile.empty()) {
+    pid_t holder = 0;
+    if (aiowsgi::Status s = pidfile.acquire(config->server.pidfile, &holder); !s.ok()) {
       fatal(s.message());
       aiowsgi::master::remove_socket_files(listeners);
-      return aiowsgi::kExitConfigError;
+      return holder != 0 ? aiowsgi::kExitPidfileLocked : aiowsgi::kExitConfigError;
     }
   }
 
@@ -99,13 +101,13 @@ int run(int argc, char** argv) {
     aiowsgi::Status s =
         aiowsgi::master::resolve_identity(config->server.user, config->server.group, &id);
     if (s.ok()) {
-      std::vector<std::string> owned = {config->log.file};
+      std::vector<std::string> owned;
       for (const auto& l : listeners) owned.push_back(l.unix_path);
       s = aiowsgi::master::drop_privileges(id, owned);
     }
     if (!s.ok()) {
       fatal(s.message());
-      aiowsgi::master::remove_pidfile(pidfile);
+      pidfile.release();
       aiowsgi::master::remove_socket_files(listeners);
       return aiowsgi::kExitConfigError;
     }
@@ -115,7 +117,7 @@ int run(int argc, char** argv) {
   struct ev_loop* loop = ev_default_loop(EVFLAG_AUTO);
   if (loop == nullptr) {
     fatal("cannot initialise the event loop (libev)");
-    aiowsgi::master::remove_pidfile(pidfile);
+    pidfile.release();
     aiowsgi::master::remove_socket_files(listeners);
     return aiowsgi::kExitBootError;
   }
@@ -125,9 +127,10 @@ int run(int argc, char** argv) {
     // unix socket files when it is destroyed.
     aiowsgi::master::Arbiter arbiter(loop, std::move(cli), std::move(config), std::move(listeners),
                                      &aiowsgi::worker::run_worker);
+    if (pidfile.fd() >= 0) arbiter.close_in_workers(pidfile.fd());
     status = arbiter.run();
   }
-  aiowsgi::master::remove_pidfile(pidfile);
+  pidfile.release();
   spdlog::info("master exiting with status {}", status);
   aiowsgi::log::flush();
   return status;

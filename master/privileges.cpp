@@ -1,23 +1,19 @@
 #include "master/privileges.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "common/log.h"
+#include "common/numeric_id.h"
+
 namespace aiowsgi::master {
-namespace {
-
-bool all_digits(const std::string& s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-}  // namespace
 
 Status resolve_identity(const std::string& user, const std::string& group, Identity* out) {
   Identity id;
@@ -27,8 +23,14 @@ Status resolve_identity(const std::string& user, const std::string& group, Ident
   if (!user.empty()) {
     passwd pw{};
     passwd* found = nullptr;
-    if (all_digits(user)) {
-      id.uid = static_cast<uid_t>(std::stoul(user));
+    uint32_t number = 0;
+    IdText kind = parse_numeric_id(user, &number);
+    if (kind == IdText::kOutOfRange) {
+      return Status::Config("[server] user = \"" + user + "\": uid out of range (0.." +
+                            std::to_string(kMaxNumericId) + ")");
+    }
+    if (kind == IdText::kNumber) {
+      id.uid = static_cast<uid_t>(number);
       if (getpwuid_r(id.uid, &pw, buf.data(), buf.size(), &found) == 0 && found) {
         id.gid = found->pw_gid;
         id.user = found->pw_name;
@@ -46,8 +48,14 @@ Status resolve_identity(const std::string& user, const std::string& group, Ident
     }
   }
   if (!group.empty()) {
-    if (all_digits(group)) {
-      id.gid = static_cast<gid_t>(std::stoul(group));
+    uint32_t number = 0;
+    IdText kind = parse_numeric_id(group, &number);
+    if (kind == IdText::kOutOfRange) {
+      return Status::Config("[server] group = \"" + group + "\": gid out of range (0.." +
+                            std::to_string(kMaxNumericId) + ")");
+    }
+    if (kind == IdText::kNumber) {
+      id.gid = static_cast<gid_t>(number);
     } else {
       ::group gr{};
       ::group* found = nullptr;
@@ -71,8 +79,13 @@ Status drop_privileges(const Identity& id, const std::vector<std::string>& chown
                           " needs root (the master runs as uid " + std::to_string(::geteuid()) +
                           ")");
   }
+  // The log file by descriptor, socket files without following a link: root must not give
+  // away a file that someone swapped in at one of these paths.
+  if (Status s = log::chown_file(id.uid, id.gid); !s.ok()) return s;
   for (const std::string& path : chown_paths) {
-    if (!path.empty() && ::chown(path.c_str(), id.uid, id.gid) != 0 && errno != ENOENT) {
+    if (!path.empty() &&
+        ::fchownat(AT_FDCWD, path.c_str(), id.uid, id.gid, AT_SYMLINK_NOFOLLOW) != 0 &&
+        errno != ENOENT) {
       return Status::Io("cannot chown " + path, errno);
     }
   }

@@ -25,8 +25,9 @@ struct Identity {
 Status resolve_identity(const std::string& user, const std::string& group, Identity* out);
 
 // Switches the process to |id| for good: supplementary groups (initgroups, or just |id.gid|),
-// setgid, setuid, then checks that root cannot be regained. Files in |chown_paths| (the log
-// file, unix socket files) are first given to the new user so that it can reopen/remove them.
+// setgid, setuid, then checks that root cannot be regained. The open log file (by descriptor)
+// and the files in |chown_paths| (unix socket files; a symbolic link there is not followed)
+// are first given to the new user so that it can reopen/remove them.
 // Not root: succeeds only if |id| is already the current identity (nothing to change), else
 // a Config status ("changing user needs root"). Call after binding, before forking.
 Status drop_privileges(const Identity& id, const std::vector<std::string>& chown_paths);

@@ -161,7 +161,7 @@ std::string stats_json(const StatsSnapshot& s) {
   fmt::format_to(out, "],\"workers\":[");
   for (size_t i = 0; i < s.workers.size(); ++i) {
     const WorkerView& w = s.workers[i];
-    ScoreTotals t = w.score ? StatsBoard::totals(*w.score) : ScoreTotals{};
+    ScoreTotals t = w.score ? StatsBoard::totals(*w.score, w.core_detail) : ScoreTotals{};
     uint64_t avg_rt = w.score ? get(w.score->avg_rt_us) : 0;
     fmt::format_to(out,
                    "{}{{\"id\":{},\"pid\":{},\"accepting\":{},\"requests\":{},"
@@ -180,7 +180,9 @@ std::string stats_json(const StatsSnapshot& s) {
                      t.requests, t.exceptions);
     }
     fmt::format_to(out, "],\"cores\":[");
-    int listed = w.score ? std::min<int>(w.cores, static_cast<int>(w.score->core_detail)) : 0;
+    // The master's own bounds only: the slot's core_detail field is the worker's to write.
+    int listed =
+        w.score ? static_cast<int>(std::min<int64_t>(std::max(w.cores, 0), w.core_detail)) : 0;
     for (int c = 0; c < listed; ++c) {
       const CoreScore& cs = w.score->cores()[c];
       uint64_t in_request = get(cs.in_request);
@@ -218,7 +220,7 @@ std::string metrics_text(const StatsSnapshot& s) {
   ScoreTotals all = s.retired;
   uint64_t busy = 0, cores = 0, respawns = 0;
   for (const WorkerView& w : s.workers) {
-    if (w.score) all.add(StatsBoard::totals(*w.score));
+    if (w.score) all.add(StatsBoard::totals(*w.score, w.core_detail));
     respawns += static_cast<uint64_t>(w.respawn_count);
     if (w.pid > 0) cores += static_cast<uint64_t>(w.cores);
   }
@@ -379,13 +381,18 @@ WorkerScore* StatsServer::score_for_child(const WorkerProcess* p) {
   if (it != slot_of_.end() && it->second >= 0) return board_.worker(it->second);
   // No room on the board: a private record keeps the worker's code path the same.
   StatsBoard* own = new StatsBoard();  // lives as long as the child
-  if (!StatsBoard::create(1, board_.core_detail(), own).ok()) return nullptr;
+  if (!StatsBoard::create(1, static_cast<int>(board_.core_detail()), own).ok()) return nullptr;
   return own->worker(own->claim());
 }
 
 const WorkerScore* StatsServer::score_of(const WorkerProcess* p) const {
   auto it = slot_of_.find(p);
   return it == slot_of_.end() ? nullptr : board_.worker(it->second);
+}
+
+ScoreView StatsServer::view_of(const WorkerProcess* p) const {
+  const WorkerScore* w = score_of(p);
+  return w ? view(*w, board_.core_detail()) : ScoreView{};
 }
 
 void StatsServer::on_exit(const WorkerProcess* p) {
@@ -443,6 +450,7 @@ StatsSnapshot StatsServer::snapshot() {
       if (p->config) v.cores = p->config->server.cores;
       auto it = slot_of_.find(p);
       if (it != slot_of_.end()) v.score = board_.worker(it->second);
+      v.core_detail = board_.core_detail();
       read_memory(p->pid, &v.rss, &v.vsz);
       auto d = delta_requests_.find(p->pid);
       if (d != delta_requests_.end()) v.delta_requests = d->second;
@@ -457,7 +465,7 @@ StatsSnapshot StatsServer::snapshot() {
     const WorkerScore* w = board_.worker(slot);
     bool listed = std::any_of(s.workers.begin(), s.workers.end(),
                               [w](const WorkerView& v) { return v.score == w; });
-    if (w != nullptr && !listed) s.retired.add(StatsBoard::totals(*w));
+    if (w != nullptr && !listed) s.retired.add(StatsBoard::totals(*w, board_.core_detail()));
   }
   return s;
 }
@@ -588,7 +596,8 @@ void StatsServer::on_tick() {
     if (w == nullptr) continue;
     uint64_t now = get(w->requests);
     auto [it, fresh] = requests_at_tick_.try_emplace(p->pid, now);
-    delta_requests_[p->pid] = fresh ? now : now - it->second;
+    // The count is the worker's to write: one that goes backwards gives 0, not a wrap.
+    delta_requests_[p->pid] = fresh ? now : now >= it->second ? now - it->second : 0;
     it->second = now;
   }
   // A full accept queue means clients are being refused or delayed: count it, as uWSGI's

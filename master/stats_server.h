@@ -45,6 +45,9 @@ struct WorkerView {
   double last_spawn = 0;  // unix time
   int cores = 0;          // configured cores of its generation
   const WorkerScore* score = nullptr;
+  // The board's detailed core records per slot (StatsBoard::core_detail()): the bound for
+  // reading |score|, which its worker can overwrite.
+  uint32_t core_detail = 0;
   uint64_t rss = 0, vsz = 0;  // bytes
   uint64_t delta_requests = 0;
 };
@@ -104,6 +107,9 @@ class StatsServer {
   void on_exit(const WorkerProcess* p);
   // The slot process |p| writes to, for the master's harakiri; nullptr when it has none.
   const WorkerScore* score_of(const WorkerProcess* p) const;
+  // What p's slot shows of its in-flight requests, read within the board's bounds; empty
+  // without a slot.
+  ScoreView view_of(const WorkerProcess* p) const;
 
   // The fds the workers must not inherit (closed in the child).
   std::vector<int> master_fds() const;

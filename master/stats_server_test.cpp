@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 
 namespace aiowsgi::master {
@@ -33,6 +34,7 @@ TEST(StatsJson, DocumentHasTheUwsgiLayout) {
   v.accepting = true;
   v.cores = 2;
   v.score = w;
+  v.core_detail = board.core_detail();
   s.workers.push_back(v);
   std::string doc = stats_json(s);
   for (const char* key :
@@ -43,6 +45,78 @@ TEST(StatsJson, DocumentHasTheUwsgiLayout) {
     EXPECT_NE(doc.find(key), std::string::npos) << key << " in " << doc;
   }
   EXPECT_EQ(doc.back(), '\n');
+}
+
+// A worker writes its own slot: whatever it puts there (a bug, or code that took the worker
+// over), the master's readers stay within the slot the master mapped.
+TEST(StatsJson, HostileSlotValuesStayInBounds) {
+  StatsBoard board;
+  ASSERT_TRUE(StatsBoard::create(2, 3, &board).ok());
+  WorkerScore* w = board.worker(board.claim());
+  WorkerScore* neighbour = board.worker(board.claim());
+  // The next slot's records hold a marker an out-of-bounds read would show.
+  for (uint32_t c = 0; c <= board.core_detail(); ++c) {
+    CoreScore& cs = neighbour->cores()[c];
+    cs.requests.store(777777);
+    cs.in_request.store(1);
+    std::memcpy(cs.request_text, "GET /neighbour", 14);
+    cs.request_text_len.store(14);
+  }
+  w->core_detail = 0xFFFFFFFFu;  // would make every loop run off the board
+  w->running_core.store(0x7FFFFFFF);
+  w->in_flight.store(~uint64_t{0});
+  for (uint32_t c = 0; c <= board.core_detail(); ++c) {
+    CoreScore& cs = w->cores()[c];
+    cs.in_request.store(1);
+    cs.request_text_len.store(0xFFFFFFFFu);  // longer than the text buffer
+    std::memset(cs.request_text, 'A', kRequestTextBytes);
+    cs.request_text[3] = ' ';
+  }
+  StatsSnapshot s;
+  WorkerView v;
+  v.id = 1;
+  v.pid = 43;
+  v.cores = 1000;  // configured more than the board details: the board's bound wins
+  v.score = w;
+  v.core_detail = board.core_detail();
+  s.workers.push_back(v);
+  std::string doc = stats_json(s);
+  EXPECT_EQ(doc.find("neighbour"), std::string::npos);
+  EXPECT_EQ(doc.find("777777"), std::string::npos);
+  EXPECT_NE(doc.find("\"id\":2,\"requests\""), std::string::npos);  // cores 0..2 listed
+  EXPECT_EQ(doc.find("\"id\":3,\"requests\""), std::string::npos);  // and no more
+  // Request texts are cut at the buffer's size, whatever length the slot claims.
+  std::string uri = "\"REQUEST_URI=" + std::string(kRequestTextBytes - 4, 'A') + "\"";
+  EXPECT_NE(doc.find(uri), std::string::npos) << doc;
+  std::string text = metrics_text(s);
+  EXPECT_NE(text.find("aiowsgi_requests_total"), std::string::npos);
+  // One record too many would be the neighbour's first.
+  w->core_detail = board.core_detail() + 1;
+  doc = stats_json(s);
+  EXPECT_EQ(doc.find("neighbour"), std::string::npos);
+  EXPECT_EQ(doc.find("\"id\":3,\"requests\""), std::string::npos);
+  w->running_core.store(static_cast<int32_t>(board.core_detail()) + 1);
+  EXPECT_EQ(view(*w, board.core_detail()).suspect.find("neighbour"), std::string::npos);
+
+  // A negative core and every index in and past the detailed range.
+  for (int32_t running : {-2, -1, 0, 2, 3, 4, 1 << 20, 0x7FFFFFFF}) {
+    w->running_core.store(running);
+    ScoreView sv = view(*w, board.core_detail());
+    EXPECT_EQ(sv.suspect.find("neighbour"), std::string::npos) << running;
+    EXPECT_LE(sv.suspect.size(), kRequestTextBytes) << running;
+    if (running >= 3) {  // past the detailed cores: the core is named, no request read
+      EXPECT_EQ(sv.suspect_core, running);
+      EXPECT_TRUE(sv.suspect.empty());
+    } else if (running >= 0) {
+      EXPECT_EQ(sv.suspect_core, running);
+      EXPECT_EQ(sv.suspect, "AAA " + std::string(kRequestTextBytes - 4, 'A'));
+    } else {
+      EXPECT_GE(sv.suspect_core, 0);
+      EXPECT_LT(sv.suspect_core, 3);
+    }
+  }
+  ScoreTotals t = StatsBoard::totals(*w, board.core_detail());
+  EXPECT_EQ(t.requests, 0u);
 }
 
 TEST(StatsMetrics, RoutesOnlyGetMetrics) {
@@ -73,6 +147,7 @@ TEST(StatsMetrics, CountersIncludeRetiredWorkers) {
   v.pid = 7;
   v.cores = 2;
   v.score = live;
+  v.core_detail = board.core_detail();
   v.rss = 4096;
   s.workers.push_back(v);
   s.reloads = 2;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -22,11 +23,7 @@ HarakiriVerdict harakiri_verdict(const HarakiriInput& in) {
   return HarakiriVerdict::kNone;
 }
 
-RecycleReason recycle_reason(const config::LimitsConfig& limits, uint64_t requests,
-                             uint64_t rss_bytes) {
-  if (limits.max_requests > 0 && requests >= static_cast<uint64_t>(limits.max_requests)) {
-    return RecycleReason::kMaxRequests;
-  }
+RecycleReason recycle_reason(const config::LimitsConfig& limits, uint64_t rss_bytes) {
   if (limits.reload_on_rss_mb > 0 &&
       rss_bytes > static_cast<uint64_t>(limits.reload_on_rss_mb) * 1024 * 1024) {
     return RecycleReason::kRss;
@@ -38,12 +35,19 @@ const char* recycle_reason_text(RecycleReason r) {
   switch (r) {
     case RecycleReason::kNone:
       return "none";
-    case RecycleReason::kMaxRequests:
-      return "max_requests reached";
     case RecycleReason::kRss:
       return "reload_on_rss_mb exceeded";
   }
   return "unknown";
+}
+
+ControlMessage sanitized_heartbeat(const ControlMessage& m, uint64_t cores) {
+  ControlMessage out = m;
+  out.busy_cores = std::min(m.busy_cores, cores);
+  // The master multiplies by 1e6 (ms -> ns): a larger value would wrap to a made-up age.
+  constexpr uint64_t kMaxMs = UINT64_MAX / 1000000u;
+  if (m.oldest_request_ms > kMaxMs) out.oldest_request_ms = 0;
+  return out;
 }
 
 uint64_t read_rss_bytes(pid_t pid) {

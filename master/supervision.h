@@ -1,5 +1,5 @@
 // Supervision policy: the master's pure decisions about one worker — is its loop blocked past
-// harakiri, has it reached max_requests or reload_on_rss_mb, may another recycle start now.
+// harakiri, has it passed reload_on_rss_mb, may another recycle start now.
 // Pure functions (no syscalls but read_rss_bytes), so tests cover them without forking.
 // Master only; no Python.
 #pragma once
@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "common/control.h"
 #include "config/config.h"
 
 namespace aiowsgi::master {
@@ -37,12 +38,17 @@ struct HarakiriInput {
 
 HarakiriVerdict harakiri_verdict(const HarakiriInput& in);
 
-enum class RecycleReason { kNone, kMaxRequests, kRss };
+enum class RecycleReason { kNone, kRss };
 
-// Whether a serving worker that has handed |requests| requests to the app and uses
-// |rss_bytes| of memory should be replaced (0 for either limit: never).
-RecycleReason recycle_reason(const config::LimitsConfig& limits, uint64_t requests,
-                             uint64_t rss_bytes);
+// Whether a serving worker that uses |rss_bytes| of memory should be replaced (0: never).
+// max_requests is not a master policy: the worker counts its requests and reports kRetiring
+// when it hands the last one, so the count is exact.
+RecycleReason recycle_reason(const config::LimitsConfig& limits, uint64_t rss_bytes);
+
+// A heartbeat as the master keeps it: every figure comes from the worker, which may be buggy
+// or compromised, so counts are clamped to what the master configured (|cores|) and times to
+// what cannot overflow when converted to nanoseconds.
+ControlMessage sanitized_heartbeat(const ControlMessage& m, uint64_t cores);
 
 // How many workers may be in the middle of a recycle (replacement booting, old one still
 // serving) at once: recycling all of them together would leave no warm worker.

@@ -53,15 +53,35 @@ TEST(Harakiri, SuspendedRequestIsTheWorkersJobUntilTheBackstop) {
 
 TEST(Recycle, Reasons) {
   config::LimitsConfig limits;
-  EXPECT_EQ(recycle_reason(limits, 1u << 30, 1ull << 40), RecycleReason::kNone);
+  EXPECT_EQ(recycle_reason(limits, 1ull << 40), RecycleReason::kNone);
+  // max_requests is the worker's decision (worker/request_budget.h), not a master policy.
   limits.max_requests = 5;
-  EXPECT_EQ(recycle_reason(limits, 4, 0), RecycleReason::kNone);
-  EXPECT_EQ(recycle_reason(limits, 5, 0), RecycleReason::kMaxRequests);
+  EXPECT_EQ(recycle_reason(limits, 0), RecycleReason::kNone);
   limits.max_requests = 0;
   limits.reload_on_rss_mb = 100;
-  EXPECT_EQ(recycle_reason(limits, 0, 100ull * 1024 * 1024), RecycleReason::kNone);
-  EXPECT_EQ(recycle_reason(limits, 0, 100ull * 1024 * 1024 + 1), RecycleReason::kRss);
+  EXPECT_EQ(recycle_reason(limits, 100ull * 1024 * 1024), RecycleReason::kNone);
+  EXPECT_EQ(recycle_reason(limits, 100ull * 1024 * 1024 + 1), RecycleReason::kRss);
   EXPECT_STREQ(recycle_reason_text(RecycleReason::kRss), "reload_on_rss_mb exceeded");
+}
+
+TEST(Heartbeat, WorkerFiguresAreClampedToWhatTheMasterConfigured) {
+  ControlMessage m;
+  m.type = ControlType::kHeartbeat;
+  m.requests = 7;
+  m.busy_cores = ~uint64_t{0};         // a worker claiming more cores than it has
+  m.oldest_request_ms = ~uint64_t{0};  // would wrap when turned into nanoseconds
+  ControlMessage s = sanitized_heartbeat(m, 10);
+  EXPECT_EQ(s.busy_cores, 10u);
+  EXPECT_EQ(s.oldest_request_ms, 0u);
+  EXPECT_EQ(s.requests, 7u);
+  m.busy_cores = 3;
+  m.oldest_request_ms = 123456;
+  s = sanitized_heartbeat(m, 10);
+  EXPECT_EQ(s.busy_cores, 3u);
+  EXPECT_EQ(s.oldest_request_ms, 123456u);
+  // The largest value that still converts without wrapping is kept.
+  m.oldest_request_ms = UINT64_MAX / 1000000u;
+  EXPECT_EQ(sanitized_heartbeat(m, 10).oldest_request_ms, UINT64_MAX / 1000000u);
 }
 
 TEST(Recycle, AtMostHalfTheWorkersAtOnceAndAtLeastOne) {

@@ -77,9 +77,11 @@ struct WorkerProcess {
   std::shared_ptr<const config::Config> config;  // the generation's config the child got
   ControlMessage last_heartbeat{};               // latest counters from the worker
   double last_heartbeat_at = 0;
-  // max_requests / reload_on_rss_mb: a replacement is booting into this worker's id; the
-  // worker keeps serving until the replacement reports kReady, then drains.
+  // reload_on_rss_mb: a replacement is booting into this worker's id; the worker keeps
+  // serving until the replacement reports kReady, then drains. max_requests (kRetiring): the
+  // worker has stopped accepting already and exits by itself once its requests are done.
   bool retiring = false;
+  bool warned_unexpected = false;  // logged one unexpected control message already
 
   // Alive and not asked to stop: counts towards the slot's worker.
   bool active() const { return state == WorkerState::kSpawned || state == WorkerState::kBooted; }

@@ -46,6 +46,7 @@ struct Connection {
   bool head_started = false;       // bytes of the current head have arrived
   bool peer_closed = false;        // EOF seen while a core had it
   bool upgraded = false;           // taken over by the app (websocket): the app may own readers
+  bool reserved = false;           // holds a max_requests reservation (Server::budget_)
   double deadline = 0;             // header/keep-alive/linger deadline (monotonic seconds)
   uint64_t requests = 0;
   PyRef remote_addr;          // str, cached for the connection's lifetime

@@ -67,6 +67,9 @@ void ControlLink::heartbeat(int fd, int worker_id, uint64_t requests, uint64_t b
                             uint64_t oldest_request_ms) noexcept {
   send_type(fd, ControlType::kHeartbeat, worker_id, requests, busy_cores, oldest_request_ms);
 }
+void ControlLink::retiring(int fd, int worker_id, uint64_t requests) noexcept {
+  send_type(fd, ControlType::kRetiring, worker_id, requests);
+}
 void ControlLink::reopen_logs() noexcept {
   Status s = log::reopen();
   if (!s.ok()) spdlog::error("reopening the log file failed: {}", s.message());

@@ -18,6 +18,8 @@ struct ControlLink {
   // |oldest_request_ms|: CLOCK_MONOTONIC start of the oldest request in flight (0: idle).
   static void heartbeat(int fd, int worker_id, uint64_t requests, uint64_t busy_cores,
                         uint64_t oldest_request_ms) noexcept;
+  // max_requests: the last request was taken on (|requests| in all); see ControlType::kRetiring.
+  static void retiring(int fd, int worker_id, uint64_t requests) noexcept;
   static void reopen_logs() noexcept;
 };
 

@@ -285,12 +285,16 @@ void Core::serve(Lease& lease) noexcept {
         conn->consume(consumed);
         if (r == RequestParser::Result::kHeadComplete ||
             r == RequestParser::Result::kMessageComplete) {
-          // A pipelined static-file request leaves the core: the loop answers it.
+          // A pipelined static-file request leaves the core: the loop answers it (it is not
+          // handed to the app, so max_requests does not count it).
           if (server_->serve_static(conn)) {
             conn_ = nullptr;
             break;
           }
-          continue;
+          if (server_->admit(conn)) continue;
+          conn_ = nullptr;
+          server_->release_connection(conn, false);
+          break;
         }
         if (r == RequestParser::Result::kError) {
           conn_ = nullptr;
@@ -742,8 +746,9 @@ bool Core::build_head(int64_t known_length) noexcept {
   o.http11 = !conn_->uwsgi && conn_->parser.http_minor() >= 1;
   o.head_request = head_request_;
   // A draining worker (reload, stop, recycling) tells keep-alive clients to reconnect: their
-  // next request then goes to a worker that is staying.
-  o.keep_alive = keep_alive_ && !server_->draining();
+  // next request then goes to a worker that is staying. So does one whose max_requests
+  // cannot cover another request on this connection.
+  o.keep_alive = keep_alive_ && server_->keep_alive_allowed(conn_);
   o.known_length = known_length;
   o.date = server_->date_header();
   HeadPlan plan = append_head(head_, o, &out_);

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "common/status.h"
 #include "worker/control_link.h"
 #include "worker/greenlet_api.h"
@@ -131,7 +133,10 @@ std::string error_response(int status) {
 }
 
 Server::Server(const WorkerContext& ctx, PyObject* loop, PyObject* app)
-    : ctx_(ctx), loop_(PyRef::borrow(loop)), app_(PyRef::borrow(app)) {
+    : ctx_(ctx),
+      loop_(PyRef::borrow(loop)),
+      app_(PyRef::borrow(app)),
+      budget_(static_cast<uint64_t>(std::max<int64_t>(ctx.config->limits.max_requests, 0))) {
   instance_ = this;
 }
 
@@ -253,7 +258,10 @@ bool Server::build_templates() noexcept {
 // --- Accepting ---------------------------------------------------------------------------------
 
 void Server::resume_accepting() noexcept {
-  if (accepting_ || draining_ || stopping_) return;
+  if (accepting_ || draining_ || retiring_ || stopping_) return;
+  // max_requests: every request this worker may still take on is promised to a connection
+  // it holds; the others wait in the backlog for another worker or the replacement.
+  if (!budget_.has_room()) return;
   // Every core busy, the per-worker connection cap reached, or the out-of-fds back-off
   // running: the listen sockets stay unwatched (other workers take the connections).
   if (cores_full() || open_connections_ >= static_cast<size_t>(config().limits.max_connections) ||
@@ -295,6 +303,10 @@ void Server::on_accept(size_t listener) noexcept {
 void Server::accept_from(size_t listener) noexcept {
   const ListenSocket& ls = ctx_.sockets[listener];
   for (int n = 0; n < kMaxAcceptsPerWakeup && accepting_; ++n) {
+    if (!budget_.has_room()) {
+      pause_accepting();  // resume_accepting() runs again when a reservation is given back
+      return;
+    }
     sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
     int fd =
@@ -352,6 +364,7 @@ void Server::accept_from(size_t listener) noexcept {
       pause_accepting();
     }
     c->listener = listener;
+    c->reserved = budget_.reserve();  // has_room() held above
     if (ls.uwsgi) {
       UwsgiParser::Limits ul;
       ul.max_header_bytes = limits.max_header_bytes;
@@ -510,6 +523,10 @@ Core* Server::take_free_core() noexcept {
 }
 
 void Server::dispatch(Connection* conn) noexcept {
+  if (!admit(conn)) {
+    close_connection(conn);
+    return;
+  }
   Core* core = take_free_core();
   if (core == nullptr) {
     conn->state = ConnState::kQueued;
@@ -539,7 +556,47 @@ void Server::core_idle(Core* core) noexcept {
   free_cores_.push_back(core);
   --busy_cores_;
   resume_accepting();
-  if (draining_) maybe_finish_drain();
+  if (draining_ || retiring_) maybe_finish_drain();
+}
+
+bool Server::admit(Connection* conn) noexcept {
+  bool ok = budget_.admit(conn->reserved);
+  conn->reserved = false;
+  if (!ok) {
+    // Unreachable while every connection that can bring a request holds a reservation; if
+    // it happens, closing unanswered is what a client retrying on a reused connection expects.
+    spdlog::warn("max_requests: a request from {} arrived past the limit; closing its connection",
+                 PyUnicode_AsUTF8(conn->remote_addr.get()));
+    return false;
+  }
+  if (budget_.spent()) retire();
+  return true;
+}
+
+bool Server::keep_alive_allowed(Connection* conn) noexcept {
+  if (draining_ || retiring_) return false;
+  if (conn->reserved) return true;
+  conn->reserved = budget_.reserve();
+  return conn->reserved;
+}
+
+void Server::unreserve(Connection* conn) noexcept {
+  if (!conn->reserved) return;
+  conn->reserved = false;
+  budget_.release();
+  // A place came free: this worker may accept again.
+  if (!accepting_) resume_accepting();
+}
+
+void Server::retire() noexcept {
+  if (retiring_) return;
+  retiring_ = true;
+  pause_accepting();
+  spdlog::info(
+      "max_requests {} reached: no more requests taken on; finishing {} in flight, then exiting",
+      config().limits.max_requests, busy_cores_ + queue_.size());
+  ControlLink::retiring(ctx_.control_fd, ctx_.worker_id, budget_.admitted());
+  maybe_finish_drain();
 }
 
 void Server::settle_later(Core* core) noexcept {
@@ -572,7 +629,8 @@ void Server::prune_retired() noexcept {
 
 void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
   conn->core = nullptr;
-  if (!keep_alive || conn->peer_closed || draining_) {
+  // A connection left open must be able to bring its next request (max_requests).
+  if (!keep_alive || conn->peer_closed || draining_ || !keep_alive_allowed(conn)) {
     close_connection(conn);
     return;
   }
@@ -604,6 +662,7 @@ void Server::linger_close(
                                   // unread request bytes do not
   // make the kernel answer with a reset that would discard the response.
   ::shutdown(conn->fd, SHUT_WR);
+  unreserve(conn);  // no request is read from it any more
   conn->state = ConnState::kLingering;
   conn->deadline = now_seconds() + kLingerSeconds;
   conn->rbuf.clear();
@@ -627,6 +686,10 @@ void Server::close_connection(Connection* conn) noexcept {
   if (conn->reader_registered) set_reader(conn, false);
   // If remove_reader failed, asyncio may still map fd; the flag follows the fd's closing.
   conn->reader_registered = false;
+  if (conn->reserved) {
+    conn->reserved = false;
+    budget_.release();
+  }
   if (conn->state == ConnState::kQueued) {
     for (auto it = queue_.begin(); it != queue_.end(); ++it) {
       if (*it == conn) {
@@ -639,7 +702,7 @@ void Server::close_connection(Connection* conn) noexcept {
   conns_[fd].reset();
   --open_connections_;
   if (!accepting_) resume_accepting();
-  if (draining_) maybe_finish_drain();
+  if (draining_ || retiring_) maybe_finish_drain();
 }
 
 void Server::on_writable(int fd) noexcept {

@@ -13,6 +13,7 @@
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/py_ref.h"
+#include "worker/request_budget.h"
 #include "worker/static_files.h"
 #include "worker/worker.h"
 
@@ -48,6 +49,8 @@ class Server {
   PyObject* loop() const { return loop_.get(); }
   PyObject* main_greenlet() const { return main_greenlet_.get(); }
   bool draining() const { return draining_; }
+  // max_requests reached: no more requests are taken on; exits once its connections are done.
+  bool retiring() const { return retiring_; }
   const std::string& date_header() const { return date_header_; }  // "Date: ...\r\n"
 
   // --- Used by cores -----------------------------------------------------------------------
@@ -89,6 +92,12 @@ class Server {
   // its next request, or parse the one already buffered (pipelining). May close |conn|.
   void resume_reading(Connection* conn) noexcept;
   void count_request() { ++requests_; }
+  // max_requests (worker/request_budget.h). A request head on |conn| is complete: take it on
+  // (true) or not (false: over the limit; the caller closes the connection unanswered).
+  bool admit(Connection* conn) noexcept;
+  // The response on |conn| is about to say whether the connection stays open: true when it
+  // may (not draining, and the budget can still serve one more request on it).
+  bool keep_alive_allowed(Connection* conn) noexcept;
   uint64_t exceptions = 0;      // app exceptions logged
   uint64_t tx_bytes = 0;        // response bytes sent
   uint64_t harakiri_count = 0;  // requests cancelled by harakiri
@@ -117,6 +126,8 @@ class Server {
   void resume_accepting() noexcept;
   void schedule_tick() noexcept;
   void maybe_finish_drain() noexcept;
+  void retire() noexcept;
+  void unreserve(Connection* conn) noexcept;
   void send_heartbeat() noexcept;
   void update_date() noexcept;
   Core* take_free_core() noexcept;
@@ -139,6 +150,8 @@ class Server {
   size_t open_connections_ = 0;
   bool accepting_ = false;
   bool draining_ = false;
+  bool retiring_ = false;
+  RequestBudget budget_;
   bool stopping_ = false;
   double drain_deadline_ = 0;
   uint64_t requests_ = 0;
