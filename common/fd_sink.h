@@ -43,6 +43,14 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
   // write; a symbolic link planted there must not make root append to (or create) another
   // file.
   static Status open_log_file(const std::string& path, UniqueFd* out) {
+    // /dev/stdout and /dev/stderr (what container users write) are symbolic links into
+    // /proc: they name the master's own standard streams, so take those directly.
+    if (int stream = standard_stream(path); stream >= 0) {
+      int fd = ::fcntl(stream, F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) return Status::Io("cannot use " + path + " as the log file", errno);
+      out->reset(fd);
+      return Status::Ok();
+    }
     int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY,
                     0644);
     if (fd < 0) {
@@ -61,10 +69,18 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
   // since it was opened). Nothing to do when logging to stderr.
   Status chown_file(uid_t uid, gid_t gid) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (file_.get() < 0) return Status::Ok();
+    // A standard stream is the caller's terminal or pipe, not a file of ours to give away.
+    if (file_.get() < 0 || standard_stream(path_) >= 0) return Status::Ok();
     if (::fchown(file_.get(), uid, gid) != 0)
       return Status::Io("cannot chown log file " + path_, errno);
     return Status::Ok();
+  }
+
+  // 1 or 2 for "/dev/stdout" or "/dev/stderr", else -1.
+  static int standard_stream(const std::string& path) {
+    if (path == "/dev/stdout") return STDOUT_FILENO;
+    if (path == "/dev/stderr") return STDERR_FILENO;
+    return -1;
   }
 
  protected:

@@ -111,6 +111,30 @@ TEST_F(LogTest, ASymbolicLinkAtTheLogPathIsRefused) {
   EXPECT_NE(read_file(dir_ + "/rotated.log").find("still logged"), std::string::npos);
 }
 
+// Containers log to /dev/stdout or /dev/stderr: symbolic links into /proc that name the
+// process's own streams, taken directly rather than refused as links.
+TEST_F(LogTest, DevStderrIsTheProcessStandardError) {
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  int saved = dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  ASSERT_EQ(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+  Status s = log::setup("info", "/dev/stderr", "test");
+  spdlog::info("to the standard stream");
+  spdlog::default_logger()->flush();
+  ASSERT_TRUE(log::setup("info", "", "test").ok());  // drop the sink's duplicate
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(p[1]);
+  ASSERT_TRUE(s.ok()) << s.message();
+  std::string got;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof buf)) > 0) got.append(buf, static_cast<size_t>(n));
+  close(p[0]);
+  EXPECT_NE(got.find("to the standard stream"), std::string::npos) << got;
+}
+
 TEST_F(LogTest, ChownFileWorksOnTheOpenFile) {
   std::string file = dir_ + "/server.log";
   ASSERT_TRUE(log::setup("info", file, "test").ok());
