@@ -17,6 +17,11 @@ inline void bump(std::atomic<uint64_t>& c, uint64_t by = 1) {
 }
 inline uint64_t get(const std::atomic<uint64_t>& c) { return c.load(std::memory_order_relaxed); }
 
+// Shared region header: written by the master only.
+struct alignas(64) BoardHeader {
+  std::atomic<int32_t> slots_in_use{0};
+};
+
 }  // namespace
 
 size_t duration_bucket(uint64_t duration_us) {
@@ -185,7 +190,7 @@ Status StatsBoard::create(int slots, int cores, StatsBoard* out) {
   b.core_detail_ = std::clamp(cores, 1, kMaxCoreDetail);
   // The slot header, its detailed cores and one aggregate core record.
   b.stride_ = sizeof(WorkerScore) + sizeof(CoreScore) * static_cast<size_t>(b.core_detail_ + 1);
-  b.bytes_ = b.stride_ * static_cast<size_t>(b.slots_);
+  b.bytes_ = sizeof(BoardHeader) + b.stride_ * static_cast<size_t>(b.slots_);
   // MAP_NORESERVE: only the pages workers actually touch take memory.
   void* p = ::mmap(nullptr, b.bytes_, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -193,10 +198,12 @@ Status StatsBoard::create(int slots, int cores, StatsBoard* out) {
     b.bytes_ = 0;
     return Status::Io("cannot map the stats board", errno);
   }
+  new (p) BoardHeader();
   b.base_ = static_cast<char*>(p);
   b.used_ = new bool[static_cast<size_t>(b.slots_)]();
   for (int i = 0; i < b.slots_; ++i) {
-    auto* w = new (b.base_ + b.stride_ * static_cast<size_t>(i)) WorkerScore();
+    auto* w = b.worker(i);
+    new (w) WorkerScore();
     w->core_detail = static_cast<uint32_t>(b.core_detail_);
     for (int c = 0; c <= b.core_detail_; ++c) new (w->cores() + c) CoreScore();
   }
@@ -209,7 +216,9 @@ int StatsBoard::claim() {
     if (used_[i]) continue;
     used_[i] = true;
     // The previous holder was reaped: nobody writes here any more.
-    auto* w = new (base_ + stride_ * static_cast<size_t>(i)) WorkerScore();
+    auto* w = new (worker(i)) WorkerScore();
+    auto& high = reinterpret_cast<BoardHeader*>(base_)->slots_in_use;
+    if (high.load(std::memory_order_relaxed) <= i) high.store(i + 1, std::memory_order_release);
     w->core_detail = static_cast<uint32_t>(core_detail_);
     for (int c = 0; c <= core_detail_; ++c) new (w->cores() + c) CoreScore();
     return i;
@@ -222,17 +231,26 @@ void StatsBoard::release(int index) {
   ScoreTotals t = totals(*worker(index), core_detail());
   t.in_flight = 0;  // requests cut short by the exit are not running any more
   retired_.add(t);
+  // A worker that died without saying so must not look like a peer taking connections.
+  worker(index)->accepting.store(0, std::memory_order_release);
   used_[index] = false;
 }
 
 WorkerScore* StatsBoard::worker(int index) {
   if (index < 0 || index >= slots_) return nullptr;
-  return reinterpret_cast<WorkerScore*>(base_ + stride_ * static_cast<size_t>(index));
+  return reinterpret_cast<WorkerScore*>(base_ + sizeof(BoardHeader) +
+                                        stride_ * static_cast<size_t>(index));
 }
 
 const WorkerScore* StatsBoard::worker(int index) const {
   if (index < 0 || index >= slots_) return nullptr;
-  return reinterpret_cast<const WorkerScore*>(base_ + stride_ * static_cast<size_t>(index));
+  return reinterpret_cast<const WorkerScore*>(base_ + sizeof(BoardHeader) +
+                                              stride_ * static_cast<size_t>(index));
+}
+
+int StatsBoard::slots_in_use() const {
+  if (base_ == nullptr) return 0;
+  return reinterpret_cast<const BoardHeader*>(base_)->slots_in_use.load(std::memory_order_acquire);
 }
 
 ScoreTotals StatsBoard::totals(const WorkerScore& w, uint32_t core_detail) {

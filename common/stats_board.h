@@ -65,6 +65,14 @@ struct alignas(64) WorkerScore {
   // The core the loop switched into, -1 when none. A request that blocks the loop cannot
   // tell the master anything; this marker lets its harakiri log name the request (view()).
   std::atomic<int32_t> running_core{-1};
+  // Accept balancing (worker/accept_balance.h): what peers sharing the listen sockets read
+  // to decide who takes the next connection. The master clears |accepting| when it reaps.
+  std::atomic<uint32_t> accepting{0};     // 1 while the worker takes new connections
+  std::atomic<uint32_t> capacity{0};      // cores: connections are compared as a share of it
+  std::atomic<uint64_t> connections{0};   // client connections open now
+  std::atomic<uint64_t> accepted{0};      // connections accepted since the worker started
+  std::atomic<uint64_t> accept_empty{0};  // accept calls that found the queue empty
+  std::atomic<uint64_t> deferrals{0};     // wake-ups left to a less loaded peer
 
   CoreScore* cores() { return reinterpret_cast<CoreScore*>(this + 1); }
   const CoreScore* cores() const { return reinterpret_cast<const CoreScore*>(this + 1); }
@@ -182,6 +190,9 @@ class StatsBoard {
   int slots() const { return slots_; }
   // Detailed core records per slot, as the master mapped them: the bound for every read.
   uint32_t core_detail() const { return static_cast<uint32_t>(core_detail_); }
+  // One past the highest slot ever claimed, read from the shared region: a worker scanning
+  // its peers looks no further.
+  int slots_in_use() const;
   size_t bytes() const { return bytes_; }
 
   // The counters of one slot, read now; |core_detail| as for view().

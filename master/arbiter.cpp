@@ -792,6 +792,7 @@ void Arbiter::run_child(WorkerProcess* self, int worker_end) noexcept {
     ctx.close_fds = close_in_workers_;
     if (stats_) {
       ctx.score = stats_->score_for_child(self);
+      ctx.board = stats_->board_for_child(self);
       for (int fd : stats_->master_fds()) ctx.close_fds.push_back(fd);
     }
     code = worker_main_(ctx);

@@ -385,6 +385,11 @@ WorkerScore* StatsServer::score_for_child(const WorkerProcess* p) {
   return own->worker(own->claim());
 }
 
+const StatsBoard* StatsServer::board_for_child(const WorkerProcess* p) const {
+  auto it = slot_of_.find(p);
+  return it != slot_of_.end() && it->second >= 0 ? &board_ : nullptr;
+}
+
 const WorkerScore* StatsServer::score_of(const WorkerProcess* p) const {
   auto it = slot_of_.find(p);
   return it == slot_of_.end() ? nullptr : board_.worker(it->second);

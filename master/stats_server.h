@@ -104,6 +104,9 @@ class StatsServer {
   // reaped (or the fork failed).
   void on_spawn(const WorkerProcess* p);
   WorkerScore* score_for_child(const WorkerProcess* p);
+  // The board holding that slot, where the child reads its peers' load; nullptr when it has
+  // a private slot.
+  const StatsBoard* board_for_child(const WorkerProcess* p) const;
   void on_exit(const WorkerProcess* p);
   // The slot process |p| writes to, for the master's harakiri; nullptr when it has none.
   const WorkerScore* score_of(const WorkerProcess* p) const;

@@ -31,7 +31,11 @@ constexpr double kDrainIdleGraceSeconds = 1.0;
 // Bytes a connection may buffer ahead of the request its core is serving (pipelining)
 // before the loop stops reading it.
 constexpr size_t kMaxReadAhead = 256 * 1024;
-constexpr int kMaxAcceptsPerWakeup = 64;
+constexpr size_t kMaxAcceptsPerWakeup = 64;
+// How long a worker that left new connections to a less loaded peer stops watching the
+// listen sockets. Short: a burst keeps arriving, and the wait is added to the connections'
+// latency when the peer cannot take them.
+constexpr double kDeferSeconds = 0.001;
 
 // Module-level C callbacks handed to the asyncio loop. Each forwards to the server and never
 // lets an exception out: asyncio would only log it, and the state would be half-updated.
@@ -59,6 +63,10 @@ PyObject* cb_settle(PyObject*, PyObject* arg) noexcept {
   if (Server* s = Server::instance()) s->on_settle(static_cast<int>(PyLong_AsLong(arg)));
   Py_RETURN_NONE;
 }
+PyObject* cb_defer_end(PyObject*, PyObject*) noexcept {
+  if (Server* s = Server::instance()) s->on_defer_end();
+  Py_RETURN_NONE;
+}
 
 PyMethodDef kAcceptDef = {"_aiowsgi_accept", cb_accept, METH_O, nullptr};
 PyMethodDef kReadableDef = {"_aiowsgi_readable", cb_readable, METH_O, nullptr};
@@ -66,6 +74,7 @@ PyMethodDef kWritableDef = {"_aiowsgi_writable", cb_writable, METH_O, nullptr};
 PyMethodDef kTickDef = {"_aiowsgi_tick", cb_tick, METH_NOARGS, nullptr};
 PyMethodDef kControlDef = {"_aiowsgi_control", cb_control, METH_NOARGS, nullptr};
 PyMethodDef kSettleDef = {"_aiowsgi_settle", cb_settle, METH_O, nullptr};
+PyMethodDef kDeferEndDef = {"_aiowsgi_defer_end", cb_defer_end, METH_NOARGS, nullptr};
 
 const char* reason_phrase(int status) {
   switch (status) {
@@ -136,6 +145,7 @@ Server::Server(const WorkerContext& ctx, PyObject* loop, PyObject* app)
     : ctx_(ctx),
       loop_(PyRef::borrow(loop)),
       app_(PyRef::borrow(app)),
+      balance_(ctx.board, ctx.score, static_cast<uint32_t>(ctx.config->server.cores)),
       budget_(static_cast<uint64_t>(std::max<int64_t>(ctx.config->limits.max_requests, 0))) {
   instance_ = this;
 }
@@ -167,8 +177,10 @@ bool Server::start() noexcept {
   on_tick_fn_ = PyRef::steal(PyCFunction_New(&kTickDef, nullptr));
   on_control_fn_ = PyRef::steal(PyCFunction_New(&kControlDef, nullptr));
   on_settle_fn_ = PyRef::steal(PyCFunction_New(&kSettleDef, nullptr));
+  on_defer_end_fn_ = PyRef::steal(PyCFunction_New(&kDeferEndDef, nullptr));
+  defer_delay_ = PyRef::steal(PyFloat_FromDouble(kDeferSeconds));
   if (!on_accept_fn_ || !on_readable_fn_ || !on_writable_fn_ || !on_tick_fn_ || !on_control_fn_ ||
-      !on_settle_fn_)
+      !on_settle_fn_ || !on_defer_end_fn_ || !defer_delay_)
     return false;
   if (!build_templates()) return false;
   for (size_t i = 0; i < ctx_.sockets.size(); ++i) {
@@ -262,21 +274,40 @@ void Server::resume_accepting() noexcept {
   // max_requests: every request this worker may still take on is promised to a connection
   // it holds; the others wait in the backlog for another worker or the replacement.
   if (!budget_.has_room()) return;
+  // Standing aside for a peer ends early once this worker is no longer ahead of it (its own
+  // connections closed): the peer may be standing aside too.
+  if (deferring_ && balance_.allowance(open_connections_) == 0) return;
+  deferring_ = false;
   // Every core busy, the per-worker connection cap reached, or the out-of-fds back-off
   // running: the listen sockets stay unwatched (other workers take the connections).
   if (cores_full() || open_connections_ >= static_cast<size_t>(config().limits.max_connections) ||
       accept_resume_at_ != 0)
     return;
+  watch_listeners(true);
+}
+
+void Server::pause_accepting() noexcept {
+  deferring_ = false;
+  if (accepting_) watch_listeners(false);
+  balance_.set_accepting(false);
+}
+
+void Server::watch_listeners(bool on) noexcept {
   for (size_t i = 0; i < ctx_.sockets.size(); ++i) {
     PyRef fd = PyRef::steal(PyLong_FromLong(ctx_.sockets[i].fd));
     if (!fd) {
       PyErr_Clear();
-      return;
+      continue;
     }
-    call_logged(add_reader_.get(), "watching a listen socket", fd.get(), on_accept_fn_.get(),
-                listener_ids_[i].get());
+    if (on) {
+      call_logged(add_reader_.get(), "watching a listen socket", fd.get(), on_accept_fn_.get(),
+                  listener_ids_[i].get());
+    } else {
+      call_logged(remove_reader_.get(), "unwatching a listen socket", fd.get());
+    }
   }
-  accepting_ = true;
+  accepting_ = on;
+  balance_.set_accepting(on);
 }
 
 // With a [static] map, a worker keeps accepting while its cores are busy: a static request
@@ -286,13 +317,40 @@ bool Server::cores_full() const noexcept {
   return busy_cores_ >= static_cast<size_t>(config().server.cores) && !statics_;
 }
 
-void Server::pause_accepting() noexcept {
-  if (!accepting_) return;
-  for (const ListenSocket& ls : ctx_.sockets) {
-    PyRef fd = PyRef::steal(PyLong_FromLong(ls.fd));
-    if (fd) call_logged(remove_reader_.get(), "unwatching a listen socket", fd.get());
+// A peer holds a smaller share of connections: leave the queued ones to it (woken by the same
+// readiness, or back from standing aside within kDeferSeconds) and look again in a moment.
+// While standing aside the worker is not woken by every new connection: it adds no herd.
+void Server::defer_accepting() noexcept {
+  watch_listeners(false);
+  deferring_ = true;
+  balance_.set_accepting(true);
+  defer_mark_ = balance_.peers_accepted();
+  balance_.count_deferral();
+  if (defer_timer_pending_) return;  // ends this deferral a little early: harmless
+  PyRef r = PyRef::steal(PyObject_CallFunctionObjArgs(call_later_.get(), defer_delay_.get(),
+                                                      on_defer_end_fn_.get(), nullptr));
+  if (r) {
+    defer_timer_pending_ = true;
+    return;
   }
-  accepting_ = false;
+  spdlog::error("call_later failed: {}", fetch_exception_text());
+  deferring_ = false;
+  resume_accepting();
+}
+
+void Server::on_defer_end() noexcept {
+  defer_timer_pending_ = false;
+  if (!deferring_) return;
+  deferring_ = false;
+  bool peers_stuck = balance_.peers_accepted() == defer_mark_;
+  resume_accepting();
+  // No peer accepted anything while this worker stood aside: their loops are held (a long
+  // synchronous request, a stopped process). A deferral is a delay, never a refusal: take a
+  // few of the waiting connections now, whatever the balance says.
+  if (peers_stuck) {
+    for (size_t i = 0; i < ctx_.sockets.size() && accepting_; ++i)
+      accept_batch(i, AcceptBalance::kMargin);
+  }
 }
 
 void Server::on_accept(size_t listener) noexcept {
@@ -301,8 +359,17 @@ void Server::on_accept(size_t listener) noexcept {
 }
 
 void Server::accept_from(size_t listener) noexcept {
+  size_t limit = balance_.allowance(open_connections_);
+  if (limit == 0) {
+    defer_accepting();
+    return;
+  }
+  accept_batch(listener, std::min(limit, kMaxAcceptsPerWakeup));
+}
+
+void Server::accept_batch(size_t listener, size_t limit) noexcept {
   const ListenSocket& ls = ctx_.sockets[listener];
-  for (int n = 0; n < kMaxAcceptsPerWakeup && accepting_; ++n) {
+  for (size_t n = 0; n < limit && accepting_; ++n) {
     if (!budget_.has_room()) {
       pause_accepting();  // resume_accepting() runs again when a reservation is given back
       return;
@@ -313,7 +380,11 @@ void Server::accept_from(size_t listener) noexcept {
         accept4(ls.fd, reinterpret_cast<sockaddr*>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR || err == ECONNABORTED) return;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        balance_.count_empty();
+        return;
+      }
+      if (err == EINTR || err == ECONNABORTED) return;
       if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
         // Out of descriptors: stop watching the listen sockets for a moment instead of
         // spinning on a socket that stays readable; the tick resumes accepting.
@@ -354,6 +425,8 @@ void Server::accept_from(size_t listener) noexcept {
     conns_[fd] = std::make_unique<Connection>(fd, limits);
     Connection* c = conns_[fd].get();
     ++open_connections_;
+    balance_.count_accepted();
+    balance_.set_connections(open_connections_);
     if (open_connections_ >= static_cast<size_t>(config().limits.max_connections)) {
       if (now_seconds() - last_accept_error_log_ > 5) {
         spdlog::warn(
@@ -701,6 +774,7 @@ void Server::close_connection(Connection* conn) noexcept {
   ::close(fd);
   conns_[fd].reset();
   --open_connections_;
+  balance_.set_connections(open_connections_);
   if (!accepting_) resume_accepting();
   if (draining_ || retiring_) maybe_finish_drain();
 }
@@ -817,6 +891,10 @@ void Server::stop_now() noexcept {
 }
 
 void Server::shutdown() noexcept {
+  spdlog::debug(
+      "accepted {} connection(s); {} accept call(s) found the queue empty; left new "
+      "connections to a less loaded worker {} time(s)",
+      balance_.accepted(), balance_.empty(), balance_.deferrals());
   for (auto& core : cores_) core->kill();
   for (PyRef& g : retired_) {
     if (!greenlet::active(g.get())) continue;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "worker/accept_balance.h"
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/py_ref.h"
@@ -110,10 +111,14 @@ class Server {
   void on_tick() noexcept;
   void on_control() noexcept;
   void on_settle(int core_id) noexcept;
+  void on_defer_end() noexcept;
 
  private:
   bool build_templates() noexcept;
   void accept_from(size_t listener) noexcept;
+  void accept_batch(size_t listener, size_t limit) noexcept;
+  void watch_listeners(bool on) noexcept;
+  void defer_accepting() noexcept;
   void read_head(Connection* conn) noexcept;
   void process_head(Connection* conn) noexcept;  // parses buffered bytes of a request head
   // Whether every core being busy stops this worker from accepting connections.
@@ -138,6 +143,7 @@ class Server {
   PyRef add_reader_, remove_reader_, add_writer_, remove_writer_, call_later_, call_soon_, stop_;
   PyRef on_accept_fn_, on_readable_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_;
   PyRef on_settle_fn_;
+  PyRef on_defer_end_fn_, defer_delay_;
   std::vector<PyRef> listener_ids_;                 // ints passed to on_accept
   std::vector<PyRef> templates_;                    // environ template per listener
   std::vector<std::unique_ptr<Connection>> conns_;  // indexed by fd
@@ -148,7 +154,13 @@ class Server {
   std::deque<PyRef> retired_;             // retired core greenlets, oldest first
   size_t busy_cores_ = 0;
   size_t open_connections_ = 0;
-  bool accepting_ = false;
+  bool accepting_ = false;  // the listen sockets are watched
+  // The listen sockets are unwatched for a moment because a peer holds fewer connections
+  // (AcceptBalance); the worker still counts as taking connections.
+  bool deferring_ = false;
+  bool defer_timer_pending_ = false;
+  uint64_t defer_mark_ = 0;  // peers' accepted total when the deferral began
+  AcceptBalance balance_;
   bool draining_ = false;
   bool retiring_ = false;
   RequestBudget budget_;

@@ -10,6 +10,7 @@
 
 namespace aiowsgi {
 struct WorkerScore;  // common/stats_board.h
+class StatsBoard;
 }  // namespace aiowsgi
 
 namespace aiowsgi::worker {
@@ -28,6 +29,8 @@ struct WorkerContext {
   int control_fd = -1;           // the worker's end of its control socketpair (-1: none)
   std::vector<int> close_fds;    // master-only fds the child must close at once
   WorkerScore* score = nullptr;  // this process's StatsBoard slot (null: not counted)
+  // The board holding |score| (inherited mapping; read-only here): the peers' slots.
+  const StatsBoard* board = nullptr;
 };
 
 // Runs the worker; returns the process exit status (common/exit_codes.h). The caller must
