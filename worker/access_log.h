@@ -1,10 +1,12 @@
-// Access log: one line per request, formatted by the worker that served it through its own
-// spdlog logger (pattern per [log] format: "text" or one JSON object per line) and written to
+// Access log: one line per request, formatted by the worker that served it ([log] format:
+// "text" in the server log's layout, or one JSON object per line) and written to
 // the [log] file or stderr in batches of whole lines (LineBatch): at least every server tick,
 // when 64 KiB are buffered, before a reopen and when the worker stops. Also where a finished
 // request is counted on the StatsBoard. Workers only, on the loop's thread; request_done()
 // runs with the GIL held but does no Python work beyond reading a cached str.
 #pragma once
+
+#include <time.h>
 
 #include <cstdint>
 #include <string>
@@ -40,7 +42,9 @@ struct Entry {
 };
 // Formats |e| as one line ("text" or "json") into |out| (no newline). Exposed for tests.
 void format_line(const Entry& e, bool json, std::string* out);
-// Formats |e| into the batch (one spdlog call). A no-op when the access log is off.
+// The whole line as written for |e| at |now| by process |pid|, newline included. For tests.
+void format_record(const Entry& e, bool json, int pid, const timespec& now, std::string* out);
+// Formats |e| into the batch. A no-op when the access log is off.
 void write(const Entry& e) noexcept;
 
 }  // namespace access_log
