@@ -38,6 +38,12 @@ void put_uint(LineBuf* b, uint64_t v) {
   b->append(tmp, r.ptr);
 }
 
+void put_int(LineBuf* b, int v) {  // signed: a core-less request logs core=-1
+  char tmp[16];
+  auto r = std::to_chars(tmp, tmp + sizeof tmp, v);
+  b->append(tmp, r.ptr);
+}
+
 // |v| (< 10^digits) with leading zeros.
 void put_padded(LineBuf* b, unsigned v, int digits) {
   char tmp[8];
@@ -79,15 +85,15 @@ void format_into(const Entry& e, bool json, LineBuf* b) {
     put(b, "\",\"path\":\"");
     append_escaped(b, e.target, true);
     put(b, "\",\"status\":");
-    put_uint(b, static_cast<uint64_t>(e.status));
+    put_int(b, e.status);
     put(b, ",\"bytes\":");
     put_uint(b, e.bytes);
     put(b, ",\"duration_us\":");
     put_uint(b, e.duration_us);
     put(b, ",\"worker\":");
-    put_uint(b, static_cast<uint64_t>(e.worker));
+    put_int(b, e.worker);
     put(b, ",\"core\":");
-    put_uint(b, static_cast<uint64_t>(e.core));
+    put_int(b, e.core);
   } else {
     append_escaped(b, e.remote, false);
     put(b, " \"");
@@ -95,7 +101,7 @@ void format_into(const Entry& e, bool json, LineBuf* b) {
     put(b, " ");
     append_escaped(b, e.target, false);
     put(b, "\" ");
-    put_uint(b, static_cast<uint64_t>(e.status));
+    put_int(b, e.status);
     put(b, " ");
     put_uint(b, e.bytes);
     put(b, " ");
@@ -103,9 +109,9 @@ void format_into(const Entry& e, bool json, LineBuf* b) {
     put(b, ".");
     put_padded(b, static_cast<unsigned>(e.duration_us % 1000), 3);
     put(b, "ms worker=");
-    put_uint(b, static_cast<uint64_t>(e.worker));
+    put_int(b, e.worker);
     put(b, " core=");
-    put_uint(b, static_cast<uint64_t>(e.core));
+    put_int(b, e.core);
   }
 }
 

@@ -92,6 +92,11 @@ TEST(AccessLog, SmallFiguresArePaddedAndLargeOnesWhole) {
   std::string line;
   format_line(e, false, &line);
   EXPECT_NE(line.find(" 404 18446744073709551615 0.005ms "), std::string::npos) << line;
+  e.core = -1;  // a request answered without a core (a static file)
+  format_line(e, false, &line);
+  EXPECT_NE(line.find(" core=-1"), std::string::npos) << line;
+  format_line(e, true, &line);
+  EXPECT_NE(line.find("\"core\":-1"), std::string::npos) << line;
   std::string long_target(5000, 'a');
   e.target = long_target;  // past the stack buffer
   format_line(e, false, &line);
