@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "common/status.h"
+#include "worker/access_log.h"
 #include "worker/control_link.h"
 #include "worker/greenlet_api.h"
 #include "worker/python_module.h"
@@ -810,6 +811,7 @@ void Server::update_date() noexcept {
 }
 
 void Server::on_tick() noexcept {
+  access_log::flush();  // lines reach the log within a tick even without further traffic
   if (stopping_) return;
   update_date();
   double now = now_seconds();
@@ -865,6 +867,7 @@ void Server::drain() noexcept {
   if (draining_ || stopping_) return;
   draining_ = true;
   drain_deadline_ = now_seconds() + config().server.graceful_timeout;
+  access_log::flush();
   pause_accepting();
   // Idle keep-alive connections are not cut at once: a client may be sending its next request
   // right now, and closing under it would fail that request. Each gets a short grace; a

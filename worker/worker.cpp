@@ -165,6 +165,8 @@ int serve(const WorkerContext& ctx) {
   PyRef r = PyRef::steal(PyObject_CallMethod(loop.get(), "run_forever", nullptr));
   if (!r) spdlog::error("the event loop failed: {}", fetch_exception_text());
   server.shutdown();
+  // Before the app's exit hooks (which may hang or die), and before the line saying so.
+  access_log::flush();
   spdlog::info("worker {} stopped after {} requests", ctx.worker_id, server.requests());
   return kExitOk;
 }
