@@ -248,6 +248,16 @@ struct RequestParser::Impl {
           } else if (c == ' ' || c == '\t') {
             return failed(r, 400, "obs-fold or whitespace at the start of a field line");
           } else {
+            // An endless run of tiny fields stops at the first byte of the field past the
+            // limit. The 431 waits until the library has seen the bytes before it: an
+            // error it finds there comes first in the byte stream, and must win whether
+            // or not those bytes arrived in the same read as this one.
+            const size_t max_fields = r->limits_.max_header_fields;
+            if (max_fields != 0 && ++r->field_lines_ > max_fields) {
+              r->too_many_fields_ = true;
+              r->scan_state_ = st;
+              return i;
+            }
             st = ScanState::kFieldLine;
           }
           break;
@@ -578,6 +588,8 @@ void RequestParser::reset() {
   scan_state_ = ScanState::kLeading;
   request_line_spaces_ = 0;
   version_pos_ = 0;
+  field_lines_ = 0;
+  too_many_fields_ = false;
   head_complete_ = false;
   message_complete_ = false;
   chunked_ = false;
@@ -605,13 +617,19 @@ RequestParser::Result RequestParser::feed_head(const char* data, size_t len, siz
     bool done = false;
     const size_t m = Impl::scan_head(this, data, n, &done);
     if (m == Impl::kFail) return Result::kError;
-    // Only head bytes reach the library, so it can never run into the body.
-    const size_t parsed = http_parser_execute(&parser_, &settings_, data, m);
+    // Only head bytes reach the library, so it can never run into the body. (No call with
+    // m == 0: the library takes an empty buffer for the end of the stream.)
+    const size_t parsed = m > 0 ? http_parser_execute(&parser_, &settings_, data, m) : 0;
     head_bytes_ += m;
     const http_errno err = HTTP_PARSER_ERRNO(&parser_);
     if (err != HPE_OK && err != HPE_PAUSED) {
       // Callback errors are already recorded with their own status.
       Impl::fail(this, err == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_description(err));
+      *consumed = parsed;
+      return Result::kError;
+    }
+    if (too_many_fields_) {
+      Impl::fail(this, 431, "more header fields than max_header_fields");
       *consumed = parsed;
       return Result::kError;
     }
@@ -689,12 +707,6 @@ int RequestParser::on_header_field(http_parser* p, const char* at, size_t len) n
   }
   try {
     if (r->headers_.empty() || r->in_value_) {  // a new field; else another piece of the name
-      // Counted as each field starts, so an endless run of tiny fields stops at the limit.
-      const size_t max_fields = r->limits_.max_header_fields;
-      if (max_fields != 0 && r->headers_.size() >= max_fields) {
-        Impl::fail(r, 431, "more header fields than max_header_fields");
-        return 1;
-      }
       Impl::finish_header(r);
       const auto off = static_cast<uint32_t>(r->head_.size());
       r->headers_.push_back({{off, 0}, {off, 0}});

@@ -137,7 +137,9 @@ class RequestParser {
   size_t head_bytes_ = 0;
   ScanState scan_state_ = ScanState::kLeading;
   uint8_t request_line_spaces_ = 0;
-  uint8_t version_pos_ = 0;  // bytes of "HTTP/x.y" matched so far
+  uint8_t version_pos_ = 0;       // bytes of "HTTP/x.y" matched so far
+  size_t field_lines_ = 0;        // field lines the pre-scan has seen start
+  bool too_many_fields_ = false;  // the pre-scan stopped at the field past the limit
   bool head_complete_ = false;
   bool message_complete_ = false;
   bool chunked_ = false;
