@@ -54,6 +54,8 @@ constexpr int64_t kMinBacklog = 1;
 constexpr int64_t kMaxBacklog = 65535;
 constexpr int64_t kMinHeaderBytes = 1024;
 constexpr int64_t kMaxHeaderBytes = int64_t{16} * 1024 * 1024;
+// Apache's LimitRequestFields and gunicorn's limit_request_fields stop at 32767/32768 too.
+constexpr int64_t kMaxHeaderFields = 32768;
 // Durations are seconds; the cap keeps later conversions (to ev_tstamp, to integer
 // nanoseconds for timers) far from overflow. 10^7 s is about 115 days.
 constexpr double kMaxSeconds = 1e7;
@@ -640,6 +642,10 @@ class FileLoader {
         get_seconds(n, k, /*positive=*/true, &l.header_timeout);
       } else if (k == "max_header_bytes") {
         get_int(n, k, kMinHeaderBytes, kMaxHeaderBytes, &l.max_header_bytes);
+      } else if (k == "max_header_fields") {
+        get_int(n, k, 1, kMaxHeaderFields, &l.max_header_fields);
+      } else if (k == "body_timeout") {
+        get_seconds(n, k, /*positive=*/false, &l.body_timeout);
       } else if (k == "max_body_bytes") {
         get_int(n, k, 0, INT64_MAX, &l.max_body_bytes);
       } else if (k == "max_connections") {

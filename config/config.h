@@ -42,7 +42,9 @@ struct LimitsConfig {
   double keepalive_timeout = 5;
   double header_timeout = 10;
   int64_t max_header_bytes = 65536;
-  int64_t max_body_bytes = 0;       // 0 = unlimited
+  int64_t max_header_fields = 100;  // more request header fields: 431
+  double body_timeout = 60;    // seconds waiting for a body, plus 1 s per KiB received; 0 = off
+  int64_t max_body_bytes = 0;  // 0 = unlimited
   int64_t max_connections = 10000;  // open client connections per worker; at it, accepts pause
 };
 

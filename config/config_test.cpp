@@ -139,6 +139,8 @@ reload_on_rss_mb = 512
 keepalive_timeout = 7.5
 header_timeout = 3
 max_header_bytes = 32768
+max_header_fields = 250
+body_timeout = 12.5
 max_body_bytes = 1048576
 
 [stats]
@@ -180,6 +182,8 @@ format = "json"
   EXPECT_DOUBLE_EQ(cfg.limits.keepalive_timeout, 7.5);
   EXPECT_DOUBLE_EQ(cfg.limits.header_timeout, 3);
   EXPECT_EQ(cfg.limits.max_header_bytes, 32768);
+  EXPECT_EQ(cfg.limits.max_header_fields, 250);
+  EXPECT_DOUBLE_EQ(cfg.limits.body_timeout, 12.5);
   EXPECT_EQ(cfg.limits.max_body_bytes, 1048576);
 
   EXPECT_EQ(cfg.stats.listen, "127.0.0.1:21010");
@@ -210,6 +214,8 @@ TEST_F(ConfigTest, DefaultsForKeysNotWritten) {
   EXPECT_DOUBLE_EQ(cfg.limits.keepalive_timeout, 5);
   EXPECT_DOUBLE_EQ(cfg.limits.header_timeout, 10);
   EXPECT_EQ(cfg.limits.max_header_bytes, 65536);
+  EXPECT_EQ(cfg.limits.max_header_fields, 100);
+  EXPECT_DOUBLE_EQ(cfg.limits.body_timeout, 60);
   EXPECT_EQ(cfg.limits.max_body_bytes, 0);
   EXPECT_EQ(cfg.stats.listen, "");
   EXPECT_EQ(cfg.log.level, "info");
@@ -362,6 +368,11 @@ TEST_F(ConfigTest, OutOfRange) {
       {"limits", "max_header_bytes = 1023",
        "[limits] max_header_bytes = 1023: must be 1024..16777216"},
       {"limits", "max_header_bytes = 16777217", "must be 1024..16777216"},
+      {"limits", "max_header_fields = 0", "[limits] max_header_fields = 0: must be 1..32768"},
+      {"limits", "max_header_fields = 32769", "must be 1..32768"},
+      {"limits", "max_header_fields = 1.5", "[limits] max_header_fields"},
+      {"limits", "body_timeout = -1", "[limits] body_timeout = -1: must be 0..10000000"},
+      {"limits", "body_timeout = \"60\"", "[limits] body_timeout"},
       {"limits", "max_body_bytes = -1", "[limits] max_body_bytes = -1: must be >= 0"},
       {"log", "level = \"verbose\"",
        "[log] level = \"verbose\": must be one of \"trace\", \"debug\", \"info\", \"warn\", "

@@ -18,6 +18,7 @@
 #include "worker/access_log.h"
 #include "worker/connection.h"
 #include "worker/greenlet_api.h"
+#include "worker/header_fields.h"
 #include "worker/python_module.h"
 #include "worker/request_bound.h"
 #include "worker/server.h"
@@ -389,6 +390,7 @@ bool Core::handle_request() noexcept {
   last_request_.set(method(), target());
   body_.clear();
   body_pos_ = 0;
+  body_deadline_.reset();
   sent_continue_ = false;
   status_code_ = 0;
   headers_set_ = headers_sent_ = chunked_ = false;
@@ -495,6 +497,7 @@ PyObject* Core::build_uwsgi_environ() noexcept {
   const UwsgiParser& u = *conn_->uwsgi;
   for (size_t i = 0; i < u.var_count(); ++i) {
     std::string_view n = u.var_name(i), v = u.var_value(i);
+    if (!is_cgi_var_name(n)) continue;                 // wsgi.input & co. stay the server's
     if (n == "CONTENT_LENGTH" && v.empty()) continue;  // nginx sends it empty without a body
     if (n == "CONTENT_TYPE" && v.empty()) continue;
     PyRef key =
@@ -536,8 +539,12 @@ PyObject* Core::build_environ() noexcept {
   PyObject* proto = p.http_minor() >= 1 ? s->http11 : s->http10;
   Py_INCREF(proto);
   if (!set(s->server_protocol, proto)) return nullptr;
-  for (size_t i = 0; i < p.header_count(); ++i) {
-    std::string_view name = p.header_name(i), value = p.header_value(i);
+  // Repeated fields are joined in C++ first, one Python str per name: joining str by str
+  // would copy the value so far on every repeat (quadratic in the head's size).
+  static JoinedHeaders joined;  // the worker's only thread; keeps its capacity across requests
+  joined.group(p);
+  for (const JoinedHeaders::Field& field : joined.fields()) {
+    std::string_view name = field.name, value = field.value;
     PyObject* key;
     if (iequals(name, "content-type")) {
       key = s->content_type;
@@ -554,19 +561,12 @@ PyObject* Core::build_environ() noexcept {
       }
     }
     PyRef k = PyRef::steal(key);
-    PyObject* existing = PyDict_GetItemWithError(d, key);
-    if (existing != nullptr) {
-      // Repeated header: one value, joined with ", " (RFC 9110 5.3).
-      PyRef v = PyRef::steal(latin1(value));
-      if (!v) return nullptr;
-      PyRef sep = PyRef::steal(PyUnicode_FromString(", "));
-      PyRef a = PyRef::steal(PyUnicode_Concat(existing, sep.get()));
-      if (!a) return nullptr;
-      if (!set(key, PyUnicode_Concat(a.get(), v.get()))) return nullptr;
-    } else {
-      if (PyErr_Occurred()) return nullptr;
-      if (!set(key, latin1(value))) return nullptr;
-    }
+    if (!set(key, latin1(value))) return nullptr;
+  }
+  if (std::string_view authority = p.authority(); !authority.empty()) {
+    // An absolute-form target names the host itself; RFC 9112 3.2.2: it replaces Host.
+    PyRef key = PyRef::steal(header_key("host"));
+    if (!key || !set(key.get(), latin1(authority))) return nullptr;
   }
   return env.release();
 }
@@ -1196,8 +1196,21 @@ bool Core::fill_body(bool* error) noexcept {
     if (n > 0) continue;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      if (wait_io(CoreState::kWaitRead)) continue;
+      const uint64_t received =
+          conn_->uwsgi ? conn_->uwsgi->content_length().value_or(0) - conn_->uwsgi_body_left
+                       : p.body_bytes();
+      const double budget =
+          body_deadline_.remaining(server_->config().limits.body_timeout, received);
+      bool timed_out = budget <= 0;
+      if (!timed_out) {
+        const double start = now_seconds();
+        const bool ready = wait_io(CoreState::kWaitRead, std::min(budget, kSocketTimeout));
+        body_deadline_.add_wait(now_seconds() - start);
+        if (ready) continue;
+        timed_out = wake_ == WakeReason::kTimeout;
+      }
       keep_alive_ = false;
+      if (timed_out && !killed_ && !cancelled_) error_status_ = 408;
       PyErr_SetString(killed_ ? PyExc_OSError : PyExc_TimeoutError,
                       killed_ ? "request cancelled" : "timed out reading the request body");
       *error = true;

@@ -11,6 +11,7 @@
 #include <string>
 #include <string_view>
 
+#include "worker/body_deadline.h"
 #include "worker/core_guard.h"
 #include "worker/py_ref.h"
 #include "worker/response_head.h"
@@ -96,6 +97,9 @@ class Core {
   // the body. Raises a Python OSError and returns false on a client error / timeout.
   bool fill_body(bool* error) noexcept;
   std::string& body() { return body_; }
+  // A status to answer with instead of 500 if the app lets its exception out before sending
+  // a head (400 for a refused websocket handshake, 408 for a body that never came).
+  void set_error_status(int status) { error_status_ = status; }
   size_t& body_pos() { return body_pos_; }
   // Changes when a request starts and when it ends: what the app holds of a request (write,
   // wsgi.input) is valid while its serial is the core's.
@@ -177,6 +181,7 @@ class Core {
   // Per-request state (reset at the start of each request).
   std::string body_;  // decoded request body not yet read by the app, from body_pos_
   size_t body_pos_ = 0;
+  BodyDeadline body_deadline_;  // [limits] body_timeout
   bool sent_continue_ = false;
   // What start_response was given, validated and copied: the app may change or reuse its
   // list afterwards. staged_ takes a new call and is swapped in only once all of it is valid.

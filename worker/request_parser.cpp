@@ -22,6 +22,12 @@
 //   without a version (HTTP/0.9) is malformed: 400.
 // - path() ends at the first '?' or '#', query() at the first '#': clients should not send a
 //   fragment, but one must not leak into QUERY_STRING.
+// - Request-target forms (RFC 9112 3.2): origin-form ("/a?b") for any method; absolute-form
+//   ("http://host/a?b", http and https only, no userinfo) for any method, served like its
+//   origin-form with the authority standing in for Host; authority-form only for CONNECT
+//   (the library checks it); asterisk-form ("*") only for OPTIONS. Anything else: 400.
+// - A chunk size is at most kMaxChunkSizeDigits hex digits (leading zeros included) and must
+//   fit in 64 bits: either failure is malformed framing, 400, whatever max_body_bytes says.
 
 #include "worker/request_parser.h"
 
@@ -117,6 +123,41 @@ std::optional<uint64_t> parse_content_length(std::string_view v) {
 
 // Chunk extensions and trailers are ignored, but each byte costs a scan: cap them per message.
 constexpr size_t kMinChunkOverhead = 4096;
+// chunk-size = 1*HEXDIG (RFC 9112 7.1). Some encoders pad sizes to a fixed width with zeros;
+// 32 digits leave room for that while a line of endless zeros, which would hold the request
+// without ever delivering a byte, is cut short. 16 significant digits fill 64 bits.
+constexpr size_t kMaxChunkSizeDigits = 32;
+
+// authority = host [ ":" port ] (RFC 3986 3.2), as an absolute-form target may carry it.
+// userinfo ("user@") is refused: RFC 9110 4.2.4 asks recipients to treat it as an error.
+bool valid_authority(std::string_view a) {
+  if (a.empty()) return false;
+  size_t i = 0;
+  if (a[0] == '[') {  // IP-literal: IPv6 (or IPvFuture) digits, dots and colons
+    const size_t close = a.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (char c : a.substr(1, close - 1)) {
+      if (!is(kHexChar, c) && c != ':' && c != '.' && c != 'v' && c != 'V') return false;
+    }
+    i = close + 1;
+  } else {
+    // reg-name / IPv4address: unreserved, pct-encoded and sub-delims characters.
+    static constexpr std::string_view kHostPunct = "-._~%!$&'()*+,;=";
+    while (i < a.size() && a[i] != ':') {
+      const char c = a[i];
+      const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+      if (!alnum && kHostPunct.find(c) == std::string_view::npos) return false;
+      ++i;
+    }
+    if (i == 0) return false;  // an empty host is invalid for http(s) (RFC 9110 4.2.1)
+  }
+  if (i == a.size()) return true;
+  if (a[i] != ':') return false;
+  for (char c : a.substr(i + 1)) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -207,6 +248,16 @@ struct RequestParser::Impl {
           } else if (c == ' ' || c == '\t') {
             return failed(r, 400, "obs-fold or whitespace at the start of a field line");
           } else {
+            // An endless run of tiny fields stops at the first byte of the field past the
+            // limit. The 431 waits until the library has seen the bytes before it: an
+            // error it finds there comes first in the byte stream, and must win whether
+            // or not those bytes arrived in the same read as this one.
+            const size_t max_fields = r->limits_.max_header_fields;
+            if (max_fields != 0 && ++r->field_lines_ > max_fields) {
+              r->too_many_fields_ = true;
+              r->scan_state_ = st;
+              return i;
+            }
             st = ScanState::kFieldLine;
           }
           break;
@@ -241,6 +292,40 @@ struct RequestParser::Impl {
     v.len = static_cast<uint32_t>(t.size());
   }
 
+  // Sorts the request-target into its form (see the decisions above) and sets origin_ and
+  // authority_. Returns false after recording the error.
+  static bool check_target(RequestParser* r) {
+    const std::string_view t = r->target();
+    r->origin_ = r->target_;
+    r->authority_ = {};
+    const auto method = static_cast<http_method>(r->parser_.method);
+    if (method == HTTP_CONNECT) return true;  // authority-form, tokenized by the library
+    if (t.empty()) return rejected(r, 400, "empty request target");
+    if (t == "*") {
+      return method == HTTP_OPTIONS || rejected(r, 400, "asterisk-form target outside OPTIONS");
+    }
+    if (t.front() == '/') return true;
+    const size_t colon = t.find(':');
+    const std::string_view scheme = t.substr(0, colon);
+    if (colon == std::string_view::npos || t.substr(colon + 1, 2) != "//") {
+      return rejected(r, 400, "malformed request target");
+    }
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+      return rejected(r, 400, "absolute-form target with a scheme other than http(s)");
+    }
+    const size_t auth_start = colon + 3;
+    size_t auth_end = t.find_first_of("/?#", auth_start);
+    if (auth_end == std::string_view::npos) auth_end = t.size();
+    if (!valid_authority(t.substr(auth_start, auth_end - auth_start))) {
+      return rejected(r, 400, "invalid authority in absolute-form target");
+    }
+    r->authority_ = {static_cast<uint32_t>(r->target_.off + auth_start),
+                     static_cast<uint32_t>(auth_end - auth_start)};
+    r->origin_ = {static_cast<uint32_t>(r->target_.off + auth_end),
+                  static_cast<uint32_t>(t.size() - auth_end)};
+    return true;
+  }
+
   // Framing and field rules, applied once the whole head is known. Returns false after
   // recording the error.
   static bool check_head(RequestParser* r) {
@@ -248,6 +333,7 @@ struct RequestParser::Impl {
     if (p.http_major != 1 || p.http_minor > 1) {
       return rejected(r, 505, "HTTP version not supported");
     }
+    if (!check_target(r)) return false;
     size_t hosts = 0;
     size_t lengths = 0;
     bool has_te = false;
@@ -262,7 +348,9 @@ struct RequestParser::Impl {
           if (iequals(name, "host")) ++hosts;
           break;
         case 6:
-          if (iequals(name, "expect") && iequals(value, "100-continue")) {
+          // RFC 9110 10.1.1: an HTTP/1.0 client never waits for 100 Continue, and a server
+          // must ignore the expectation there.
+          if (p.http_minor >= 1 && iequals(name, "expect") && iequals(value, "100-continue")) {
             r->expect_continue_ = true;
           }
           break;
@@ -347,28 +435,27 @@ struct RequestParser::Impl {
       switch (st) {
         case BodyState::kChunkSize:
           if (is(kHexChar, c)) {
+            if (++r->chunk_digits_ > kMaxChunkSizeDigits) {
+              return failed(r, 400, "chunk size has too many digits");
+            }
             if (r->body_remaining_ > (std::numeric_limits<uint64_t>::max() >> 4)) {
               return failed(r, 400, "chunk size overflow");
             }
             r->body_remaining_ = (r->body_remaining_ << 4) | static_cast<uint64_t>(hex_value(c));
-            ++r->chunk_digits_;
-            // The declared size already passes the limit: no need to wait for the bytes.
-            if (max_body != 0 && r->body_remaining_ > max_body - r->body_bytes_) {
-              return failed(r, 413, "chunked body over max_body_bytes");
-            }
             ++i;
             break;
           }
-          if (r->chunk_digits_ == 0) return failed(r, 400, "invalid chunk size");
-          if (c == '\r') {
-            st = BodyState::kChunkSizeLf;
-          } else if (c == ';') {
-            st = BodyState::kChunkExt;
-          } else if (c == ' ' || c == '\t') {
-            st = BodyState::kChunkSizeWs;
-          } else {
+          if (r->chunk_digits_ == 0 || (c != '\r' && c != ';' && c != ' ' && c != '\t')) {
             return failed(r, 400, "invalid chunk size");
           }
+          // The size is complete and well formed (a malformed one got its 400 first) and
+          // already passes the limit: no need to wait for the bytes.
+          if (max_body != 0 && r->body_remaining_ > max_body - r->body_bytes_) {
+            return failed(r, 413, "chunked body over max_body_bytes");
+          }
+          st = c == '\r'  ? BodyState::kChunkSizeLf
+               : c == ';' ? BodyState::kChunkExt
+                          : BodyState::kChunkSizeWs;
           ++i;
           break;
         case BodyState::kChunkSizeWs:  // BWS is only allowed before a chunk-ext
@@ -376,6 +463,8 @@ struct RequestParser::Impl {
             st = BodyState::kChunkExt;
           } else if (c != ' ' && c != '\t') {
             return failed(r, 400, "invalid chunk size line");
+          } else if (++r->chunk_overhead_ > max_overhead) {  // BWS is not endless either
+            return failed(r, 400, "chunk size line too long");
           }
           ++i;
           break;
@@ -491,12 +580,16 @@ void RequestParser::reset() {
   head_.clear();
   method_ = {};
   target_ = {};
+  origin_ = {};
+  authority_ = {};
   headers_.clear();
   in_value_ = false;
   head_bytes_ = 0;
   scan_state_ = ScanState::kLeading;
   request_line_spaces_ = 0;
   version_pos_ = 0;
+  field_lines_ = 0;
+  too_many_fields_ = false;
   head_complete_ = false;
   message_complete_ = false;
   chunked_ = false;
@@ -524,13 +617,19 @@ RequestParser::Result RequestParser::feed_head(const char* data, size_t len, siz
     bool done = false;
     const size_t m = Impl::scan_head(this, data, n, &done);
     if (m == Impl::kFail) return Result::kError;
-    // Only head bytes reach the library, so it can never run into the body.
-    const size_t parsed = http_parser_execute(&parser_, &settings_, data, m);
+    // Only head bytes reach the library, so it can never run into the body. (No call with
+    // m == 0: the library takes an empty buffer for the end of the stream.)
+    const size_t parsed = m > 0 ? http_parser_execute(&parser_, &settings_, data, m) : 0;
     head_bytes_ += m;
     const http_errno err = HTTP_PARSER_ERRNO(&parser_);
     if (err != HPE_OK && err != HPE_PAUSED) {
       // Callback errors are already recorded with their own status.
       Impl::fail(this, err == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_description(err));
+      *consumed = parsed;
+      return Result::kError;
+    }
+    if (too_many_fields_) {
+      Impl::fail(this, 431, "more header fields than max_header_fields");
       *consumed = parsed;
       return Result::kError;
     }
@@ -665,12 +764,19 @@ std::string_view RequestParser::target() const {
 }
 
 std::string_view RequestParser::path() const {
-  const std::string_view t = target();
-  return t.substr(0, t.find_first_of("?#"));
+  const std::string_view t = std::string_view(head_).substr(origin_.off, origin_.len);
+  const std::string_view p = t.substr(0, t.find_first_of("?#"));
+  // "http://example.com?q" names the root: RFC 9112 3.2.1 sends it as "/?q".
+  if (p.empty() && authority_.len != 0) return "/";
+  return p;
+}
+
+std::string_view RequestParser::authority() const {
+  return std::string_view(head_).substr(authority_.off, authority_.len);
 }
 
 std::string_view RequestParser::query() const {
-  const std::string_view t = target();
+  const std::string_view t = std::string_view(head_).substr(origin_.off, origin_.len);
   const size_t end = t.find('#');
   const size_t q = t.find('?');
   if (q == std::string_view::npos || q > end) return {};

@@ -19,6 +19,7 @@ class RequestParser {
   struct Limits {
     size_t max_header_bytes = 65536;  // request line + headers + blank line
     uint64_t max_body_bytes = 0;      // decoded body bytes; 0 = unlimited
+    size_t max_header_fields = 100;   // header field lines (trailers excluded); 0 = unlimited
   };
   enum class Result { kIncomplete, kHeadComplete, kMessageComplete, kError };
 
@@ -45,8 +46,11 @@ class RequestParser {
   // Valid after kHeadComplete.
   std::string_view method() const;
   std::string_view target() const;  // raw request-target as sent
-  std::string_view path() const;    // target before '?' (still percent-encoded)
-  std::string_view query() const;   // after '?', before any '#'; "" when none
+  // For an absolute-form target ("http://example.com/a?b", RFC 9112 3.2.2) path and query come
+  // from the part after the authority, and path() is "/" when that part has no path.
+  std::string_view path() const;       // before '?' (still percent-encoded)
+  std::string_view query() const;      // after '?', before any '#'; "" when none
+  std::string_view authority() const;  // of an absolute-form target ("host:port"), else ""
   int http_major() const;
   int http_minor() const;
   size_t header_count() const;
@@ -56,13 +60,19 @@ class RequestParser {
   bool has_body() const;    // Content-Length > 0 or chunked
   bool chunked() const;
   std::optional<uint64_t> content_length() const;  // absent when chunked or not sent
-  bool expect_continue() const;                    // "Expect: 100-continue"
-  bool upgrade() const;                            // "Connection: upgrade" with an Upgrade header
+  bool expect_continue() const;  // "Expect: 100-continue" on HTTP/1.1 (ignored on 1.0)
+  bool upgrade() const;          // "Connection: upgrade" with an Upgrade header
   bool message_complete() const;
+  // Bytes of a head (leading empty lines included) have been fed since reset() and the head
+  // is not complete yet: a client that has started its next request is held to
+  // header_timeout, not keepalive_timeout.
+  bool head_started() const { return head_bytes_ > 0 && !head_complete_; }
+  uint64_t body_bytes() const { return body_bytes_; }  // decoded body bytes fed so far
 
-  // After kError: 400 (malformed, smuggling attempts, bad chunk framing), 413 (body over
-  // max_body_bytes), 431 (head over max_header_bytes), 501 (unsupported transfer coding),
-  // 505 (HTTP version other than 1.0 and 1.1).
+  // After kError: 400 (malformed, smuggling attempts, bad chunk framing, a chunk size that
+  // does not fit in 64 bits, a target in a form the method does not allow), 413 (body over
+  // max_body_bytes), 431 (head over max_header_bytes, more than max_header_fields fields),
+  // 501 (unsupported transfer coding), 505 (HTTP version other than 1.0 and 1.1).
   int error_status() const;
   std::string_view error_reason() const;  // short text for the log
 
@@ -120,12 +130,16 @@ class RequestParser {
   http_parser_settings settings_{};
   std::string head_;  // method, target, header names and values, back to back
   Span method_, target_;
+  Span origin_;     // the target from its path on (all of it unless absolute-form)
+  Span authority_;  // absolute-form only
   std::vector<HeaderSpan> headers_;
   bool in_value_ = false;
   size_t head_bytes_ = 0;
   ScanState scan_state_ = ScanState::kLeading;
   uint8_t request_line_spaces_ = 0;
-  uint8_t version_pos_ = 0;  // bytes of "HTTP/x.y" matched so far
+  uint8_t version_pos_ = 0;       // bytes of "HTTP/x.y" matched so far
+  size_t field_lines_ = 0;        // field lines the pre-scan has seen start
+  bool too_many_fields_ = false;  // the pre-scan stopped at the field past the limit
   bool head_complete_ = false;
   bool message_complete_ = false;
   bool chunked_ = false;

@@ -7,7 +7,8 @@
 //   - feeding the stream in one piece or in small pieces gives the same requests, errors and
 //     consumed byte counts (the parser's state is independent of how bytes arrive);
 //   - a parsed head round-trips: method, target, version and headers, written out again,
-//     parse to the same values; path and query are pieces of the target;
+//     parse to the same values; path, query and authority are pieces of the target;
+//   - no head has more fields than max_header_fields;
 //   - errors carry one of the documented statuses; bodies respect Content-Length and
 //     max_body_bytes; every head respects max_header_bytes.
 
@@ -34,7 +35,7 @@ struct Parsed {
   Result result = Result::kIncomplete;
   size_t consumed = 0;  // stream bytes that belong to this request
   int error_status = 0;
-  std::string method, target, path, query;
+  std::string method, target, path, query, authority;
   int major = 0, minor = 0;
   std::vector<std::pair<std::string, std::string>> headers;
   bool keep_alive = false, has_body = false, chunked = false, expect_continue = false;
@@ -49,6 +50,7 @@ void capture_head(const RequestParser& p, Parsed* out) {
   out->target = p.target();
   out->path = p.path();
   out->query = p.query();
+  out->authority = p.authority();
   out->major = p.http_major();
   out->minor = p.http_minor();
   out->headers.clear();
@@ -138,12 +140,31 @@ void check_head(const Parsed& h, RequestParser::Limits limits) {
   FUZZ_CHECK(!h.target.empty());
   for (unsigned char c : h.target) FUZZ_CHECK(c > 0x20 && c != 0x7f);
   FUZZ_CHECK(h.major == 1 && (h.minor == 0 || h.minor == 1));
-  // path and query are the target's pieces: target = path ["?" query ["#" ...]]
-  FUZZ_CHECK(h.target.compare(0, h.path.size(), h.path) == 0);
-  if (!h.query.empty()) {
-    FUZZ_CHECK(h.target.size() > h.path.size() && h.target[h.path.size()] == '?');
-    FUZZ_CHECK(h.target.compare(h.path.size() + 1, h.query.size(), h.query) == 0);
+  // path and query are the target's pieces: target = [scheme "://" authority] path
+  // ["?" query ["#" ...]], the path being "/" when an absolute-form target has none.
+  std::string_view rest = h.target;
+  if (!h.authority.empty()) {
+    const size_t at = rest.find("://");
+    FUZZ_CHECK(at != std::string_view::npos);
+    rest.remove_prefix(at + 3);
+    FUZZ_CHECK(rest.substr(0, h.authority.size()) == h.authority);
+    FUZZ_CHECK(h.authority.find('@') == std::string::npos);
+    rest.remove_prefix(h.authority.size());
+    FUZZ_CHECK(rest.empty() || rest[0] == '/' || rest[0] == '?' || rest[0] == '#');
+  } else if (h.method != "CONNECT") {
+    FUZZ_CHECK(h.target[0] == '/' || (h.target == "*" && h.method == "OPTIONS"));
   }
+  const bool implied_root =
+      !h.authority.empty() && h.path == "/" && (rest.empty() || rest[0] != '/');
+  const size_t path_len = implied_root ? 0 : h.path.size();
+  if (!implied_root) FUZZ_CHECK(rest.compare(0, h.path.size(), h.path) == 0);
+  if (!h.query.empty()) {
+    FUZZ_CHECK(rest.size() > path_len && rest[path_len] == '?');
+    FUZZ_CHECK(rest.compare(path_len + 1, h.query.size(), h.query) == 0);
+  }
+  if (limits.max_header_fields != 0) FUZZ_CHECK(h.headers.size() <= limits.max_header_fields);
+  // RFC 9110 10.1.1: the expectation only exists in HTTP/1.1.
+  if (h.expect_continue) FUZZ_CHECK(h.minor == 1);
   for (const auto& [name, value] : h.headers) {
     FUZZ_CHECK(!name.empty());
     for (unsigned char c : name) FUZZ_CHECK(is_tchar(c));
@@ -174,7 +195,8 @@ void check_head(const Parsed& h, RequestParser::Limits limits) {
   Parsed back;
   capture_head(p, &back);
   FUZZ_CHECK(back.method == h.method && back.target == h.target && back.path == h.path &&
-             back.query == h.query && back.major == h.major && back.minor == h.minor);
+             back.query == h.query && back.authority == h.authority && back.major == h.major &&
+             back.minor == h.minor);
   FUZZ_CHECK(back.headers == h.headers);
   FUZZ_CHECK(back.keep_alive == h.keep_alive && back.chunked == h.chunked &&
              back.content_length == h.content_length && back.upgrade == h.upgrade &&
@@ -189,6 +211,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RequestParser::Limits limits;
   if (data[1] & 1) limits.max_header_bytes = 256;
   if (data[1] & 2) limits.max_body_bytes = 16;
+  if (data[1] & 4) limits.max_header_fields = 3;
   const std::string_view stream(reinterpret_cast<const char*>(data) + 2, size - 2);
 
   const std::vector<Parsed> whole = parse_stream(stream, stream.size() + 1, limits);

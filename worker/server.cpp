@@ -422,6 +422,7 @@ void Server::accept_batch(size_t listener, size_t limit) noexcept {
     RequestParser::Limits limits;
     limits.max_header_bytes = static_cast<size_t>(lim.max_header_bytes);
     limits.max_body_bytes = static_cast<uint64_t>(lim.max_body_bytes);
+    limits.max_header_fields = static_cast<size_t>(lim.max_header_fields);
     if (conns_.size() <= static_cast<size_t>(fd)) conns_.resize(static_cast<size_t>(fd) + 1);
     conns_[fd] = std::make_unique<Connection>(fd, limits);
     Connection* c = conns_[fd].get();
@@ -443,6 +444,7 @@ void Server::accept_batch(size_t listener, size_t limit) noexcept {
       UwsgiParser::Limits ul;
       ul.max_header_bytes = limits.max_header_bytes;
       ul.max_body_bytes = limits.max_body_bytes;
+      ul.max_header_fields = limits.max_header_fields;
       c->uwsgi = std::make_unique<UwsgiParser>(ul);
     }
     c->remote_addr = PyRef::steal(PyUnicode_FromStringAndSize(addr.data(), addr.size()));
@@ -709,7 +711,10 @@ void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
     return;
   }
   conn->state = ConnState::kReadingHead;
-  conn->head_started = conn->buffered() > 0;
+  // The next head may have started already: bytes still buffered, or a part that arrived
+  // with the last request and went into the parser (Core::serve feeds it there). Either way
+  // the client is sending a request, so header_timeout applies and expiry answers 408.
+  conn->head_started = conn->buffered() > 0 || conn->parser.head_started();
   conn->deadline = now_seconds() + (conn->head_started ? config().limits.header_timeout
                                                        : config().limits.keepalive_timeout);
   set_reader(conn, true);

@@ -116,12 +116,34 @@ PyObject* ws_handshake(PyObject*, PyObject* args, PyObject* kwargs) noexcept {
                            : request_header(core, "Sec-WebSocket-Key", "HTTP_SEC_WEBSOCKET_KEY");
   std::string_view o(origin != nullptr ? origin : "", static_cast<size_t>(origin_len));
   std::string_view pr(proto != nullptr ? proto : "", static_cast<size_t>(proto_len));
+  // A refused handshake answers 400 unless the app handles the exception itself: the client
+  // asked for something other than a websocket, or asked wrongly (RFC 6455 4.2.1).
   if (k.empty()) {
+    core->set_error_status(400);
     PyErr_SetString(PyExc_OSError, "websocket handshake: the request has no Sec-WebSocket-Key");
     return nullptr;
   }
   if (has_line_break(k) || has_line_break(o) || has_line_break(pr)) {
     PyErr_SetString(PyExc_ValueError, "websocket handshake: a value contains CR or LF");
+    return nullptr;
+  }
+  const Connection* conn = core->connection();
+  ws::HandshakeRequest hr;
+  if (conn->uwsgi) {
+    hr.method = conn->uwsgi->find("REQUEST_METHOD").value_or("");
+    hr.http11 = conn->uwsgi->find("SERVER_PROTOCOL").value_or("HTTP/1.1") != "HTTP/1.0";
+  } else {
+    hr.method = conn->parser.method();
+    hr.http11 = conn->parser.http_minor() >= 1;
+  }
+  hr.upgrade = request_header(core, "Upgrade", "HTTP_UPGRADE");
+  hr.connection = request_header(core, "Connection", "HTTP_CONNECTION");
+  hr.version = request_header(core, "Sec-WebSocket-Version", "HTTP_SEC_WEBSOCKET_VERSION");
+  hr.key = k;
+  if (std::string_view why = ws::handshake_error(hr); !why.empty()) {
+    core->set_error_status(400);
+    PyErr_Format(PyExc_OSError, "websocket handshake: %.*s", static_cast<int>(why.size()),
+                 why.data());
     return nullptr;
   }
   // RFC 6455 4.2.2. Sec-WebSocket-Origin is what uWSGI sends for its origin argument.

@@ -85,6 +85,7 @@ UwsgiParser::Result UwsgiParser::parse_vars() {
   size_t pos = 0;
   std::optional<std::string_view> content_length_text;
   bool have_method = false;
+  size_t header_fields = 0;
   while (pos < n) {
     // Each length is checked against what is left before anything is read past it.
     if (n - pos < 2) return fail(400, "uwsgi var name length cut short");
@@ -119,6 +120,9 @@ UwsgiParser::Result UwsgiParser::parse_vars() {
     } else if (name == "REQUEST_METHOD") {
       if (value.empty()) return fail(400, "empty REQUEST_METHOD");
       have_method = true;
+    } else if (name.starts_with("HTTP_") && ++header_fields > limits_.max_header_fields &&
+               limits_.max_header_fields != 0) {
+      return fail(431, "more HTTP_ vars than max_header_fields");
     }
     vars_.push_back(v);
   }
@@ -149,6 +153,16 @@ std::string_view UwsgiParser::var_name(size_t i) const {
 std::string_view UwsgiParser::var_value(size_t i) const {
   const Span& s = vars_[i].value;
   return {block_.data() + s.off, s.len};
+}
+
+bool is_cgi_var_name(std::string_view name) {
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  for (char c : name) {
+    const bool ok =
+        (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    if (!ok) return false;
+  }
+  return true;
 }
 
 std::optional<std::string_view> UwsgiParser::find(std::string_view name) const {

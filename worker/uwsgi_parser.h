@@ -22,6 +22,7 @@ class UwsgiParser {
   struct Limits {
     size_t max_header_bytes = 65536;  // datasize (the vars block) above this: 431
     uint64_t max_body_bytes = 0;      // CONTENT_LENGTH above this: 413; 0 = unlimited
+    size_t max_header_fields = 100;   // HTTP_* vars (the request's header fields); 0 = unlimited
   };
   enum class Result { kIncomplete, kHeadComplete, kError };
 
@@ -60,7 +61,9 @@ class UwsgiParser {
   //       or LF in a value, a CONTENT_LENGTH that is not plain digits (or two that differ),
   //       no REQUEST_METHOD;
   //   413 CONTENT_LENGTH over max_body_bytes;
-  //   431 datasize over max_header_bytes (known from the 4-byte header, before the vars);
+  //   431 datasize over max_header_bytes (known from the 4-byte header, before the vars), or
+  //       more HTTP_* vars than max_header_fields (the peer sends one per header field; the
+  //       other CGI variables are a fixed set and max_header_bytes bounds them);
   //   501 modifier1 other than 0: a request for another uWSGI plugin, which this server
   //       does not implement (the packet itself may be well formed, so not 400).
   int error_status() const { return error_status_; }
@@ -92,5 +95,11 @@ class UwsgiParser {
   int error_status_ = 0;
   std::string_view error_reason_;
 };
+
+// Whether a uwsgi var called |name| may become an environ entry: a CGI-style name (letters,
+// digits and '_', not starting with a digit). Anything else, in particular the server's own
+// "wsgi.*" and "aiowsgi.*" keys (wsgi.input, wsgi.url_scheme, aiowsgi.core), is not the
+// peer's to set: the server's entries win and such a var is left out of the environ.
+bool is_cgi_var_name(std::string_view name);
 
 }  // namespace aiowsgi::worker

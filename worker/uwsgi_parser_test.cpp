@@ -274,6 +274,34 @@ TEST(UwsgiParser, HeaderLimitIs431FromTheFourByteHeader) {
   EXPECT_EQ(p.error_status(), 431);
 }
 
+TEST(UwsgiParser, HeaderFieldLimitCountsHttpVars) {
+  UwsgiParser::Limits limits;
+  limits.max_header_fields = 3;
+  Vars vars = {{"REQUEST_METHOD", "GET"}, {"PATH_INFO", "/"},  {"SERVER_NAME", "x"},
+               {"HTTP_A", "1"},           {"HTTP_B", "2"},     {"HTTP_C", "3"},
+               {"QUERY_STRING", ""},      {"REMOTE_ADDR", "1"}};
+  {
+    UwsgiParser p(limits);  // three HTTP_ vars and any number of other CGI variables
+    size_t consumed = 0;
+    EXPECT_EQ(feed_all(p, packet(vars), &consumed), Result::kHeadComplete);
+  }
+  vars.push_back({"HTTP_D", "4"});
+  UwsgiParser p(limits);
+  size_t consumed = 0;
+  EXPECT_EQ(feed_all(p, packet(vars), &consumed), Result::kError);
+  EXPECT_EQ(p.error_status(), 431);
+}
+
+TEST(UwsgiParser, CgiVarNames) {
+  for (const char* ok : {"REQUEST_METHOD", "HTTP_X_Y", "_private", "lower_case", "X1"}) {
+    EXPECT_TRUE(is_cgi_var_name(ok)) << ok;
+  }
+  for (const char* bad : {"", "wsgi.input", "wsgi.url_scheme", "aiowsgi.core", "wsgi.errors",
+                          "1ABC", "X-Y", "A B", "HTTP_X.Y"}) {
+    EXPECT_FALSE(is_cgi_var_name(bad)) << bad;
+  }
+}
+
 TEST(UwsgiParser, OtherModifier1Is501) {
   UwsgiParser p(default_limits());
   size_t consumed = 0;

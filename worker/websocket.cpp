@@ -114,6 +114,42 @@ std::string base64(std::string_view data) {
   return out;
 }
 
+bool has_token(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    std::string_view item = list.substr(0, comma);
+    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (item.size() != token.size()) continue;
+    bool same = true;
+    for (size_t i = 0; i < item.size() && same; ++i) {
+      const char c = item[i];
+      same = ((c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c) == token[i];
+    }
+    if (same) return true;
+  }
+  return false;
+}
+
+std::string_view handshake_error(const HandshakeRequest& r) {
+  if (r.method != "GET") return "the request method is not GET";
+  if (!r.http11) return "the request is not HTTP/1.1";
+  if (!has_token(r.upgrade, "websocket")) return "the request has no Upgrade: websocket";
+  if (!has_token(r.connection, "upgrade")) return "the request has no Connection: upgrade";
+  if (r.version != "13") return "Sec-WebSocket-Version is not 13";
+  // base64 of 16 bytes: 22 alphabet characters, then "==" (RFC 6455 4.1, RFC 4648 4).
+  const std::string_view k = r.key;
+  bool key_ok = k.size() == 24 && k.substr(22) == "==";
+  for (size_t i = 0; key_ok && i < 22; ++i) {
+    const char c = k[i];
+    key_ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+             c == '+' || c == '/';
+  }
+  if (!key_ok) return "Sec-WebSocket-Key is not the base64 of 16 bytes";
+  return {};
+}
+
 std::string accept_key(std::string_view client_key) {
   std::string s(client_key);
   s.append(kGuid);

@@ -34,6 +34,19 @@ constexpr size_t kMaxMessage = 1u << 20;
 
 // Sec-WebSocket-Accept for a client's Sec-WebSocket-Key: base64(SHA-1(key + RFC GUID)).
 std::string accept_key(std::string_view client_key);
+// What a client's opening handshake must carry (RFC 6455 4.2.1), as the server received it.
+struct HandshakeRequest {
+  std::string_view method;                             // "GET"
+  bool http11 = false;                                 // HTTP/1.1 or later
+  std::string_view upgrade, connection, version, key;  // field values; "" when absent
+};
+// Why |r| is not a valid opening handshake, or "" when it is: a GET over HTTP/1.1 with
+// "websocket" in Upgrade, "upgrade" in Connection (both token lists, any case),
+// Sec-WebSocket-Version 13, and a Sec-WebSocket-Key that is the base64 of 16 bytes.
+std::string_view handshake_error(const HandshakeRequest& r);
+// A token in a comma-separated field value, ASCII case-insensitive ("keep-alive, Upgrade").
+bool has_token(std::string_view list, std::string_view token);
+
 // SHA-1 (FIPS 180-4) and base64 (RFC 4648), exposed for the tests.
 std::string sha1(std::string_view data);  // 20 raw bytes
 std::string base64(std::string_view data);

@@ -253,5 +253,41 @@ TEST(WebSocket, ManyMessagesThroughOneReaderKeepItsBufferSmall) {
   EXPECT_EQ(r.buffered(), 0u);
 }
 
+TEST(WebSocketHandshake, ChecksMethodVersionHeadersAndKey) {
+  const HandshakeRequest good{.method = "GET",
+                              .http11 = true,
+                              .upgrade = "WebSocket",
+                              .connection = "keep-alive, Upgrade",
+                              .version = "13",
+                              .key = "dGhlIHNhbXBsZSBub25jZQ=="};
+  EXPECT_EQ(handshake_error(good), "");
+  auto with = [&good](auto change) {
+    HandshakeRequest r = good;
+    change(r);
+    return std::string(handshake_error(r));
+  };
+  EXPECT_NE(with([](HandshakeRequest& r) { r.method = "POST"; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.http11 = false; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.upgrade = ""; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.upgrade = "h2c"; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.connection = "keep-alive"; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.connection = "upgrades"; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.version = ""; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.version = "8"; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.key = "short"; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.key = "dGhlIHNhbXBsZSBub25jZQ="; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.key = "dGhlIHNhbXBsZSBub25jZQ=A"; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.key = "dGhlIHNhbXBsZSBub25jZ!=="; }), "");
+  EXPECT_NE(with([](HandshakeRequest& r) { r.key = "dGhlIHNhbXBsZSBub25jZQ==x"; }), "");
+}
+
+TEST(WebSocketHandshake, TokenLists) {
+  EXPECT_TRUE(has_token("Upgrade", "upgrade"));
+  EXPECT_TRUE(has_token(" keep-alive ,\tUPGRADE ", "upgrade"));
+  EXPECT_FALSE(has_token("", "upgrade"));
+  EXPECT_FALSE(has_token("upgrade-insecure", "upgrade"));
+  EXPECT_FALSE(has_token("up grade", "upgrade"));
+}
+
 }  // namespace
 }  // namespace aiowsgi::worker::websocket

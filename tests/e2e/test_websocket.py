@@ -232,7 +232,8 @@ def test_handshake_over_the_uwsgi_protocol(server_factory):
                                 "SERVER_PROTOCOL": "HTTP/1.1", "SERVER_NAME": "x",
                                 "SERVER_PORT": "80", "HTTP_HOST": "x",
                                 "HTTP_UPGRADE": "websocket", "HTTP_CONNECTION": "Upgrade",
-                                "HTTP_SEC_WEBSOCKET_KEY": key}))
+                                "HTTP_SEC_WEBSOCKET_KEY": key,
+                                "HTTP_SEC_WEBSOCKET_VERSION": "13"}))
         _, status, _, headers = conn.read_head()
         assert status == 101
         expected = base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()

@@ -1,0 +1,208 @@
+// Tests for RequestParser's edge rules: the header field count limit, absolute-form targets,
+// chunk-size bounds, Expect on HTTP/1.0 and head_started(). Inputs end against a guard page.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+
+#include "tests/unit/guarded_buffer.h"
+#include "worker/request_parser.h"
+
+namespace aiowsgi::worker {
+namespace {
+
+using Result = RequestParser::Result;
+using aiowsgi::test_support::GuardedBuffer;
+
+// Feeds a whole request (head, then body) in one piece, or one byte per call with
+// |byte_by_byte|. Returns the last result; the parser keeps the request's state.
+Result run(RequestParser& p, std::string_view in, std::string* body = nullptr,
+           bool byte_by_byte = false) {
+  std::string sink;
+  if (body == nullptr) body = &sink;
+  size_t pos = 0;
+  bool head_done = false;
+  Result r = Result::kIncomplete;
+  while (pos < in.size()) {
+    const size_t n = byte_by_byte ? 1 : in.size() - pos;
+    GuardedBuffer buf(in.substr(pos, n));
+    size_t c = 0;
+    r = head_done ? p.feed_body(buf.data(), n, &c, body) : p.feed_head(buf.data(), n, &c);
+    pos += c;
+    if (r == Result::kError || r == Result::kMessageComplete) return r;
+    if (r == Result::kHeadComplete) {
+      head_done = true;
+      if (p.message_complete()) return Result::kMessageComplete;
+    } else if (c != n) {
+      ADD_FAILURE() << "kIncomplete must consume everything";
+      return r;
+    }
+  }
+  return r;
+}
+
+std::string fields(size_t n, std::string_view line = "a: x\r\n") {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += line;
+  return s;
+}
+
+TEST(RequestParserFieldLimit, AtTheLimitPassesOneMoreIs431) {
+  const RequestParser::Limits lim{.max_header_fields = 10};
+  for (bool bytes : {false, true}) {
+    RequestParser ok(lim);
+    // Host plus nine more: exactly ten fields.
+    EXPECT_EQ(run(ok, "GET / HTTP/1.1\r\nHost: h\r\n" + fields(9) + "\r\n", nullptr, bytes),
+              Result::kMessageComplete);
+    EXPECT_EQ(ok.header_count(), 10u);
+
+    RequestParser over(lim);
+    EXPECT_EQ(run(over, "GET / HTTP/1.1\r\nHost: h\r\n" + fields(10) + "\r\n", nullptr, bytes),
+              Result::kError);
+    EXPECT_EQ(over.error_status(), 431) << over.error_reason();
+  }
+}
+
+TEST(RequestParserFieldLimit, DefaultIs100AndZeroMeansUnlimited) {
+  RequestParser def({});
+  EXPECT_EQ(run(def, "GET / HTTP/1.1\r\nHost: h\r\n" + fields(99) + "\r\n"),
+            Result::kMessageComplete);
+  RequestParser def_over({});
+  EXPECT_EQ(run(def_over, "GET / HTTP/1.1\r\nHost: h\r\n" + fields(100) + "\r\n"), Result::kError);
+  EXPECT_EQ(def_over.error_status(), 431);
+
+  RequestParser unlimited({.max_header_bytes = 1 << 20, .max_header_fields = 0});
+  EXPECT_EQ(run(unlimited, "GET / HTTP/1.1\r\nHost: h\r\n" + fields(5000) + "\r\n"),
+            Result::kMessageComplete);
+  EXPECT_EQ(unlimited.header_count(), 5001u);
+}
+
+TEST(RequestParserFieldLimit, TrailersDoNotCount) {
+  RequestParser p({.max_header_fields = 3});
+  std::string body;
+  EXPECT_EQ(run(p,
+                "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                "1\r\nx\r\n0\r\n" +
+                    fields(10, "T: 1\r\n") + "\r\n",
+                &body),
+            Result::kMessageComplete);
+  EXPECT_EQ(body, "x");
+}
+
+struct TargetCase {
+  std::string target;
+  std::string path, query, authority;
+};
+
+TEST(RequestParserTarget, AbsoluteFormIsServedFromItsPathAndAuthority) {
+  const TargetCase cases[] = {
+      {"http://example.com/foo?q=1", "/foo", "q=1", "example.com"},
+      {"https://example.com:8443/a/b", "/a/b", "", "example.com:8443"},
+      {"HTTP://Example.COM/x", "/x", "", "Example.COM"},
+      {"http://example.com", "/", "", "example.com"},
+      {"http://example.com?q", "/", "q", "example.com"},
+      {"http://example.com/p?x=1#frag", "/p", "x=1", "example.com"},
+      {"http://127.0.0.1:8080/", "/", "", "127.0.0.1:8080"},
+      {"http://[::1]:8080/v6", "/v6", "", "[::1]:8080"},
+      {"http://a.b-c_d~e/%41", "/%41", "", "a.b-c_d~e"},
+      {"/plain?z", "/plain", "z", ""},
+  };
+  for (const TargetCase& c : cases) {
+    RequestParser p({});
+    ASSERT_EQ(run(p, "GET " + c.target + " HTTP/1.1\r\nHost: other\r\n\r\n"),
+              Result::kMessageComplete)
+        << c.target << ": " << p.error_reason();
+    EXPECT_EQ(p.target(), c.target);  // REQUEST_URI keeps the target as sent
+    EXPECT_EQ(p.path(), c.path) << c.target;
+    EXPECT_EQ(p.query(), c.query) << c.target;
+    EXPECT_EQ(p.authority(), c.authority) << c.target;
+  }
+}
+
+TEST(RequestParserTarget, MalformedFormsAre400) {
+  const std::string bad[] = {
+      "ftp://example.com/x",
+      "http:/example.com/x",
+      "http//example.com/x",
+      "http:///x",
+      "http://user@example.com/",
+      "http://exa mple/",
+      "http://host:80a/",
+      "http://[::1/x",
+      "http://host:8080:1/",
+      "example.com/x",
+      "*",
+      "mailto:a",
+  };
+  for (const std::string& t : bad) {
+    RequestParser p({});
+    EXPECT_EQ(run(p, "GET " + t + " HTTP/1.1\r\nHost: h\r\n\r\n"), Result::kError) << t;
+    EXPECT_EQ(p.error_status(), 400) << t << ": " << p.error_reason();
+  }
+  RequestParser star({});  // asterisk-form is OPTIONS' own
+  EXPECT_EQ(run(star, "OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"), Result::kMessageComplete);
+  EXPECT_EQ(star.path(), "*");
+  EXPECT_EQ(star.authority(), "");
+}
+
+TEST(RequestParserChunks, SizeOverflowIs400EvenWithABodyLimit) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (uint64_t limit : {uint64_t{0}, uint64_t{16}, uint64_t{1} << 40}) {
+    for (bool bytes : {false, true}) {
+      RequestParser p({.max_body_bytes = limit});
+      EXPECT_EQ(run(p, head + "1ffffffffffffffff\r\n", nullptr, bytes), Result::kError);
+      EXPECT_EQ(p.error_status(), 400) << limit << ": " << p.error_reason();
+    }
+  }
+  RequestParser junk({.max_body_bytes = 16});  // over the limit but malformed: 400 first
+  EXPECT_EQ(run(junk, head + "ffffffffz\r\n"), Result::kError);
+  EXPECT_EQ(junk.error_status(), 400);
+  // A size that fits but passes the limit is still 413.
+  RequestParser big({.max_body_bytes = 16});
+  EXPECT_EQ(run(big, head + "ffffffffffffffff\r\n"), Result::kError);
+  EXPECT_EQ(big.error_status(), 413);
+}
+
+TEST(RequestParserChunks, LeadingZerosAreBounded) {
+  const std::string head = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string body;
+  RequestParser ok({});  // 32 digits: padded, accepted
+  EXPECT_EQ(run(ok, head + std::string(31, '0') + "1\r\nx\r\n0\r\n\r\n", &body),
+            Result::kMessageComplete);
+  EXPECT_EQ(body, "x");
+  for (bool bytes : {false, true}) {
+    RequestParser p({});
+    EXPECT_EQ(run(p, head + std::string(100000, '0'), nullptr, bytes), Result::kError);
+    EXPECT_EQ(p.error_status(), 400) << p.error_reason();
+  }
+  RequestParser ws({});  // whitespace after the size is bounded too
+  EXPECT_EQ(run(ws, head + "1" + std::string(100000, ' ')), Result::kError);
+  EXPECT_EQ(ws.error_status(), 400);
+}
+
+TEST(RequestParserExpect, IgnoredOnHttp10) {
+  RequestParser p11({});
+  EXPECT_EQ(
+      run(p11, "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"),
+      Result::kHeadComplete);
+  EXPECT_TRUE(p11.expect_continue());
+  RequestParser p10({});
+  EXPECT_EQ(run(p10, "PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"),
+            Result::kHeadComplete);
+  EXPECT_FALSE(p10.expect_continue());
+}
+
+TEST(RequestParserHeadStarted, OnlyBetweenTheFirstByteAndTheEndOfAHead) {
+  RequestParser p({});
+  EXPECT_FALSE(p.head_started());
+  EXPECT_EQ(run(p, "GET / HTTP/1.1\r\nHo"), Result::kIncomplete);
+  EXPECT_TRUE(p.head_started());
+  EXPECT_EQ(run(p, "st: h\r\n\r\n"), Result::kMessageComplete);
+  EXPECT_FALSE(p.head_started());  // complete: nothing of the next head yet
+  p.reset();
+  EXPECT_FALSE(p.head_started());
+}
+
+}  // namespace
+}  // namespace aiowsgi::worker
