@@ -6,8 +6,12 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include "common/result.h"
+#include "common/status.h"
 
 namespace aiowsgi::config {
 
@@ -77,32 +81,43 @@ struct Config {
   std::string config_file;  // absolute path of the file read, "" when none
 };
 
+struct Key;  // config/keys.h: one row of the key table
+
 // What the command line asks for.
 struct CommandLine {
-  enum class Action { kRun, kCheck, kVersion, kHelp };
+  enum class Action { kRun, kCheck, kVersion, kHelp, kPrintKeys };
   Action action = Action::kRun;
-  std::string config_file;  // -c / --config / --ini-like alias; "" when none
-  // Overrides, applied after the file. Each is present only if given on the command line.
-  std::vector<std::string> http;   // --http / --http-socket (repeatable); replaces server.listen
-  std::vector<std::string> uwsgi;  // --uwsgi-socket (repeatable)
-  std::optional<int> workers;      // --workers / --processes
-  std::optional<int> cores;        // --cores / --asyncio
-  std::optional<std::string> wsgi_file, module, stats, pidfile, loop;
-  std::vector<std::string> static_map;    // --static-map PREFIX=DIR (repeatable); adds to [static]
-  std::optional<int64_t> static_expires;  // --static-expires N
+  std::string config_file;  // -c / --config; "" when none
+  // The settings given as flags (--workers 4, --http :80, ...), in command-line order, applied
+  // after the file: the key each sets and the value as written, checked when the config is
+  // loaded like the file's values.
+  struct Setting {
+    const Key* key;
+    std::string value;
+  };
+  std::vector<Setting> settings;
+
+  // Records |value| for the key set by |flag| (any of its spellings), unchecked: what the parser
+  // does, for callers that build a command line themselves. Fails only for an unknown flag.
+  Status set(std::string_view flag, std::string value);
+  // The values given for [table] key, in order ("" table and key never match).
+  std::vector<std::string> values(std::string_view table, std::string_view key) const;
 };
 
-// Parses argv. On a usage error returns false and sets *error to a one-line message.
-// Accepts the uWSGI spellings documented in aiowsgi-master(8): --asyncio N, --http-socket,
-// --processes, --greenlet and --master (accepted, no effect), "--opt=value" and "--opt value".
-bool parse_command_line(int argc, char** argv, CommandLine* out, std::string* error);
+// Parses argv. On a usage error returns a one-line message. Accepts every flag of the key
+// table (config/keys.cpp) in each spelling documented in aiowsgi-master(8), including
+// uWSGI's (--asyncio N, --http-socket, --processes), and --greenlet and --master (accepted,
+// no effect); "--opt=value", "--opt value", "-p4". Values are checked as far as they can be
+// without the file or the filesystem (integers, ranges, choices, module names).
+Result<CommandLine> parse_command_line(int argc, char** argv);
 
 // Builds the configuration: defaults, then the file (if any), then the command-line
 // overrides; resolves relative paths (file values: against the file's folder; command-line
 // values: against the current directory) and validates every key. Returns false with every
-// problem in *errors, each formatted "file:line:col: [table] key: reason" (no location for
-// problems that come from the command line or from the combination of settings, e.g. no
-// listener or no app). Unknown keys and tables, wrong types and out-of-range values are errors.
+// problem in *errors, each formatted "file:line:col: [table] key = value: reason" (no location
+// for problems that come from the command line, "command line: --flag value: reason", or from
+// the combination of settings, e.g. no listener or no app). Unknown keys and tables, wrong
+// types and out-of-range values are errors. Every problem is reported at once, for the user.
 bool load_config(const CommandLine& cli, Config* out, std::vector<std::string>* errors);
 
 // load_config for a config file whose text is already in memory, without command-line
@@ -111,7 +126,10 @@ bool load_config(const CommandLine& cli, Config* out, std::vector<std::string>* 
 bool load_config_from_string(const std::string& text, const std::string& path, Config* out,
                              std::vector<std::string>* errors);
 
-// The usage text printed by --help.
-const char* usage_text();
+// The text printed by --help: the options, then every key grouped by table with its flags.
+std::string usage_text();
+
+// The text printed by --print-keys: every key as "[table] key", one per line.
+std::string key_list();
 
 }  // namespace aiowsgi::config

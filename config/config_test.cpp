@@ -8,8 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
+
+#include "config/command_line.h"
+#include "config/keys.h"
 
 namespace aiowsgi::config {
 namespace {
@@ -58,10 +63,9 @@ class ConfigTest : public ::testing::Test {
   // Parses |args| as a command line (argv[0] added).
   CommandLine cli(std::initializer_list<std::string> args) {
     Argv argv(args);
-    CommandLine out;
-    std::string error;
-    EXPECT_TRUE(parse_command_line(argv.argc(), argv.argv(), &out, &error)) << error;
-    return out;
+    Result<CommandLine> out = parse_command_line(argv.argc(), argv.argv());
+    EXPECT_TRUE(out.ok()) << out.status().message();
+    return out.ok() ? std::move(out).value() : CommandLine();
   }
 
   // Loads |toml| written to server.toml, expecting failure; returns the errors.
@@ -383,7 +387,7 @@ TEST_F(ConfigTest, OutOfRange) {
        "[app] callable = \"not a name\": must be a Python name"},
       {"app", "chdir = \"missing-dir\"", "no such directory: " + path("missing-dir")},
       {"app", "env = { \"A=B\" = \"x\" }", "not a valid environment variable name"},
-      {"app", "python_path = [\"\"]", "[app] python_path: empty path"},
+      {"app", "python_path = [\"\"]", "[app] python_path = \"\": empty path"},
   };
   for (const auto& c : cases) {
     std::string e = error_for(with_line(c.table, c.line));
@@ -605,28 +609,29 @@ TEST_F(ConfigTest, CommandLineOnly) {
 
 TEST_F(ConfigTest, ProgrammaticCommandLineIsValidatedToo) {
   CommandLine c;
-  c.http = {":21000"};
-  c.wsgi_file = path("app.py");
-  c.workers = 0;
-  c.cores = 200000;
-  c.loop = "gevent";
+  ASSERT_TRUE(c.set("--http", ":21000").ok());
+  ASSERT_TRUE(c.set("--wsgi-file", path("app.py")).ok());
+  ASSERT_TRUE(c.set("--workers", "0").ok());
+  ASSERT_TRUE(c.set("--cores", "200000").ok());
+  ASSERT_TRUE(c.set("--loop", "gevent").ok());
+  EXPECT_FALSE(c.set("--frobnicate", "1").ok());
   Config cfg;
   std::vector<std::string> errors;
   ASSERT_FALSE(load_config(c, &cfg, &errors));
   EXPECT_EQ(errors, (std::vector<std::string>{
                         "command line: --workers 0: must be 1..1024",
                         "command line: --cores 200000: must be 1..100000",
-                        "command line: --loop gevent: must be \"asyncio\" or \"uvloop\""}));
+                        "command line: --loop gevent: must be one of \"asyncio\", \"uvloop\""}));
 }
 
 TEST_F(ConfigTest, UwsgiSpellingsParse) {
   CommandLine c = cli({"--asyncio", "10", "--http-socket", ":9090", "--greenlet", "--wsgi-file",
                        "app.py", "--processes", "3", "--master"});
   EXPECT_EQ(c.action, CommandLine::Action::kRun);
-  EXPECT_EQ(c.cores, 10);
-  EXPECT_EQ(c.http, std::vector<std::string>{":9090"});
-  EXPECT_EQ(c.wsgi_file, "app.py");
-  EXPECT_EQ(c.workers, 3);
+  EXPECT_EQ(c.values("server", "cores"), std::vector<std::string>{"10"});
+  EXPECT_EQ(c.values("server", "listen"), std::vector<std::string>{":9090"});
+  EXPECT_EQ(c.values("app", "wsgi_file"), std::vector<std::string>{"app.py"});
+  EXPECT_EQ(c.values("server", "workers"), std::vector<std::string>{"3"});
   EXPECT_EQ(c.config_file, "");
   ScopedChdir cd(dir_);
   Config cfg = load_ok(c);
@@ -635,9 +640,11 @@ TEST_F(ConfigTest, UwsgiSpellingsParse) {
   EXPECT_EQ(cfg.app.wsgi_file, path("app.py"));
 
   c = cli({"--wsgi", "pkg.mod:app", "--socket", ":21001", "-p", "2", "-p4"});
-  EXPECT_EQ(c.module, "pkg.mod:app");
-  EXPECT_EQ(c.uwsgi, std::vector<std::string>{":21001"});
-  EXPECT_EQ(c.workers, 4);
+  EXPECT_EQ(c.values("app", "module"), std::vector<std::string>{"pkg.mod:app"});
+  EXPECT_EQ(c.values("server", "uwsgi_listen"), std::vector<std::string>{":21001"});
+  EXPECT_EQ(c.values("server", "workers"), (std::vector<std::string>{"2", "4"}));  // the last wins
+  Config cfg2 = load_ok(cli({"--http", ":21000", "--wsgi-file", "app.py", "-p", "2", "-p4"}));
+  EXPECT_EQ(cfg2.server.workers, 4);
 }
 
 TEST_F(ConfigTest, CommandLineForms) {
@@ -654,20 +661,20 @@ TEST_F(ConfigTest, CommandLineForms) {
   EXPECT_EQ(cli({"--help"}).action, CommandLine::Action::kHelp);
   c = cli({"--http", ":1", "--http", ":2", "--uwsgi-socket", ":3", "--uwsgi-socket=:4", "--stats",
            "unix:/tmp/s", "--loop=uvloop", "--module", "a.b"});
-  EXPECT_EQ(c.http, (std::vector<std::string>{":1", ":2"}));
-  EXPECT_EQ(c.uwsgi, (std::vector<std::string>{":3", ":4"}));
-  EXPECT_EQ(c.stats, "unix:/tmp/s");
-  EXPECT_EQ(c.loop, "uvloop");
-  EXPECT_EQ(c.module, "a.b");
-  EXPECT_FALSE(c.workers.has_value());
-  EXPECT_FALSE(c.pidfile.has_value());
+  EXPECT_EQ(c.values("server", "listen"), (std::vector<std::string>{":1", ":2"}));
+  EXPECT_EQ(c.values("server", "uwsgi_listen"), (std::vector<std::string>{":3", ":4"}));
+  EXPECT_EQ(c.values("stats", "listen"), std::vector<std::string>{"unix:/tmp/s"});
+  EXPECT_EQ(c.values("app", "loop"), std::vector<std::string>{"uvloop"});
+  EXPECT_EQ(c.values("app", "module"), std::vector<std::string>{"a.b"});
+  EXPECT_TRUE(c.values("server", "workers").empty());
+  EXPECT_TRUE(c.values("server", "pidfile").empty());
 }
 
 std::string usage_error(std::initializer_list<std::string> args) {
   Argv argv(args);
-  CommandLine out;
-  std::string error;
-  EXPECT_FALSE(parse_command_line(argv.argc(), argv.argv(), &out, &error));
+  Result<CommandLine> out = parse_command_line(argv.argc(), argv.argv());
+  EXPECT_FALSE(out.ok());
+  std::string error = out.ok() ? "" : out.status().message();
   EXPECT_EQ(error.find('\n'), std::string::npos);  // one line
   return error;
 }
@@ -741,7 +748,7 @@ TEST(CommandLine, UsageErrors) {
   EXPECT_EQ(usage_error({"--cores=99999999999"}),
             "invalid value for --cores: 99999999999 (must be 1..100000)");
   EXPECT_EQ(usage_error({"--loop", "trio"}),
-            "invalid value for --loop: 'trio' (must be asyncio or uvloop)");
+            "invalid value for --loop: 'trio' (must be one of \"asyncio\", \"uvloop\")");
   EXPECT_EQ(usage_error({"--greenlet=1"}), "option --greenlet takes no value");
   EXPECT_EQ(usage_error({"-c", "a.toml", "--config", "b.toml"}),
             "option --config given twice: only one config file is read");
@@ -760,6 +767,208 @@ TEST(CommandLine, UsageListsEveryFlag) {
         "--static-map",  "--static-expires"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
+}
+
+// A key's value in |cfg|, as text, to compare loads.
+std::string field_text(const Key& key, const Config& cfg) {
+  Config copy = cfg;
+  return std::visit(
+      [](auto* p) -> std::string {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_arithmetic_v<T>) {
+          return std::to_string(*p);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return *p;
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          std::string s;
+          for (const auto& v : *p) s += v + ";";
+          return s;
+        } else {
+          std::string s;
+          for (const auto& [k, v] : *p) s += k + "=" + v + ";";
+          return s;
+        }
+      },
+      key.field(copy));
+}
+
+// A valid value for |key| that differs from its default: as TOML, as a flag's text, and as
+// field_text shows it once loaded from dir_ (the file's folder and the current directory).
+struct Sample {
+  std::string toml, flag, loaded;
+};
+
+class KeyTableTest : public ConfigTest {
+ protected:
+  Sample sample(const Key& key) {
+    const Config defaults;
+    switch (key.type) {
+      case Type::kInt: {
+        int64_t v = key.min + 1;
+        return {std::to_string(v), std::to_string(v), std::to_string(v)};
+      }
+      case Type::kSeconds:
+      case Type::kPositiveSeconds:
+        return {"2.5", "2.5", std::to_string(2.5)};
+      case Type::kBool: {
+        bool v = field_text(key, defaults) != "1";
+        return {v ? "true" : "false", v ? "true" : "false", v ? "1" : "0"};
+      }
+      case Type::kChoice: {
+        std::string v(key.choices.back());
+        return {"\"" + v + "\"", v, v};
+      }
+      case Type::kPythonName:
+        return {"\"make_app\"", "make_app", "make_app"};
+      case Type::kModule:
+        return {"\"pkg.wsgi\"", "pkg.wsgi", "pkg.wsgi"};
+      case Type::kPath:
+        if (key.role == Role::kAppFile) return {"\"app.py\"", "app.py", path("app.py")};
+        return {"\"run/x.out\"", "run/x.out", path("run/x.out")};
+      case Type::kDirectory:
+        write("work/.keep", "");
+        return {"\"work\"", "work", path("work")};
+      case Type::kUser:
+      case Type::kGroup:
+        return {"\"0\"", "0", "0"};
+      case Type::kAddress:
+      case Type::kTcpAddress:
+        return {"\"127.0.0.1:21050\"", "127.0.0.1:21050", "127.0.0.1:21050"};
+      case Type::kAddressList:
+        return {"[\"127.0.0.1:21051\"]", "127.0.0.1:21051", "127.0.0.1:21051;"};
+      case Type::kPathList:
+        return {"[\"lib\"]", "lib", path("lib") + ";"};
+      case Type::kEnv:
+        return {"{ MODE = \"prod\" }", "MODE=prod", "MODE=prod;"};
+      case Type::kStaticMap:
+        write("static/.keep", "");
+        return {"{ \"/s/\" = \"static\" }", "/s/=static", "/s/=" + path("static") + ";"};
+    }
+    return {};
+  }
+
+  // A file with a listener and an app around |line| in [|key.table|].
+  std::string file_with(const Key& key, const std::string& line) {
+    std::string server = key.name == "listen" && key.table == "server"
+                             ? "[server]\n"
+                             : "[server]\nlisten = [\":21000\"]\n";
+    const bool app_key = key.role == Role::kAppFile || key.role == Role::kAppModule;
+    std::string app_line = !app_key ? "wsgi_file = \"app.py\"\n" : "";
+    std::string app = "[app]\n" + app_line;
+    if (key.table == "server") return server + line + "\n" + app;
+    if (key.table == "app") return server + app + line + "\n";
+    return server + app + "[" + std::string(key.table) + "]\n" + line + "\n";
+  }
+};
+
+TEST_F(KeyTableTest, EveryKeyRoundTripsThroughTheFileAndItsFlag) {
+  ScopedChdir cd(dir_);
+  const Config defaults;
+  for (const Key& key : keys()) {
+    SCOPED_TRACE("[" + std::string(key.table) + "] " + std::string(key.name));
+    Sample s = sample(key);
+    ASSERT_NE(s.loaded, field_text(key, defaults)) << "the sample must differ from the default";
+    std::string line = std::string(key.name) + " = " + s.toml;
+    if (key.role == Role::kAppFile) line = "module = \"\"\n" + line;
+    Config from_file = load_file_ok(file_with(key, line));
+    EXPECT_EQ(field_text(key, from_file), s.loaded);
+    if (key.flag.name.empty()) continue;
+    for (std::string_view flag : {key.flag.name, key.flag.uwsgi}) {
+      if (flag.empty()) continue;
+      SCOPED_TRACE(std::string(flag));
+      write("server.toml", file_with(key, ""));
+      Config from_flag = load_ok(cli({"-c", "server.toml", std::string(flag), s.flag}));
+      EXPECT_EQ(field_text(key, from_flag), s.loaded);
+    }
+    if (key.flag.short_name != 0) {
+      Config from_short =
+          load_ok(cli({"-c", "server.toml", std::string("-") + key.flag.short_name + s.flag}));
+      EXPECT_EQ(field_text(key, from_short), s.loaded);
+    }
+  }
+}
+
+TEST(KeyTable, PrintKeysListsEveryKeyOnceByTable) {
+  std::string want;
+  std::set<std::string> seen;
+  size_t table = 0;
+  for (const Key& key : keys()) {
+    std::string line = "[" + std::string(key.table) + "] " + std::string(key.name);
+    EXPECT_TRUE(seen.insert(line).second) << "twice: " << line;
+    EXPECT_EQ(find_key(key.table, key.name), &key);
+    // Keys are grouped by table, in the order of tables().
+    while (table < tables().size() && tables()[table] != key.table) ++table;
+    EXPECT_LT(table, tables().size()) << line << " is out of table order";
+    EXPECT_FALSE(key.doc.empty()) << line;
+    want += line + "\n";
+  }
+  EXPECT_EQ(key_list(), want);
+  EXPECT_EQ(find_key("server", "nope"), nullptr);
+  EXPECT_EQ(find_flag("--processes"), find_key("server", "workers"));
+  EXPECT_EQ(find_flag("-p"), find_key("server", "workers"));
+  EXPECT_EQ(find_flag("--asyncio"), find_key("server", "cores"));
+  EXPECT_EQ(find_flag("--nope"), nullptr);
+  Argv argv({"--print-keys", "--check"});
+  Result<CommandLine> c = parse_command_line(argv.argc(), argv.argv());
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->action, CommandLine::Action::kPrintKeys);
+}
+
+TEST(KeyTable, HelpListsEveryFlagAndKey) {
+  std::string usage = usage_text();
+  for (const Option& o : options()) {
+    std::string spelled = o.short_name != 0 ? std::string("-") + o.short_name + ", " : "";
+    EXPECT_NE(usage.find(spelled + std::string(o.name)), std::string::npos) << o.name;
+  }
+  for (std::string_view table : tables()) {
+    EXPECT_NE(usage.find("\n[" + std::string(table) + "]\n"), std::string::npos) << table;
+  }
+  for (const Key& key : keys()) {
+    EXPECT_NE(usage.find("  " + std::string(key.name) + " = "), std::string::npos) << key.name;
+    for (std::string_view flag : {key.flag.name, key.flag.uwsgi}) {
+      if (!flag.empty()) {
+        EXPECT_NE(usage.find(std::string(flag) + " "), std::string::npos) << flag;
+      }
+    }
+    if (key.flag.short_name != 0) {
+      std::string spelled =
+          std::string("-") + key.flag.short_name + ", " + std::string(key.flag.name);
+      EXPECT_NE(usage.find(spelled), std::string::npos) << spelled;
+    }
+  }
+  EXPECT_NE(usage.find("--print-keys"), std::string::npos);
+}
+
+TEST_F(ConfigTest, UwsgiOptionsFollowTheTable) {
+  write("lib/.keep", "");
+  Config cfg = load_file_ok(R"([server]
+listen = ["127.0.0.1:21000", "127.0.0.1:21001"]
+workers = 3
+user = "0"
+[app]
+wsgi_file = "app.py"
+python_path = ["lib"]
+env = { A = "1" }
+[limits]
+harakiri = 2.5
+)");
+  std::vector<std::string> seen;
+  std::map<std::string, UwsgiOption> opts;
+  for_each_uwsgi_option(cfg, [&](const UwsgiOption& o) {
+    seen.emplace_back(o.name);
+    opts[std::string(o.name)] = o;
+  });
+  EXPECT_EQ(seen, (std::vector<std::string>{"http-socket", "processes", "asyncio", "listen", "uid",
+                                            "master", "greenlet", "wsgi-file", "callable",
+                                            "pythonpath", "env", "loop", "harakiri"}));
+  EXPECT_EQ(opts["http-socket"].texts,
+            (std::vector<std::string>{"127.0.0.1:21000", "127.0.0.1:21001"}));
+  EXPECT_EQ(opts["processes"].kind, UwsgiOption::Kind::kNumber);
+  EXPECT_EQ(opts["processes"].number, 3);
+  EXPECT_EQ(opts["master"].kind, UwsgiOption::Kind::kTrue);
+  EXPECT_EQ(opts["env"].texts, std::vector<std::string>{"A=1"});
+  EXPECT_EQ(opts["harakiri"].number, 2.5);
+  EXPECT_EQ(opts["wsgi-file"].texts, std::vector<std::string>{path("app.py")});
 }
 
 }  // namespace

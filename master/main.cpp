@@ -36,14 +36,18 @@ void fatal(const std::string& message) {
 int run(int argc, char** argv) {
   aiowsgi::log::setup_stderr("master");
 
-  CommandLine cli;
-  std::string error;
-  if (!aiowsgi::config::parse_command_line(argc, argv, &cli, &error)) {
-    fprintf(stderr, "aiowsgi-master: %s\n", error.c_str());
+  aiowsgi::Result<CommandLine> parsed = aiowsgi::config::parse_command_line(argc, argv);
+  if (!parsed.ok()) {
+    fprintf(stderr, "aiowsgi-master: %s\n", parsed.status().message().c_str());
     return aiowsgi::kExitConfigError;
   }
+  CommandLine cli = std::move(parsed).value();
   if (cli.action == CommandLine::Action::kHelp) {
-    fputs(aiowsgi::config::usage_text(), stdout);
+    fputs(aiowsgi::config::usage_text().c_str(), stdout);
+    return aiowsgi::kExitOk;
+  }
+  if (cli.action == CommandLine::Action::kPrintKeys) {
+    fputs(aiowsgi::config::key_list().c_str(), stdout);
     return aiowsgi::kExitOk;
   }
   if (cli.action == CommandLine::Action::kVersion) {

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/keys.h"
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/embedded_python.h"
@@ -386,52 +387,25 @@ PyObject* build_opt(const config::Config& c) {
     if (value == nullptr || PyDict_SetItemString(d.get(), key, value) < 0) ok = false;
     Py_XDECREF(value);
   };
-  auto str = [&](const char* key, const std::string& v) {
-    if (!v.empty()) put(key, bytes(v));
-  };
-  auto num = [&](const char* key, double v) {
-    if (v != 0) put(key, bytes(fmt::format("{}", v)));
-  };
-  auto list = [&](const char* key, const std::vector<std::string>& vs) {
-    if (vs.empty()) return;
-    if (vs.size() == 1) return put(key, bytes(vs[0]));
+  // The options come from the key table: each key with a uWSGI name, as uWSGI would hold it.
+  config::for_each_uwsgi_option(c, [&](const config::UwsgiOption& o) {
+    std::string name(o.name);
+    switch (o.kind) {
+      case config::UwsgiOption::Kind::kTrue:
+        return put(name.c_str(), Py_NewRef(Py_True));
+      case config::UwsgiOption::Kind::kNumber:
+        return put(name.c_str(), bytes(fmt::format("{}", o.number)));
+      case config::UwsgiOption::Kind::kText:
+        break;
+    }
+    if (o.texts.size() == 1) return put(name.c_str(), bytes(o.texts[0]));
     PyObject* l = PyList_New(0);
-    for (const auto& v : vs) {
+    for (const auto& v : o.texts) {
       PyRef b = PyRef::steal(bytes(v));
       if (l == nullptr || !b || PyList_Append(l, b.get()) < 0) ok = false;
     }
-    put(key, l);
-  };
-  auto flag = [&](const char* key, bool on) {
-    if (on) put(key, Py_NewRef(Py_True));
-  };
-  list("http-socket", c.server.listen);
-  list("socket", c.server.uwsgi_listen);
-  num("processes", c.server.workers);
-  num("asyncio", c.server.cores);
-  num("listen", c.server.backlog);
-  flag("reuse-port", c.server.reuse_port);
-  str("pidfile", c.server.pidfile);
-  str("uid", c.server.user);
-  str("gid", c.server.group);
-  flag("master", true);
-  flag("greenlet", true);
-  str("wsgi-file", c.app.wsgi_file);
-  str("module", c.app.module);
-  str("callable", c.app.callable);
-  str("chdir", c.app.chdir);
-  list("pythonpath", c.app.python_path);
-  std::vector<std::string> env;
-  for (const auto& [k, v] : c.app.env) env.push_back(k + "=" + v);
-  list("env", env);
-  str("loop", c.app.loop);
-  num("harakiri", c.limits.harakiri);
-  num("max-requests", static_cast<double>(c.limits.max_requests));
-  num("reload-on-rss", static_cast<double>(c.limits.reload_on_rss_mb));
-  str("stats", c.stats.listen);
-  std::vector<std::string> statics;
-  for (const auto& [prefix, folder] : c.statics.map) statics.push_back(prefix + "=" + folder);
-  list("static-map", statics);
+    put(name.c_str(), l);
+  });
   return ok ? d.release() : nullptr;
 }
 

@@ -1,23 +1,24 @@
 #!/usr/bin/env python3
-"""Checks that the config keys the loader accepts and the keys the docs describe agree.
+"""Checks that the config keys the server accepts and the keys the docs describe agree.
 
 Sources, each reduced to a set of "[table] key" names (plus "[table]" for each table):
-  code     config/config.cpp: the table dispatch map ({"server", &FileLoader::server}, ...)
-           and, in each table's reader, the comparisons `k == "workers"`.
+  binary   `aiowsgi-master --print-keys`: the key table (config/keys.cpp) that drives the
+           loader, the flags and --help; the source of truth.
   man      man/aiowsgi.toml.5: each `.TP` entry under a `.SH "[table] TABLE"` section.
   example  man/aiowsgi.toml.5: the first example file under EXAMPLES (it claims every key).
-  spec     SPEC.md: the ```toml block of the "server.toml" section.
 
-Exits 0 when all sets are equal, 1 listing every key missing from a source, 2 when a
-source cannot be read or yields no keys (the extractor then needs adapting, not silence).
+Exits 0 when all sets are equal, 1 listing every key missing from a source (in both
+directions), 2 when a source cannot be read or yields no keys (the extractor then needs
+adapting, not silence). Reads nothing outside the repository but the binary it is given.
 Standard library only.
 
-usage: check_man_keys.py [--root REPO] [--spec SPEC.md] [--print]
+usage: check_man_keys.py --binary aiowsgi-master [--root REPO] [--print]
 """
 
 import argparse
 import os
 import re
+import subprocess
 import sys
 
 IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -35,107 +36,25 @@ def read(path):
         raise SourceError(f"{path}: {e.strerror}") from e
 
 
-# ---- C++ -------------------------------------------------------------------------------------
+# ---- the binary ------------------------------------------------------------------------------
 
-def strip_cpp_comments(src):
-    """Blanks out // and /* */ comments, keeping string and char literals and line count."""
-    out = []
-    i, n = 0, len(src)
-    while i < n:
-        c = src[i]
-        if src.startswith("//", i):
-            j = src.find("\n", i)
-            j = n if j < 0 else j
-            out.append(" " * (j - i))
-            i = j
-        elif src.startswith("/*", i):
-            j = src.find("*/", i + 2)
-            j = n if j < 0 else j + 2
-            out.append(re.sub(r"[^\n]", " ", src[i:j]))
-            i = j
-        elif src.startswith('R"', i):
-            m = re.match(r'R"([^(\s]*)\(', src[i:])
-            if not m:
-                out.append(c)
-                i += 1
-                continue
-            end = src.find(")" + m.group(1) + '"', i)
-            j = n if end < 0 else end + len(m.group(1)) + 2
-            # Raw strings (usage text) hold prose, never key names: blank them.
-            out.append(re.sub(r"[^\n]", " ", src[i:j]))
-            i = j
-        elif c in "\"'":
-            j = i + 1
-            while j < n and src[j] != c and src[j] != "\n":
-                j += 2 if src[j] == "\\" else 1
-            out.append(src[i:j + 1])
-            i = j + 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def block_after(src, pos):
-    """The text between the first '{' at or after pos and its matching '}'."""
-    start = src.find("{", pos)
-    if start < 0:
-        return ""
-    depth = 0
-    i = start
-    while i < len(src):
-        c = src[i]
-        if c in "\"'":
-            j = i + 1
-            while j < len(src) and src[j] != c:
-                j += 2 if src[j] == "\\" else 1
-            i = j + 1
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth == 0:
-                return src[start + 1:i]
-        i += 1
-    return src[start + 1:]
-
-
-def code_keys(path):
-    src = strip_cpp_comments(read(path))
+def binary_keys(binary):
+    """`aiowsgi-master --print-keys`: the key table, one "[table] key" per line."""
+    try:
+        out = subprocess.run([binary, "--print-keys"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    except OSError as e:
+        raise SourceError(f"{binary}: {e.strerror}") from e
+    if out.returncode != 0:
+        raise SourceError(f"{binary} --print-keys exited {out.returncode}: {out.stderr.strip()}")
     keys = set()
-
-    # Layout 1 (config.cpp today): {"server", &FileLoader::server} dispatches a table to a
-    # member function, which compares each key: `if (k == "listen") ... else if (k == ...)`.
-    dispatch = re.findall(r'\{\s*"(' + IDENT + r')"\s*,\s*&\s*(?:\w+::)*(' + IDENT + r')\s*\}', src)
-    for table, method in dispatch:
-        keys.add(f"[{table}]")
-        m = re.search(r"\b(?:void|bool|Status)\s+" + re.escape(method) +
-                      r"\s*\(\s*const\s+toml::table\s*&", src)
+    for n, line in enumerate(out.stdout.splitlines(), 1):
+        m = re.fullmatch(r"\[(" + IDENT + r")\] (" + IDENT + r")", line)
         if not m:
-            raise SourceError(f"{path}: no reader function {method}() for table [{table}]")
-        body = block_after(src, m.end())
-        found = set(re.findall(r'\b' + IDENT + r'\s*==\s*"(' + IDENT + r')"', body))
-        found |= set(re.findall(r'"(' + IDENT + r')"\s*==\s*' + IDENT + r'\b', body))
-        if not found:
-            raise SourceError(f"{path}: found no `key == \"name\"` in {method}() for [{table}]")
-        keys |= {f"[{table}] {k}" for k in found}
-
-    # Layout 2: a table of accepted keys, {"server", {"listen", "workers", ...}}.
-    if not dispatch:
-        for table, inner in re.findall(r'\{\s*"(' + IDENT + r')"\s*,\s*\{([^{}]*)\}\s*\}', src):
-            names = re.findall(r'"(' + IDENT + r')"', inner)
-            if names:
-                keys.add(f"[{table}]")
-                keys |= {f"[{table}] {k}" for k in names}
-
-    # Layout 3: literal pairs or dotted names, {"server", "workers"} or "server.workers".
+            raise SourceError(f"{binary} --print-keys: line {n} is not '[table] key': {line}")
+        keys |= {f"[{m.group(1)}]", f"[{m.group(1)}] {m.group(2)}"}
     if not keys:
-        for table, key in re.findall(r'\{\s*"(' + IDENT + r')"\s*,\s*"(' + IDENT + r')"\s*\}', src):
-            keys |= {f"[{table}]", f"[{table}] {key}"}
-
-    if not keys:
-        raise SourceError(f"{path}: no config keys found; adapt code_keys() to the loader's layout")
+        raise SourceError(f"{binary} --print-keys printed no keys")
     return keys
 
 
@@ -208,41 +127,7 @@ def man_example_keys(path):
     return keys
 
 
-def spec_keys(path):
-    text = read(path)
-    m = re.search(r"^#+\s*server\.toml\s*$.*?^```toml\s*$(.*?)^```\s*$", text, re.S | re.M)
-    if not m:
-        raise SourceError(f"{path}: no ```toml block under a 'server.toml' heading")
-    keys = toml_keys(m.group(1))
-    if not keys:
-        raise SourceError(f"{path}: the server.toml block has no keys")
-    return keys
-
-
-def spec_additions(path):
-    """'[table] key  reason...' lines ('[table]' counts too); '#' starts a comment."""
-    keys = set()
-    if not os.path.isfile(path):
-        return keys
-    for line in read(path).splitlines():
-        line = line.split("#", 1)[0].strip()
-        m = re.match(r"^((\[\w+\])\s+\w+)", line)
-        if m:
-            keys.add(re.sub(r"\s+", " ", m.group(1)))
-            keys.add(m.group(2))  # a key added in a new table adds the table too
-    return keys
-
-
 # ---- main --------------------------------------------------------------------------------------
-
-def find_spec(root):
-    for cand in (os.path.join(root, "SPEC.md"), os.path.join(root, "docs", "SPEC.md"),
-                 os.path.join(os.path.dirname(root), "shared", "SPEC.md")):
-        if os.path.isfile(cand):
-            return cand
-    raise SourceError(f"SPEC.md not found under {root} or {root}/docs or ../shared; "
-                      "pass --spec PATH")
-
 
 def sort_key(k):
     table, _, key = k.partition(" ")
@@ -254,28 +139,20 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", default=os.path.normpath(os.path.join(here, "..", "..")),
                     help="repository root (default: two folders above this script)")
-    ap.add_argument("--spec", help="SPEC.md (default: ROOT/SPEC.md, ROOT/docs/SPEC.md, "
-                                   "ROOT/../shared/SPEC.md)")
+    ap.add_argument("--binary", required=True, help="the built aiowsgi-master")
     ap.add_argument("--print", action="store_true", help="print every source's keys")
     args = ap.parse_args(argv)
 
     man = os.path.join(args.root, "man", "aiowsgi.toml.5")
     try:
-        spec = args.spec or find_spec(args.root)
         sources = {
-            "config/config.cpp": code_keys(os.path.join(args.root, "config", "config.cpp")),
+            "aiowsgi-master --print-keys": binary_keys(args.binary),
             "man/aiowsgi.toml.5": man_keys(man),
             "man/aiowsgi.toml.5 EXAMPLES": man_example_keys(man),
-            spec: spec_keys(spec),
         }
     except SourceError as e:
         print(f"check_man_keys: {e}", file=sys.stderr)
         return 2
-    # Keys the project added to the contract on purpose, beyond SPEC.md (each with its reason
-    # in the file): SPEC.md is shared and read-only here, so the additions are recorded beside
-    # this script and count as the spec's.
-    additions = spec_additions(os.path.join(here, "spec_additions.txt"))
-    sources[spec] = sources[spec] | additions
 
     everything = set().union(*sources.values())
     if args.print:

@@ -1,0 +1,79 @@
+// The cross-field checks of load_config: what no single key's rule can see, run once the file
+// and the command line are merged, each in one function. Master only; no Python.
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/address.h"
+#include "config/load_steps.h"
+
+namespace aiowsgi::config {
+
+void check_listeners(const std::string& origin, const Origins& origins, const Config& cfg,
+                     ErrorList* errors) {
+  if (origins.file_failed || origins.listen_error) return;
+  if (cfg.server.listen.empty() && cfg.server.uwsgi_listen.empty()) {
+    errors->add(origin + ": no listener: set [server] listen or uwsgi_listen, or pass --http ADDR");
+  }
+}
+
+// Exactly one of wsgi_file and module; the file exists; "pkg.mod:call" splits into module and
+// callable.
+void check_app(const std::string& origin, const Origins& origins, Config* cfg, ErrorList* errors) {
+  if (origins.file_failed) return;
+  AppConfig& app = cfg->app;
+  if (!app.wsgi_file.empty() && !app.module.empty()) {
+    errors->add(origin + ": both [app] wsgi_file and [app] module are set; keep one");
+  } else if (app.wsgi_file.empty() && app.module.empty()) {
+    if (!origins.app_error) {
+      errors->add(origin +
+                  ": no app: set [app] wsgi_file or [app] module, or pass --wsgi-file / --module");
+    }
+  } else if (!app.wsgi_file.empty()) {
+    struct stat st {};
+    if (::stat(app.wsgi_file.c_str(), &st) != 0) {
+      errors->add(origins.wsgi_file + ": no such file: " + app.wsgi_file);
+    } else if (!S_ISREG(st.st_mode)) {
+      errors->add(origins.wsgi_file + ": not a regular file: " + app.wsgi_file);
+    }
+  } else if (size_t colon = app.module.find(':'); colon != std::string::npos) {
+    app.callable = app.module.substr(colon + 1);
+    app.module.resize(colon);
+  }
+}
+
+// Two listeners on one address would make the second bind() fail at start-up.
+void check_distinct_addresses(const std::string& origin, const Config& cfg, ErrorList* errors) {
+  std::vector<std::pair<std::string, SocketAddress>> addrs;
+  auto add = [&](const std::string& name, const std::string& text) {
+    if (text.empty()) return;
+    SocketAddress a;
+    if (!parse_address(text, &a).ok()) return;  // already reported
+    for (const auto& [other_name, other] : addrs) {
+      if (other.length == a.length && std::memcmp(&other.storage, &a.storage, a.length) == 0) {
+        std::string msg = origin;
+        msg.append(": ").append(text).append(" is used by both ").append(other_name);
+        msg.append(" and ").append(name);
+        errors->add(std::move(msg));
+        return;
+      }
+    }
+    addrs.emplace_back(name, a);
+  };
+  for (const auto& l : cfg.server.listen) add("[server] listen", l);
+  for (const auto& l : cfg.server.uwsgi_listen) add("[server] uwsgi_listen", l);
+  add("[stats] listen", cfg.stats.listen);
+  add("[stats] metrics", cfg.stats.metrics);
+}
+
+// The longest prefix wins: "/static/img/" before "/static/".
+void order_static_map(Config* cfg) {
+  std::stable_sort(cfg->statics.map.begin(), cfg->statics.map.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+}  // namespace aiowsgi::config

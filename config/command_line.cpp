@@ -1,0 +1,220 @@
+// The command line: parse_command_line (argv into a CommandLine) and the command-line pass of
+// load_config (its settings onto the Config). Flags come from the key table
+// (config/keys.cpp); values are checked by the same rules as the file's (config/values.cpp).
+// Master only; no Python.
+#include "config/command_line.h"
+
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "config/keys.h"
+#include "config/load_steps.h"
+#include "config/values.h"
+
+namespace aiowsgi::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr Option kOptions[] = {
+    {"--config", 'c', Option::Kind::kConfig, "FILE",
+     "read settings from FILE (TOML, see aiowsgi.toml(5))"},
+    {"--check", 0, Option::Kind::kCheck, "", "validate the configuration and exit"},
+    {"--print-keys", 0, Option::Kind::kPrintKeys, "",
+     "print every config key as \"[table] key\", one per line, and exit"},
+    {"--version", 0, Option::Kind::kVersion, "", "print the version and exit"},
+    {"--help", 'h', Option::Kind::kHelp, "", "print this help and exit"},
+    {"--greenlet", 0, Option::Kind::kNoEffect, "",
+     "accepted for uWSGI compatibility (cores are always greenlets)"},
+    {"--master", 0, Option::Kind::kNoEffect, "",
+     "accepted for uWSGI compatibility (there is always a master)"},
+};
+
+const Option* find_option(std::string_view name) {
+  for (const Option& o : kOptions) {
+    if (o.name == name) return &o;
+    if (o.short_name != 0 && name.size() == 2 && name[0] == '-' && name[1] == o.short_name) {
+      return &o;
+    }
+  }
+  return nullptr;
+}
+
+Status usage_error(std::string msg) { return Status::Config(std::move(msg)); }
+
+// What the parser checks of a flag's value: the rules that need neither the file nor the
+// filesystem. "invalid value for --workers: 0 (must be 1..1024)".
+Status check_flag_value(std::string_view flag, const Key& key, std::string_view text) {
+  Result<Value> v = parse_text(key, text);
+  if (!v.ok()) {
+    return usage_error("invalid value for " + std::string(flag) + ": " + v.status().message());
+  }
+  if (Status st = check_value(key, *v); !st.ok()) {
+    std::string shown =
+        std::holds_alternative<std::string>(*v) ? "'" + std::string(text) + "'" : std::string(text);
+    return usage_error("invalid value for " + std::string(flag) + ": " + shown + " (" +
+                       st.message() + ")");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::span<const Option> options() { return kOptions; }
+
+Status CommandLine::set(std::string_view flag, std::string value) {
+  const Key* key = find_flag(flag);
+  if (key == nullptr) return usage_error("unknown option '" + std::string(flag) + "'");
+  settings.push_back({key, std::move(value)});
+  return Status::Ok();
+}
+
+std::vector<std::string> CommandLine::values(std::string_view table, std::string_view key) const {
+  std::vector<std::string> out;
+  for (const Setting& s : settings) {
+    if (s.key->table == table && s.key->name == key) out.push_back(s.value);
+  }
+  return out;
+}
+
+Result<CommandLine> parse_command_line(int argc, char** argv) {
+  CommandLine cl;
+  bool help = false, version = false, check = false, print_keys = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view name = arg;
+    std::optional<std::string_view> inline_value;
+    if (arg.size() > 2 && arg[0] == '-' && arg[1] == '-') {
+      // "--opt=value"
+      if (size_t eq = arg.find('='); eq != std::string_view::npos) {
+        name = arg.substr(0, eq);
+        inline_value = arg.substr(eq + 1);
+      }
+    } else if (arg.size() > 2 && arg[0] == '-' && arg[1] != '-') {
+      // "-cFILE", "-p4"
+      name = arg.substr(0, 2);
+      inline_value = arg.substr(2);
+    }
+    const Option* option = find_option(name);
+    const Key* key = option == nullptr ? find_flag(name) : nullptr;
+    if (option == nullptr && key == nullptr) {
+      if (arg.empty() || arg[0] != '-') {
+        return usage_error("unexpected argument '" + std::string(arg) + "' (see --help)");
+      }
+      return usage_error("unknown option '" + std::string(name) + "' (see --help)");
+    }
+    std::string_view value;
+    if (key != nullptr || !option->metavar.empty()) {
+      if (inline_value) {
+        value = *inline_value;
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        return usage_error("option " + std::string(name) + " needs a value (see --help)");
+      }
+      if (value.empty()) {
+        return usage_error("option " + std::string(name) + " needs a non-empty value");
+      }
+    } else if (inline_value) {
+      return usage_error("option " + std::string(name) + " takes no value");
+    }
+    if (key != nullptr) {
+      if (Status st = check_flag_value(name, *key, value); !st.ok()) return st;
+      cl.settings.push_back({key, std::string(value)});
+      continue;
+    }
+    switch (option->kind) {
+      case Option::Kind::kConfig:
+        if (!cl.config_file.empty()) {
+          return usage_error("option " + std::string(name) +
+                             " given twice: only one config file is read");
+        }
+        cl.config_file = std::string(value);
+        break;
+      case Option::Kind::kCheck:
+        check = true;
+        break;
+      case Option::Kind::kPrintKeys:
+        print_keys = true;
+        break;
+      case Option::Kind::kVersion:
+        version = true;
+        break;
+      case Option::Kind::kHelp:
+        help = true;
+        break;
+      case Option::Kind::kNoEffect:
+        // uWSGI spellings: cores are always greenlets and there is always a master.
+        break;
+    }
+  }
+  auto given = [&](Role role) {
+    return std::any_of(cl.settings.begin(), cl.settings.end(),
+                       [&](const CommandLine::Setting& s) { return s.key->role == role; });
+  };
+  if (given(Role::kAppFile) && given(Role::kAppModule)) {
+    return usage_error("--wsgi-file and --module both given: the app comes from one of them");
+  }
+  cl.action = help         ? CommandLine::Action::kHelp
+              : version    ? CommandLine::Action::kVersion
+              : print_keys ? CommandLine::Action::kPrintKeys
+              : check      ? CommandLine::Action::kCheck
+                           : CommandLine::Action::kRun;
+  return cl;
+}
+
+void apply_command_line(const CommandLine& cli, const fs::path& cwd, Config* cfg, ErrorList* errors,
+                        Origins* origins) {
+  // An app named on the command line replaces the file's choice of app, whichever kind it was:
+  // `-c server.toml --module other:app` must not fail with "both wsgi_file and module".
+  for (const CommandLine::Setting& s : cli.settings) {
+    if (s.key->role == Role::kAppFile || s.key->role == Role::kAppModule) {
+      cfg->app.wsgi_file.clear();
+      cfg->app.module.clear();
+      origins->wsgi_file.clear();
+      break;
+    }
+  }
+  std::set<const Key*> replaced;  // array keys whose file value the flags replaced
+  for (const CommandLine::Setting& s : cli.settings) {
+    const Key& key = *s.key;
+    const std::string origin = "command line: " + std::string(key.flag.name) + " " + s.value;
+    Status st;
+    if (is_table(key)) {
+      size_t eq = s.value.find('=');
+      if (eq == std::string::npos) {
+        st = Status::Config("expected " + metavar(key) + " (\"/static/=/srv/static\")");
+      } else if (Result<Entry> e =
+                     accept_entry(key, Entry(s.value.substr(0, eq), s.value.substr(eq + 1)), cwd);
+                 !e.ok()) {
+        st = e.status();
+      } else {
+        if (!key.flag.adds && replaced.insert(&key).second) clear(key, cfg);
+        store_entry(key, std::move(e).value(), cfg);
+      }
+    } else {
+      if (is_array(key) && !key.flag.adds && replaced.insert(&key).second) clear(key, cfg);
+      Result<Value> v = parse_text(key, s.value);
+      if (v.ok()) v = accept(key, std::move(v).value(), cwd);
+      if (!v.ok()) {
+        st = v.status();
+      } else {
+        store(key, std::move(v).value(), cfg);
+        if (key.role == Role::kAppFile) origins->wsgi_file = origin;
+      }
+    }
+    if (!st.ok()) {
+      errors->add(origin + ": " + st.message());
+      if (key.role == Role::kListener) origins->listen_error = true;
+      if (key.role == Role::kAppFile || key.role == Role::kAppModule) origins->app_error = true;
+    }
+  }
+}
+
+}  // namespace aiowsgi::config

@@ -1,0 +1,324 @@
+#include "config/values.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "common/address.h"
+#include "common/numeric_id.h"
+
+namespace aiowsgi::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status refuse(std::string reason) { return Status::Config(std::move(reason)); }
+
+// Resolves |p| against |base|. Lexical only: symlinks are kept as written, and the path need
+// not exist.
+std::string resolve_path(const std::string& p, const fs::path& base) {
+  if (p.empty()) return p;
+  fs::path path(p);
+  if (path.is_absolute()) return path.lexically_normal().string();
+  return (base / path).lexically_normal().string();
+}
+
+// "unix:sock" -> "unix:/base/sock"; other addresses are returned unchanged.
+std::string resolve_address(const std::string& a, const fs::path& base) {
+  constexpr std::string_view kUnix = "unix:";
+  if (a.size() <= kUnix.size() || a.compare(0, kUnix.size(), kUnix) != 0) return a;
+  return std::string(kUnix) + resolve_path(a.substr(kUnix.size()), base);
+}
+
+// A dotted Python name: "pkg.mod", "app". Non-ASCII bytes are let through (PEP 3131 names).
+bool is_dotted_name(std::string_view s) {
+  if (s.empty()) return false;
+  bool at_start = true;
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (c == '.') {
+      if (at_start) return false;
+      at_start = true;
+      continue;
+    }
+    bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || u >= 0x80;
+    bool digit = c >= '0' && c <= '9';
+    if (!alpha && !(digit && !at_start)) return false;
+    at_start = false;
+  }
+  return !at_start;
+}
+
+// A numeric id (common/numeric_id.h) need not have a passwd/group entry; range errors are
+// reported by the caller before these are asked.
+bool user_exists(const std::string& name) {
+  if (uint32_t id = 0; parse_numeric_id(name, &id) == IdText::kNumber) return true;
+  passwd pw{};
+  passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  return getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found) == 0 && found != nullptr;
+}
+
+bool group_exists(const std::string& name) {
+  if (uint32_t id = 0; parse_numeric_id(name, &id) == IdText::kNumber) return true;
+  group gr{};
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  return getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found) == 0 && found != nullptr;
+}
+
+bool is_directory(const std::string& path, struct stat* st) {
+  return ::stat(path.c_str(), st) == 0 && S_ISDIR(st->st_mode);
+}
+
+Result<std::string> accept_path(const std::string& p, const fs::path& base) {
+  if (p.find('\0') != std::string::npos) return refuse("path contains a NUL byte");
+  return resolve_path(p, base);
+}
+
+// Resolves a unix: path and checks that the address parses. "" means none.
+Result<std::string> accept_address(const std::string& written, const fs::path& base,
+                                   bool tcp_only) {
+  if (written.empty()) return written;
+  std::string resolved = resolve_address(written, base);
+  SocketAddress addr;
+  if (Status st = parse_address(resolved, &addr); !st.ok()) return refuse(st.message());
+  if (tcp_only && addr.family == SocketAddress::Family::kUnix) {
+    return refuse("must be HOST:PORT (scraped over TCP)");
+  }
+  return resolved;
+}
+
+// A URL prefix = folder entry of [static] map (|folder| already resolved).
+Status check_static_entry(std::string_view prefix, const std::string& folder) {
+  if (prefix.empty() || prefix.front() != '/' || prefix.back() != '/') {
+    return refuse("the URL prefix must start and end with '/' (\"/static/\")");
+  }
+  if (prefix.find_first_of(std::string_view("?#\0", 3)) != std::string_view::npos) {
+    return refuse("the URL prefix must be a plain path (no '?', '#' or NUL)");
+  }
+  if (folder.empty()) return refuse("the folder must not be empty");
+  if (folder.find('\0') != std::string::npos) return refuse("the folder contains a NUL byte");
+  struct stat st {};
+  if (::stat(folder.c_str(), &st) != 0) return refuse("no such directory: " + folder);
+  if (!S_ISDIR(st.st_mode)) return refuse("not a directory: " + folder);
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string format_double(double d) {
+  char buf[400];  // fixed notation of DBL_MAX needs 309 digits
+  // Fixed notation: "10000000", not "1e+07"; still the shortest form that reads back exactly.
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+  if (ec != std::errc()) return "?";
+  return std::string(buf, end);
+}
+
+std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+
+std::string render(const Value& v) {
+  if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  if (const auto* d = std::get_if<double>(&v)) return format_double(*d);
+  if (const auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  return quote(std::get<std::string>(v));
+}
+
+bool is_array(const Key& key) {
+  return key.type == Type::kAddressList || key.type == Type::kPathList;
+}
+
+bool is_table(const Key& key) { return key.type == Type::kEnv || key.type == Type::kStaticMap; }
+
+Status check_module(std::string_view module) {
+  size_t colon = module.find(':');
+  if (!is_dotted_name(module.substr(0, colon))) {
+    return refuse("must be \"package.module\" or \"package.module:callable\"");
+  }
+  if (colon != std::string_view::npos && !is_dotted_name(module.substr(colon + 1))) {
+    return refuse("the callable after ':' must be a Python name");
+  }
+  return Status::Ok();
+}
+
+Result<Value> parse_text(const Key& key, std::string_view text) {
+  switch (key.type) {
+    case Type::kInt: {
+      int64_t n = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (ec != std::errc() || end != text.data() + text.size()) {
+        return refuse("'" + std::string(text) + "' is not an integer");
+      }
+      return Value(n);
+    }
+    case Type::kSeconds:
+    case Type::kPositiveSeconds: {
+      std::string s(text);
+      char* end = nullptr;
+      double d = std::strtod(s.c_str(), &end);
+      if (s.empty() || end != s.c_str() + s.size()) {
+        return refuse("'" + s + "' is not a number of seconds");
+      }
+      return Value(d);
+    }
+    case Type::kBool:
+      if (text == "true") return Value(true);
+      if (text == "false") return Value(false);
+      return refuse("'" + std::string(text) + "' is not true or false");
+    default:
+      return Value(std::string(text));
+  }
+}
+
+Status check_value(const Key& key, const Value& v) {
+  switch (key.type) {
+    case Type::kInt: {
+      int64_t n = std::get<int64_t>(v);
+      if (n >= key.min && n <= key.max) return Status::Ok();
+      if (key.max == INT64_MAX) return refuse("must be >= " + std::to_string(key.min));
+      return refuse("must be " + std::to_string(key.min) + ".." + std::to_string(key.max));
+    }
+    case Type::kSeconds:
+    case Type::kPositiveSeconds: {
+      double d = std::get<double>(v);
+      bool positive = key.type == Type::kPositiveSeconds;
+      if (!std::isfinite(d) || d < 0 || d > kMaxSeconds || (positive && d == 0)) {
+        return refuse(positive ? "must be > 0 and <= " + format_double(kMaxSeconds) + " seconds"
+                               : "must be 0.." + format_double(kMaxSeconds) + " seconds");
+      }
+      return Status::Ok();
+    }
+    case Type::kChoice: {
+      const std::string& s = std::get<std::string>(v);
+      if (std::find(key.choices.begin(), key.choices.end(), s) != key.choices.end()) {
+        return Status::Ok();
+      }
+      std::string list;
+      for (std::string_view c : key.choices) list += (list.empty() ? "" : ", ") + quote(c);
+      return refuse("must be one of " + list);
+    }
+    case Type::kPythonName:
+      if (is_dotted_name(std::get<std::string>(v))) return Status::Ok();
+      return refuse("must be a Python name");
+    case Type::kModule: {
+      const std::string& s = std::get<std::string>(v);
+      return s.empty() ? Status::Ok() : check_module(s);  // "" in the file: no module
+    }
+    default:
+      return Status::Ok();
+  }
+}
+
+Result<Value> accept(const Key& key, Value v, const fs::path& base) {
+  if (Status st = check_value(key, v); !st.ok()) return st;
+  if (!std::holds_alternative<std::string>(v)) return v;
+  const std::string& s = std::get<std::string>(v);
+  switch (key.type) {
+    case Type::kPath: {
+      Result<std::string> p = accept_path(s, base);
+      if (!p.ok()) return p.status();
+      return Value(std::move(p).value());
+    }
+    case Type::kDirectory: {
+      Result<std::string> p = accept_path(s, base);
+      if (!p.ok()) return p.status();
+      struct stat st {};
+      if (!p->empty() && !is_directory(*p, &st)) return refuse("no such directory: " + *p);
+      return Value(std::move(p).value());
+    }
+    case Type::kPathList: {
+      if (s.empty()) return refuse("empty path");
+      Result<std::string> p = accept_path(s, base);
+      if (!p.ok()) return p.status();
+      return Value(std::move(p).value());
+    }
+    case Type::kUser:
+    case Type::kGroup: {
+      // A numeric user or group past kMaxNumericId would wrap (4294967296 is uid 0: root).
+      const bool user = key.type == Type::kUser;
+      if (uint32_t id = 0; parse_numeric_id(s, &id) == IdText::kOutOfRange) {
+        return refuse(std::string(user ? "uid" : "gid") + " out of range: a number must be 0.." +
+                      std::to_string(kMaxNumericId));
+      }
+      if (!s.empty() && !(user ? user_exists(s) : group_exists(s))) {
+        return refuse(user ? "no such user" : "no such group");
+      }
+      return v;
+    }
+    case Type::kAddress:
+    case Type::kTcpAddress:
+    case Type::kAddressList: {
+      Result<std::string> a = accept_address(s, base, key.type == Type::kTcpAddress);
+      if (!a.ok()) return a.status();
+      // An empty element of a listener array is no "none": parse_address says why.
+      if (a->empty() && key.type == Type::kAddressList) {
+        SocketAddress addr;
+        if (Status st = parse_address(s, &addr); !st.ok()) return refuse(st.message());
+      }
+      return Value(std::move(a).value());
+    }
+    default:
+      return v;
+  }
+}
+
+Result<Entry> accept_entry(const Key& key, Entry e, const fs::path& base) {
+  if (key.type == Type::kEnv) {
+    if (e.first.empty() || e.first.find('=') != std::string::npos) {
+      return refuse("not a valid environment variable name");
+    }
+    return e;
+  }
+  e.second = resolve_path(e.second, base);
+  if (Status st = check_static_entry(e.first, e.second); !st.ok()) return st;
+  return e;
+}
+
+void store(const Key& key, Value v, Config* cfg) {
+  std::visit(
+      [&](auto* p) {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, int> || std::is_same_v<T, int64_t>) {
+          *p = static_cast<T>(std::get<int64_t>(v));
+        } else if constexpr (std::is_same_v<T, double>) {
+          *p = std::get<double>(v);
+        } else if constexpr (std::is_same_v<T, bool>) {
+          *p = std::get<bool>(v);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          *p = std::move(std::get<std::string>(v));
+        } else if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+          p->push_back(std::move(std::get<std::string>(v)));
+        }
+      },
+      key.field(*cfg));
+}
+
+void store_entry(const Key& key, Entry e, Config* cfg) {
+  auto* entries = std::get<std::vector<Entry>*>(key.field(*cfg));
+  for (auto& [name, value] : *entries) {
+    if (name == e.first) {
+      value = std::move(e.second);
+      return;
+    }
+  }
+  entries->push_back(std::move(e));
+}
+
+void clear(const Key& key, Config* cfg) {
+  std::visit(
+      [](auto* p) {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (!std::is_arithmetic_v<T>) p->clear();
+      },
+      key.field(*cfg));
+}
+
+}  // namespace aiowsgi::config
