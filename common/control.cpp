@@ -72,6 +72,8 @@ const char* control_type_name(ControlType type) {
       return "boot-error";
     case ControlType::kRetiring:
       return "retiring";
+    case ControlType::kWatchFiles:
+      return "watch-files";
     case ControlType::kDrain:
       return "drain";
     case ControlType::kStop:

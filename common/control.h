@@ -22,6 +22,10 @@ enum class ControlType : uint32_t {
   // many), stopped accepting, and exits once the connections it holds are done. The master
   // starts its replacement at once.
   kRetiring = 5,
+  // [app] reload: the files of the modules the worker imported. Unlike the others this
+  // datagram carries a payload after the message (common/watch_report.h), so only
+  // recv_control_or_files() reads it; recv_control() skips it.
+  kWatchFiles = 6,
   // master -> worker
   kDrain = 16,       // graceful stop: stop accepting, finish in-flight requests, exit 0
   kStop = 17,        // immediate stop: exit now

@@ -5,6 +5,7 @@
 #include "config/command_line.h"
 
 #include <algorithm>
+#include <charconv>
 #include <optional>
 #include <set>
 #include <string>
@@ -30,6 +31,10 @@ constexpr Option kOptions[] = {
      "print every config key as \"[table] key\", one per line, and exit"},
     {"--version", 0, Option::Kind::kVersion, "", "print the version and exit"},
     {"--help", 'h', Option::Kind::kHelp, "", "print this help and exit"},
+    {"--reload", 0, Option::Kind::kReload, "",
+     "development: reload when an imported .py file changes ([app] reload = true)"},
+    {"--py-autoreload", 0, Option::Kind::kPyAutoreload, "N",
+     "uWSGI spelling: N > 0 is --reload, 0 turns it off"},
     {"--greenlet", 0, Option::Kind::kNoEffect, "",
      "accepted for uWSGI compatibility (cores are always greenlets)"},
     {"--master", 0, Option::Kind::kNoEffect, "",
@@ -149,6 +154,21 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
       case Option::Kind::kHelp:
         help = true;
         break;
+      case Option::Kind::kReload:
+        cl.settings.push_back({find_key("app", "reload"), "true"});
+        break;
+      case Option::Kind::kPyAutoreload: {
+        // uWSGI's polling interval in seconds; here only on (N > 0) or off (0) matters: changes
+        // are seen through inotify as they happen.
+        int64_t n = -1;
+        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+        if (ec != std::errc() || end != value.data() + value.size() || n < 0) {
+          return usage_error("invalid value for " + std::string(name) + ": '" + std::string(value) +
+                             "' (must be an integer >= 0)");
+        }
+        cl.settings.push_back({find_key("app", "reload"), n > 0 ? "true" : "false"});
+        break;
+      }
       case Option::Kind::kNoEffect:
         // uWSGI spellings: cores are always greenlets and there is always a master.
         break;

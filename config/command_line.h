@@ -8,7 +8,16 @@
 namespace aiowsgi::config {
 
 struct Option {
-  enum class Kind { kConfig, kCheck, kPrintKeys, kVersion, kHelp, kNoEffect };
+  enum class Kind {
+    kConfig,
+    kCheck,
+    kPrintKeys,
+    kVersion,
+    kHelp,
+    kNoEffect,
+    kReload,
+    kPyAutoreload
+  };
   std::string_view name;  // "--config"
   char short_name;        // 'c', or 0
   Kind kind;

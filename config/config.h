@@ -37,6 +37,9 @@ struct AppConfig {
   std::vector<std::pair<std::string, std::string>> env;
   std::string loop = "asyncio";  // "asyncio" | "uvloop"
   bool uwsgi_compat = true;
+  // Development: watch the imported .py files (and reload_extra) and reload on a change.
+  bool reload = false;
+  std::vector<std::string> reload_extra;  // absolute after load; may hold glob wildcards
 };
 
 struct LimitsConfig {

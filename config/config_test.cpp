@@ -679,6 +679,38 @@ std::string usage_error(std::initializer_list<std::string> args) {
   return error;
 }
 
+TEST_F(ConfigTest, ReloadKeysAndFlags) {
+  Config cfg = load_file_ok(kMinimal);
+  EXPECT_FALSE(cfg.app.reload);
+  EXPECT_TRUE(cfg.app.reload_extra.empty());
+  cfg = load_file_ok(std::string(kMinimal) +
+                     "reload = true\nreload_extra = [\"templates/*.html\", \"/etc/x.ini\"]\n");
+  EXPECT_TRUE(cfg.app.reload);
+  EXPECT_EQ(cfg.app.reload_extra,
+            (std::vector<std::string>{path("templates/*.html"), "/etc/x.ini"}));
+  EXPECT_NE(error_for(std::string(kMinimal) + "reload = 1\n").find("[app] reload"),
+            std::string::npos);
+  EXPECT_NE(error_for(std::string(kMinimal) + "reload_extra = \"x\"\n").find("array of strings"),
+            std::string::npos);
+  EXPECT_NE(error_for(std::string(kMinimal) + "reload_extra = [\"\"]\n").find("empty path"),
+            std::string::npos);
+
+  // --reload, and uWSGI's --py-autoreload N (any N > 0 turns it on), override the file.
+  using V = std::vector<std::string>;
+  EXPECT_EQ(cli({}).values("app", "reload"), V{});
+  EXPECT_EQ(cli({"--reload"}).values("app", "reload"), V{"true"});
+  EXPECT_EQ(cli({"--py-autoreload", "2"}).values("app", "reload"), V{"true"});
+  EXPECT_EQ(cli({"--py-autoreload=0"}).values("app", "reload"), V{"false"});
+  EXPECT_NE(usage_error({"--py-autoreload", "-1"}).find("--py-autoreload"), std::string::npos);
+  EXPECT_NE(usage_error({"--py-autoreload", "x"}).find("--py-autoreload"), std::string::npos);
+  EXPECT_NE(usage_error({"--reload=1"}).find("takes no value"), std::string::npos);
+  CommandLine c = cli({"-c", write("server.toml", std::string(kMinimal) + "reload = true\n"),
+                       "--py-autoreload", "0"});
+  EXPECT_FALSE(load_ok(c).app.reload);
+  c = cli({"-c", write("server.toml", kMinimal), "--reload"});
+  EXPECT_TRUE(load_ok(c).app.reload);
+}
+
 TEST_F(ConfigTest, StaticMapResolvesAndSortsLongestPrefixFirst) {
   write("site/static/.keep", "");
   write("site/img/.keep", "");

@@ -71,6 +71,13 @@ constexpr Key kKeys[] = {
      .uwsgi_opt = "loop"},
     {.table = "app", .name = "uwsgi_compat", .type = Type::kBool, .field = FIELD(app.uwsgi_compat),
      .doc = "provide the uwsgi module and uWSGI environ keys"},
+    // Flags: --reload and --py-autoreload N, command-line options (config/command_line.cpp),
+    // since a table flag always takes a value and uWSGI's takes a number.
+    {.table = "app", .name = "reload", .type = Type::kBool, .field = FIELD(app.reload),
+     .doc = "development: reload when an imported .py file changes"},
+    {.table = "app", .name = "reload_extra", .type = Type::kPathList,
+     .field = FIELD(app.reload_extra),
+     .doc = "more files, folders or globs that trigger [app] reload"},
 
     // [limits]
     {.table = "limits", .name = "harakiri", .type = Type::kSeconds, .field = FIELD(limits.harakiri),

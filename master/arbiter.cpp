@@ -17,6 +17,8 @@
 #include "common/guarded.h"
 #include "common/log.h"
 #include "common/stats_board.h"
+#include "common/watch_report.h"
+#include "master/file_watcher.h"
 #include "master/stats_server.h"
 #include "master/systemd.h"
 
@@ -221,6 +223,10 @@ int Arbiter::run() {
     spdlog::error("{}", s.message());
     return kExitBindError;
   }
+  // [app] reload: a change to a watched file runs the HUP reload (configured in maintain()).
+  file_watcher_ = std::make_unique<FileWatcher>(loop_, [this](const std::string& path, size_t n) {
+    request_reload(n > 1 ? fmt::format("{} changed ({} events)", path, n) : path + " changed");
+  });
   maintain();  // spawns the first generation
   if (state_ != MasterState::kDone) ev_run(loop_, 0);
   return exit_code_;
@@ -263,16 +269,7 @@ void Arbiter::on_signal(int signo) {
       on_event(Event::kQuit);
       return;
     case SIGHUP:
-      if (state_ == MasterState::kStarting || state_ == MasterState::kReloading) {
-        spdlog::info("SIGHUP: reload requested; it runs once the current generation is ready");
-        hup_pending_ = true;
-        on_event(Event::kTick);
-      } else if (state_ == MasterState::kRunning) {
-        spdlog::info("SIGHUP: reload requested");
-        on_event(Event::kHup);
-      } else {
-        spdlog::info("SIGHUP ignored: shutting down");
-      }
+      request_reload("SIGHUP");
       return;
     case SIGTTIN:
     case SIGTTOU:
@@ -295,6 +292,19 @@ void Arbiter::on_signal(int signo) {
       return;
     default:
       return;
+  }
+}
+
+void Arbiter::request_reload(const std::string& cause) {
+  if (state_ == MasterState::kStarting || state_ == MasterState::kReloading) {
+    spdlog::info("{}: reload requested; it runs once the current generation is ready", cause);
+    hup_pending_ = true;
+    on_event(Event::kTick);
+  } else if (state_ == MasterState::kRunning) {
+    spdlog::info("{}: reload requested", cause);
+    on_event(Event::kHup);
+  } else {
+    spdlog::info("{}: reload ignored: shutting down", cause);
   }
 }
 
@@ -372,7 +382,14 @@ void Arbiter::on_child(pid_t pid, int status) {
 void Arbiter::on_control(WorkerProcess* p) {
   for (;;) {
     ControlMessage m;
-    RecvResult r = recv_control(p->control.get(), &m);
+    std::string files;  // a kWatchFiles payload
+    RecvResult r = recv_control_or_files(p->control.get(), &m, &files);
+    if (r == RecvResult::kMessage && m.type == ControlType::kWatchFiles) {
+      if (file_watcher_) {
+        file_watcher_->add_report(files, fmt::format("worker {} (pid {})", p->id, p->pid));
+      }
+      continue;
+    }
     if (r == RecvResult::kMessage) {
       on_message(p, m);
       // on_message may have closed the pipe (drain after a boot error).
@@ -521,6 +538,8 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
 }
 
 void Arbiter::maintain() {
+  // [app] reload follows the configuration in force (cheap when unchanged).
+  if (file_watcher_) file_watcher_->configure(*config_);
   murder_stale();
   recycle();
   manage_count();
@@ -790,6 +809,7 @@ void Arbiter::run_child(WorkerProcess* self, int worker_end) noexcept {
     ctx.sockets = worker_sockets();
     ctx.control_fd = worker_end;
     ctx.close_fds = close_in_workers_;
+    if (file_watcher_ && file_watcher_->fd() >= 0) ctx.close_fds.push_back(file_watcher_->fd());
     if (stats_) {
       ctx.score = stats_->score_for_child(self);
       ctx.board = stats_->board_for_child(self);

@@ -21,6 +21,7 @@
 namespace aiowsgi::master {
 
 class StatsServer;
+class FileWatcher;
 
 enum class MasterState {
   kStarting,   // first generation booting; a boot or import failure stops the master
@@ -139,6 +140,8 @@ class Arbiter {
   std::vector<worker::ListenSocket> worker_sockets() const;
   void boot_failed(WorkerProcess* p, int code);
   void reopen_logs();
+  // HUP's reload, also run by [app] reload on a file change; |cause| starts the log line.
+  void request_reload(const std::string& cause);
 
   struct ev_loop* loop_;
   config::CommandLine cli_;
@@ -168,6 +171,7 @@ class Arbiter {
   ev_timer tick_{};                     // 0.5 s: heartbeats, harakiri, recycling, pending respawns
   ev_timer wakeup_{};                   // one-shot: the nearest deadline or respawn time
   std::unique_ptr<StatsServer> stats_;  // [stats] endpoints and the workers' StatsBoard
+  std::unique_ptr<FileWatcher> file_watcher_;  // [app] reload: inotify on the app's files
 };
 
 }  // namespace aiowsgi::master

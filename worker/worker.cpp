@@ -10,6 +10,7 @@
 #include "worker/access_log.h"
 #include "worker/control_link.h"
 #include "worker/greenlet_api.h"
+#include "worker/module_files.h"
 #include "worker/py_ref.h"
 #include "worker/python_module.h"
 #include "worker/request_bound.h"
@@ -146,7 +147,11 @@ int serve(const WorkerContext& ctx) {
   if (!setup_python_module(ctx, loop.get())) return boot_failure(fetch_exception_text());
   if (!extend_sys_path(cfg.app)) return boot_failure(fetch_exception_text());
 
+  // [app] reload: report the loaded files, also when the import fails (then the files the
+  // traceback names), so the master watches the file to fix.
+  ModuleFileReporter reload_reporter(ctx);
   PyRef app = PyRef::steal(load_app(cfg.app));
+  reload_reporter.report();
   if (!app) {
     std::string where = cfg.app.wsgi_file.empty() ? cfg.app.module : cfg.app.wsgi_file;
     spdlog::critical("worker {}: cannot load the application from {}:\n{}", ctx.worker_id, where,
@@ -159,6 +164,7 @@ int serve(const WorkerContext& ctx) {
   if (!server.start()) return boot_failure(fetch_exception_text());
   if (!add_signal_handlers(loop.get())) return boot_failure(fetch_exception_text());
   ControlLink::ready(ctx.control_fd, ctx.worker_id);
+  reload_reporter.start(loop.get());  // modules imported later, during requests
   spdlog::info("worker {} ready ({} loop, {} cores)", ctx.worker_id, cfg.app.loop,
                cfg.server.cores);
 

@@ -183,6 +183,14 @@ def _install_streams():
 
 
 def _load_app(wsgi_file, module, callable_name):
+    try:
+        return _load_app_now(wsgi_file, module, callable_name)
+    except BaseException as e:
+        _reload_note_failure(e)
+        raise
+
+
+def _load_app_now(wsgi_file, module, callable_name):
     import importlib
     import importlib.util
     import os
@@ -214,3 +222,79 @@ def _load_app(wsgi_file, module, callable_name):
     if not callable(app):
         raise TypeError('%s.%s is not callable' % (where, callable_name))
     return app
+
+
+# [app] reload: the source files this worker has loaded, for the master to watch (asked for by
+# worker/module_files.cpp after the app import and every few seconds after). The standard
+# library and installed packages (site-packages, dist-packages) are left out: they do not
+# change while one develops an app, and watching them would cost thousands of watches.
+_reload_seen = set()
+_reload_skip = None
+_reload_failed = []   # files named by a failed import (the module is not in sys.modules)
+
+
+def _reload_skip_prefixes():
+    import os
+    import site
+    import sysconfig
+    dirs = set()
+    for key in ('stdlib', 'platstdlib', 'purelib', 'platlib'):
+        try:
+            dirs.add(sysconfig.get_path(key))
+        except Exception:
+            pass
+    for get in (site.getsitepackages, lambda: [site.getusersitepackages()]):
+        try:
+            dirs.update(get())
+        except Exception:
+            pass
+    dirs.update(p for p in _sys.path
+                if isinstance(p, str) and p.endswith(('site-packages', 'dist-packages')))
+    out = set()
+    for d in dirs:
+        if d:
+            out.add(os.path.join(os.path.abspath(d), ''))
+            out.add(os.path.join(os.path.realpath(d), ''))
+    return tuple(out)
+
+
+def _reload_note_failure(exc):
+    import traceback
+    try:
+        if isinstance(exc, SyntaxError) and exc.filename:
+            _reload_failed.append(exc.filename)
+        for frame in traceback.extract_tb(exc.__traceback__):
+            _reload_failed.append(frame.filename)
+    except Exception:
+        pass
+
+
+def _reload_new_files(always=()):
+    """Absolute paths of the .py files loaded since the last call (and |always|)."""
+    import os
+    global _reload_skip
+    if _reload_skip is None:
+        _reload_skip = _reload_skip_prefixes()
+    names = []
+    for mod in list(_sys.modules.values()):
+        try:
+            # The module's dict, not getattr: a lazy module object must not import on access.
+            f = mod.__dict__.get('__file__')
+        except Exception:
+            continue
+        names.append(f)
+    names.extend(_reload_failed)
+    del _reload_failed[:]
+    out = []
+    for f in always:
+        if f not in _reload_seen:
+            _reload_seen.add(f)
+            out.append(f)
+    for f in names:
+        if not isinstance(f, str) or not f.endswith('.py') or f in _reload_seen:
+            continue
+        _reload_seen.add(f)
+        path = os.path.abspath(f)
+        if not path.startswith(_reload_skip):
+            out.append(path)
+    return out
