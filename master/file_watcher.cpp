@@ -103,7 +103,13 @@ void FileWatcher::add_report(std::string_view payload, const std::string& who) {
     spdlog::warn("auto-reload: {} sent {} unusable path{}; ignored", who, rejected,
                  rejected == 1 ? "" : "s");
   }
+  size_t before = set_.file_count();
   for (const std::string& p : paths) add_path(p);
+  // Only when something is new: the workers of every generation report the same files again.
+  if (set_.file_count() > before) {
+    spdlog::info("auto-reload: watching {} files in {} directories ({} new from {})",
+                 set_.file_count(), dir_wd_.size(), set_.file_count() - before, who);
+  }
 }
 
 void FileWatcher::add_path(const std::string& path) {
