@@ -10,9 +10,9 @@
 #include <string>
 
 #include "worker/py_ref.h"
-#include "worker/request_parser.h"
+#include "worker/protocol/request_parser.h"
 #include "worker/static_files.h"
-#include "worker/uwsgi_parser.h"
+#include "worker/protocol/uwsgi_parser.h"
 
 namespace aiowsgi::worker {
 

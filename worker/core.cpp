@@ -18,7 +18,7 @@
 #include "worker/access_log.h"
 #include "worker/connection.h"
 #include "worker/greenlet_api.h"
-#include "worker/header_fields.h"
+#include "worker/protocol/header_fields.h"
 #include "worker/python_module.h"
 #include "worker/request_bound.h"
 #include "worker/server.h"

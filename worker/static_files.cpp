@@ -18,7 +18,7 @@
 #include "worker/connection.h"
 #include "worker/server.h"
 #include "worker/static_open.h"
-#include "worker/static_path.h"
+#include "worker/protocol/static_path.h"
 
 namespace aiowsgi::worker {
 

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "worker/mime_types.h"
+#include "worker/protocol/mime_types.h"
 
 namespace aiowsgi::worker {
 

@@ -17,7 +17,7 @@
 #include "worker/py_ref.h"
 #include "worker/python/uwsgi_bootstrap_py.h"  // generated from uwsgi_bootstrap.py
 #include "worker/server.h"
-#include "worker/websocket.h"
+#include "worker/protocol/websocket.h"
 
 namespace aiowsgi::worker {
 

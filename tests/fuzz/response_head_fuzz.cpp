@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
-#include "worker/response_head.h"
+#include "worker/protocol/response_head.h"
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include <string_view>
 
 #include "tests/unit/guarded_buffer.h"
-#include "worker/request_parser.h"
+#include "worker/protocol/request_parser.h"
 
 namespace aiowsgi::worker {
 namespace {

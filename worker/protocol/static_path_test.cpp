@@ -1,4 +1,4 @@
-#include "worker/static_path.h"
+#include "worker/protocol/static_path.h"
 
 #include <gtest/gtest.h>
 

@@ -2,11 +2,11 @@
 // next to each other (in arrival order, the index breaking ties) without a hash table or a
 // per-name allocation; a second pass emits the groups in first-appearance order.
 
-#include "worker/header_fields.h"
+#include "worker/protocol/header_fields.h"
 
 #include <algorithm>
 
-#include "worker/request_parser.h"
+#include "worker/protocol/request_parser.h"
 
 namespace aiowsgi::worker {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/uwsgi_parser.h"
+#include "worker/protocol/uwsgi_parser.h"
 
 #include <cstring>
 

@@ -29,7 +29,7 @@
 // - A chunk size is at most kMaxChunkSizeDigits hex digits (leading zeros included) and must
 //   fit in 64 bits: either failure is malformed framing, 400, whatever max_body_bytes says.
 
-#include "worker/request_parser.h"
+#include "worker/protocol/request_parser.h"
 
 #include <algorithm>
 #include <array>

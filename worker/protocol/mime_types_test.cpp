@@ -1,4 +1,4 @@
-#include "worker/mime_types.h"
+#include "worker/protocol/mime_types.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

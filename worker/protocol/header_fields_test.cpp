@@ -1,6 +1,6 @@
 // Tests for JoinedHeaders: grouping, order, separators, and that joining is not quadratic.
 
-#include "worker/header_fields.h"
+#include "worker/protocol/header_fields.h"
 
 #include <gtest/gtest.h>
 
@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "worker/request_parser.h"
+#include "worker/protocol/request_parser.h"
 
 namespace aiowsgi::worker {
 namespace {

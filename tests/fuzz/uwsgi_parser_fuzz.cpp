@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
-#include "worker/uwsgi_parser.h"
+#include "worker/protocol/uwsgi_parser.h"
 
 namespace {
 

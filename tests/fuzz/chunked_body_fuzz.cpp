@@ -16,7 +16,7 @@
 #include <string_view>
 
 #include "tests/fuzz/fuzz_check.h"
-#include "worker/request_parser.h"
+#include "worker/protocol/request_parser.h"
 
 namespace {
 

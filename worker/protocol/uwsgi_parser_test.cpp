@@ -1,7 +1,7 @@
 // Tests for UwsgiParser. Inputs sit at the very end of an mmap'd page followed by a
 // PROT_NONE page, so any over-read crashes the test (picohttpparser's trick).
 
-#include "worker/uwsgi_parser.h"
+#include "worker/protocol/uwsgi_parser.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>

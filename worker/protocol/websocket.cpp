@@ -1,4 +1,4 @@
-#include "worker/websocket.h"
+#include "worker/protocol/websocket.h"
 
 #include <array>
 #include <cstring>

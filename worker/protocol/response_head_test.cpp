@@ -2,7 +2,7 @@
 // the Date and Connection fields, and that the head comes from the copy, never the caller's
 // memory.
 
-#include "worker/response_head.h"
+#include "worker/protocol/response_head.h"
 
 #include <gtest/gtest.h>
 

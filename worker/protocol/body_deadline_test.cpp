@@ -1,6 +1,6 @@
 // Tests for BodyDeadline: the slow-drip rule as arithmetic.
 
-#include "worker/body_deadline.h"
+#include "worker/protocol/body_deadline.h"
 
 #include <gtest/gtest.h>
 

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
-#include "worker/request_parser.h"
+#include "worker/protocol/request_parser.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 // BodyDeadline: see body_deadline.h.
 
-#include "worker/body_deadline.h"
+#include "worker/protocol/body_deadline.h"
 
 #include <limits>
 

@@ -1,7 +1,7 @@
 // Tests for RequestParser and percent_decode. Inputs sit at the very end of an mmap'd page
 // followed by a PROT_NONE page (picohttpparser's trick), so any over-read crashes the test.
 
-#include "worker/request_parser.h"
+#include "worker/protocol/request_parser.h"
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>

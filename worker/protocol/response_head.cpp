@@ -1,4 +1,4 @@
-#include "worker/response_head.h"
+#include "worker/protocol/response_head.h"
 
 #include <array>
 #include <limits>

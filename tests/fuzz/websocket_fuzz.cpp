@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "tests/fuzz/fuzz_check.h"
-#include "worker/websocket.h"
+#include "worker/protocol/websocket.h"
 
 namespace {
 
