@@ -9,10 +9,10 @@
 #include <memory>
 #include <string>
 
-#include "worker/py_ref.h"
 #include "worker/protocol/request_parser.h"
-#include "worker/static_files.h"
 #include "worker/protocol/uwsgi_parser.h"
+#include "worker/py_ref.h"
+#include "worker/static_files.h"
 
 namespace aiowsgi::worker {
 

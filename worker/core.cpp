@@ -19,6 +19,7 @@
 #include "worker/connection.h"
 #include "worker/greenlet_api.h"
 #include "worker/protocol/header_fields.h"
+#include "worker/protocol/request_target.h"
 #include "worker/python_module.h"
 #include "worker/request_bound.h"
 #include "worker/server.h"

@@ -11,10 +11,10 @@
 #include <string>
 #include <string_view>
 
-#include "worker/protocol/body_deadline.h"
 #include "worker/core_guard.h"
-#include "worker/py_ref.h"
+#include "worker/protocol/body_deadline.h"
 #include "worker/protocol/response_head.h"
+#include "worker/py_ref.h"
 
 namespace aiowsgi::worker {
 

@@ -16,9 +16,10 @@
 #include "common/unique_fd.h"
 #include "worker/access_log.h"
 #include "worker/connection.h"
+#include "worker/protocol/request_target.h"
+#include "worker/protocol/static_path.h"
 #include "worker/server.h"
 #include "worker/static_open.h"
-#include "worker/protocol/static_path.h"
 
 namespace aiowsgi::worker {
 

@@ -14,10 +14,10 @@
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/embedded_python.h"
+#include "worker/protocol/websocket.h"
 #include "worker/py_ref.h"
 #include "worker/python/uwsgi_bootstrap_py.h"  // generated from uwsgi_bootstrap.py
 #include "worker/server.h"
-#include "worker/protocol/websocket.h"
 
 namespace aiowsgi::worker {
 

@@ -6,12 +6,13 @@
 
 #include <algorithm>
 
+#include "worker/protocol/char_class.h"
 #include "worker/protocol/request_parser.h"
 
 namespace aiowsgi::worker {
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
+using char_class::lower;
 
 // <0, 0, >0 like memcmp, on ASCII-lower-cased bytes.
 int icompare(std::string_view a, std::string_view b) {

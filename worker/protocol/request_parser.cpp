@@ -1,5 +1,6 @@
-// RequestParser: the head goes through libhttp-parser 2.9.4 behind a byte-level pre-scan; the
-// body framing (Content-Length and chunked) is decoded here. See request_parser.h.
+// RequestParser: the head goes through libhttp-parser 2.9.4 behind a byte-level pre-scan; a
+// Content-Length body is counted here, a chunked one decoded by ChunkedDecoder. See
+// request_parser.h.
 //
 // Why the split: Debian builds http_parser with HTTP_PARSER_STRICT=0, which accepts a bare LF
 // or any byte after a CR, obs-fold continuation lines, a space before the colon, HTTP/0.9
@@ -16,8 +17,6 @@
 // - Transfer-Encoding lists with empty elements ("chunked,") are rejected, as the library
 //   does: RFC 9110 5.6.1 asks recipients to ignore them, but no real client sends them and
 //   accepting them here while the library's framing disagrees would be worse.
-// - A chunked body over max_body_bytes is rejected (413) as soon as a chunk-size line
-//   declares more than the remaining allowance, before its data is read.
 // - Only HTTP/1.0 and HTTP/1.1 are served: any other version gets 505. A request line
 //   without a version (HTTP/0.9) is malformed: 400.
 // - path() ends at the first '?' or '#', query() at the first '#': clients should not send a
@@ -26,87 +25,27 @@
 //   ("http://host/a?b", http and https only, no userinfo) for any method, served like its
 //   origin-form with the authority standing in for Host; authority-form only for CONNECT
 //   (the library checks it); asterisk-form ("*") only for OPTIONS. Anything else: 400.
-// - A chunk size is at most kMaxChunkSizeDigits hex digits (leading zeros included) and must
-//   fit in 64 bits: either failure is malformed framing, 400, whatever max_body_bytes says.
 
 #include "worker/protocol/request_parser.h"
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <limits>
+
+#include "worker/protocol/char_class.h"
+#include "worker/protocol/request_target.h"
 
 namespace aiowsgi::worker {
 namespace {
 
 using Result = RequestParser::Result;
 
-// Byte classes for the scanners, one table so the hot loops are a load and a test.
-constexpr uint8_t kRequestLineChar = 1;  // anything but SP, CTLs and DEL (obs-text allowed)
-constexpr uint8_t kFieldChar = 2;        // field-vchar, SP, HTAB (RFC 9110 5.5)
-constexpr uint8_t kTokenChar = 4;        // tchar (RFC 9110 5.6.2)
-constexpr uint8_t kHexChar = 8;
-
-constexpr std::array<uint8_t, 256> make_classes() {
-  std::array<uint8_t, 256> t{};
-  for (int c = 0; c < 256; ++c) {
-    uint8_t v = 0;
-    if (c > 0x20 && c != 0x7f) v |= kRequestLineChar;
-    if ((c >= 0x20 && c != 0x7f) || c == '\t') v |= kFieldChar;
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-        (c != 0 && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
-                       std::string_view::npos)) {
-      v |= kTokenChar;
-    }
-    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
-      v |= kHexChar;
-    }
-    t[c] = v;
-  }
-  return t;
-}
-constexpr std::array<uint8_t, 256> kClass = make_classes();
-
-bool is(uint8_t cls, char c) { return (kClass[static_cast<unsigned char>(c)] & cls) != 0; }
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  return (c | 0x20) - 'a' + 10;  // only called on kHexChar bytes
-}
-
-// Skips bytes of class |cls| from data[i], eight at a time while no byte of a word is below
-// |below| or DEL (SWAR, "hasless" from Bit Twiddling Hacks; bytes >= 0x80 never match, so
-// obs-text stays on the fast path). Returns the index of the first byte not in |cls|, or n.
-size_t skip_plain(const char* data, size_t i, size_t n, uint8_t below, uint8_t cls) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  constexpr uint64_t kHigh = kOnes * 0x80;
-  while (n - i >= 8) {
-    uint64_t x;
-    std::memcpy(&x, data + i, 8);
-    const uint64_t del = x ^ (kOnes * 0x7f);
-    if ((((x - kOnes * below) & ~x) | ((del - kOnes) & ~del)) & kHigh) break;
-    i += 8;
-  }
-  while (i < n && is(cls, data[i])) ++i;
-  return i;
-}
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
-
-// Case-insensitive ASCII comparison; |lower_literal| must be lower case.
-bool iequals(std::string_view s, std::string_view lower_literal) {
-  if (s.size() != lower_literal.size()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (lower(s[i]) != lower_literal[i]) return false;
-  }
-  return true;
-}
-
-std::string_view trim_ows(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using char_class::iequals;
+using char_class::is;
+using char_class::skip_plain;
+using char_class::trim_ows;
+constexpr uint8_t kRequestLineChar = char_class::kRequestLine;
+constexpr uint8_t kFieldChar = char_class::kField;
 
 // Content-Length = 1*DIGIT (RFC 9110 8.6); no sign, no list, no overflow.
 std::optional<uint64_t> parse_content_length(std::string_view v) {
@@ -119,44 +58,6 @@ std::optional<uint64_t> parse_content_length(std::string_view v) {
     n = n * 10 + d;
   }
   return n;
-}
-
-// Chunk extensions and trailers are ignored, but each byte costs a scan: cap them per message.
-constexpr size_t kMinChunkOverhead = 4096;
-// chunk-size = 1*HEXDIG (RFC 9112 7.1). Some encoders pad sizes to a fixed width with zeros;
-// 32 digits leave room for that while a line of endless zeros, which would hold the request
-// without ever delivering a byte, is cut short. 16 significant digits fill 64 bits.
-constexpr size_t kMaxChunkSizeDigits = 32;
-
-// authority = host [ ":" port ] (RFC 3986 3.2), as an absolute-form target may carry it.
-// userinfo ("user@") is refused: RFC 9110 4.2.4 asks recipients to treat it as an error.
-bool valid_authority(std::string_view a) {
-  if (a.empty()) return false;
-  size_t i = 0;
-  if (a[0] == '[') {  // IP-literal: IPv6 (or IPvFuture) digits, dots and colons
-    const size_t close = a.find(']');
-    if (close == std::string_view::npos || close == 1) return false;
-    for (char c : a.substr(1, close - 1)) {
-      if (!is(kHexChar, c) && c != ':' && c != '.' && c != 'v' && c != 'V') return false;
-    }
-    i = close + 1;
-  } else {
-    // reg-name / IPv4address: unreserved, pct-encoded and sub-delims characters.
-    static constexpr std::string_view kHostPunct = "-._~%!$&'()*+,;=";
-    while (i < a.size() && a[i] != ':') {
-      const char c = a[i];
-      const bool alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-      if (!alnum && kHostPunct.find(c) == std::string_view::npos) return false;
-      ++i;
-    }
-    if (i == 0) return false;  // an empty host is invalid for http(s) (RFC 9110 4.2.1)
-  }
-  if (i == a.size()) return true;
-  if (a[i] != ':') return false;
-  for (char c : a.substr(i + 1)) {
-    if (c < '0' || c > '9') return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -411,7 +312,9 @@ struct RequestParser::Impl {
     r->keep_alive_ = http_should_keep_alive(&p) != 0;
     r->upgrade_ = p.upgrade != 0;
     if (r->chunked_) {
-      r->body_state_ = BodyState::kChunkSize;
+      r->body_state_ = BodyState::kChunked;
+      r->chunked_body_.reset({.max_body_bytes = r->limits_.max_body_bytes,
+                              .max_overhead_bytes = r->limits_.max_header_bytes});
     } else if (r->content_length_.value_or(0) > 0) {
       r->body_state_ = BodyState::kLength;
       r->body_remaining_ = *r->content_length_;
@@ -421,134 +324,6 @@ struct RequestParser::Impl {
     }
     r->head_complete_ = true;
     return true;
-  }
-
-  // Chunked decoder, strict RFC 9112 7.1. Returns bytes consumed; on error records it and
-  // returns npos.
-  static size_t decode_chunked(RequestParser* r, const char* data, size_t len, std::string* out) {
-    const uint64_t max_body = r->limits_.max_body_bytes;
-    const size_t max_overhead = std::max(r->limits_.max_header_bytes, kMinChunkOverhead);
-    BodyState st = r->body_state_;
-    size_t i = 0;
-    while (i < len && st != BodyState::kDone) {
-      const char c = data[i];
-      switch (st) {
-        case BodyState::kChunkSize:
-          if (is(kHexChar, c)) {
-            if (++r->chunk_digits_ > kMaxChunkSizeDigits) {
-              return failed(r, 400, "chunk size has too many digits");
-            }
-            if (r->body_remaining_ > (std::numeric_limits<uint64_t>::max() >> 4)) {
-              return failed(r, 400, "chunk size overflow");
-            }
-            r->body_remaining_ = (r->body_remaining_ << 4) | static_cast<uint64_t>(hex_value(c));
-            ++i;
-            break;
-          }
-          if (r->chunk_digits_ == 0 || (c != '\r' && c != ';' && c != ' ' && c != '\t')) {
-            return failed(r, 400, "invalid chunk size");
-          }
-          // The size is complete and well formed (a malformed one got its 400 first) and
-          // already passes the limit: no need to wait for the bytes.
-          if (max_body != 0 && r->body_remaining_ > max_body - r->body_bytes_) {
-            return failed(r, 413, "chunked body over max_body_bytes");
-          }
-          st = c == '\r'  ? BodyState::kChunkSizeLf
-               : c == ';' ? BodyState::kChunkExt
-                          : BodyState::kChunkSizeWs;
-          ++i;
-          break;
-        case BodyState::kChunkSizeWs:  // BWS is only allowed before a chunk-ext
-          if (c == ';') {
-            st = BodyState::kChunkExt;
-          } else if (c != ' ' && c != '\t') {
-            return failed(r, 400, "invalid chunk size line");
-          } else if (++r->chunk_overhead_ > max_overhead) {  // BWS is not endless either
-            return failed(r, 400, "chunk size line too long");
-          }
-          ++i;
-          break;
-        case BodyState::kChunkExt: {
-          const size_t start = i;
-          while (i < len && is(kFieldChar, data[i])) ++i;
-          r->chunk_overhead_ += i - start;
-          if (r->chunk_overhead_ > max_overhead) {
-            return failed(r, 400, "chunk extensions too long");
-          }
-          if (i == len) break;
-          if (data[i] != '\r') return failed(r, 400, "invalid chunk extension");
-          st = BodyState::kChunkSizeLf;
-          ++i;
-          break;
-        }
-        case BodyState::kChunkSizeLf:
-          if (c != '\n') return failed(r, 400, "chunk size line not ended by CRLF");
-          r->chunk_digits_ = 0;
-          st = r->body_remaining_ == 0 ? BodyState::kTrailerStart : BodyState::kChunkData;
-          ++i;
-          break;
-        case BodyState::kChunkData: {
-          const size_t take = static_cast<size_t>(std::min<uint64_t>(r->body_remaining_, len - i));
-          out->append(data + i, take);
-          r->body_bytes_ += take;
-          r->body_remaining_ -= take;
-          i += take;
-          if (r->body_remaining_ == 0) st = BodyState::kChunkDataCr;
-          break;
-        }
-        case BodyState::kChunkDataCr:
-        case BodyState::kChunkDataLf:
-          if (c != (st == BodyState::kChunkDataCr ? '\r' : '\n')) {
-            return failed(r, 400, "chunk data not followed by CRLF");
-          }
-          st = st == BodyState::kChunkDataCr ? BodyState::kChunkDataLf : BodyState::kChunkSize;
-          ++i;
-          break;
-        case BodyState::kTrailerStart:  // trailer fields are checked for syntax, then dropped
-          if (c == '\r') {
-            st = BodyState::kFinalLf;
-            ++i;
-            break;
-          }
-          if (!is(kTokenChar, c)) return failed(r, 400, "invalid trailer field");
-          st = BodyState::kTrailerName;
-          break;
-        case BodyState::kTrailerName:
-        case BodyState::kTrailerValue: {
-          const uint8_t cls = st == BodyState::kTrailerName ? kTokenChar : kFieldChar;
-          const size_t start = i;
-          while (i < len && is(cls, data[i])) ++i;
-          r->chunk_overhead_ += i - start;
-          if (r->chunk_overhead_ > max_overhead) return failed(r, 431, "trailers too long");
-          if (i == len) break;
-          if (st == BodyState::kTrailerName && data[i] == ':') {
-            st = BodyState::kTrailerValue;
-          } else if (st == BodyState::kTrailerValue && data[i] == '\r') {
-            st = BodyState::kTrailerLf;
-          } else {
-            return failed(r, 400, "invalid trailer field");
-          }
-          ++i;
-          break;
-        }
-        case BodyState::kTrailerLf:
-          if (c != '\n') return failed(r, 400, "bare CR in trailer");
-          st = BodyState::kTrailerStart;
-          ++i;
-          break;
-        case BodyState::kFinalLf:
-          if (c != '\n') return failed(r, 400, "chunked body not ended by CRLF");
-          st = BodyState::kDone;
-          ++i;
-          break;
-        case BodyState::kNone:
-        case BodyState::kLength:
-        case BodyState::kDone:
-          return failed(r, 400, "internal: bad chunked state");
-      }
-    }
-    r->body_state_ = st;
-    return i;
   }
 };
 
@@ -600,8 +375,6 @@ void RequestParser::reset() {
   body_state_ = BodyState::kNone;
   body_remaining_ = 0;
   body_bytes_ = 0;
-  chunk_digits_ = 0;
-  chunk_overhead_ = 0;
   error_status_ = 0;
   error_reason_ = {};
 }
@@ -669,9 +442,13 @@ RequestParser::Result RequestParser::feed_body(const char* data, size_t len, siz
     *consumed = take;
     if (body_remaining_ == 0) body_state_ = BodyState::kDone;
   } else {
-    const size_t n = Impl::decode_chunked(this, data, len, out);
-    if (n == Impl::kFail) return Result::kError;
-    *consumed = n;
+    const ChunkedDecoder::Result res = chunked_body_.feed(data, len, consumed, out);
+    body_bytes_ = chunked_body_.body_bytes();
+    if (res == ChunkedDecoder::Result::kError) {
+      Impl::fail(this, chunked_body_.error_status(), chunked_body_.error_reason());
+      return Result::kError;
+    }
+    if (res == ChunkedDecoder::Result::kDone) body_state_ = BodyState::kDone;
   }
   if (body_state_ != BodyState::kDone) return Result::kIncomplete;
   message_complete_ = true;
@@ -806,17 +583,5 @@ bool RequestParser::upgrade() const { return upgrade_; }
 bool RequestParser::message_complete() const { return message_complete_; }
 int RequestParser::error_status() const { return error_status_; }
 std::string_view RequestParser::error_reason() const { return error_reason_; }
-
-void percent_decode(std::string_view in, std::string* out) {
-  out->reserve(out->size() + in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '%' && i + 2 < in.size() && is(kHexChar, in[i + 1]) && is(kHexChar, in[i + 2])) {
-      out->push_back(static_cast<char>(hex_value(in[i + 1]) << 4 | hex_value(in[i + 2])));
-      i += 2;
-    } else {
-      out->push_back(in[i]);
-    }
-  }
-}
 
 }  // namespace aiowsgi::worker

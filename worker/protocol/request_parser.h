@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "worker/protocol/chunked_decoder.h"
+
 namespace aiowsgi::worker {
 
 class RequestParser {
@@ -77,11 +79,11 @@ class RequestParser {
   std::string_view error_reason() const;  // short text for the log
 
  private:
-  // Helpers live in request_parser.cpp (head pre-scan, header checks, chunked decoder).
+  // Helpers live in request_parser.cpp (head pre-scan, header checks).
   struct Impl;
   friend struct Impl;
-  // Only the head goes through libhttp-parser; the body framing is decoded by Impl because
-  // Debian's non-strict build accepts any two bytes as the CRLF after chunk data.
+  // Only the head goes through libhttp-parser; a chunked body is decoded by ChunkedDecoder
+  // because Debian's non-strict build accepts any two bytes as the CRLF after chunk data.
   static int on_url(http_parser*, const char*, size_t) noexcept;
   static int on_header_field(http_parser*, const char*, size_t) noexcept;
   static int on_header_value(http_parser*, const char*, size_t) noexcept;
@@ -106,22 +108,11 @@ class RequestParser {
     kFieldLineLf,
     kFinalLf,  // CR of the empty line that ends the head
   };
-  // Body framing state (RFC 9112 6.3, 7.1).
+  // Body framing (RFC 9112 6.3).
   enum class BodyState : uint8_t {
-    kNone,    // no body, or head not complete yet
-    kLength,  // Content-Length bytes remain
-    kChunkSize,
-    kChunkSizeWs,  // BWS after the size, before ';'
-    kChunkExt,
-    kChunkSizeLf,
-    kChunkData,
-    kChunkDataCr,
-    kChunkDataLf,
-    kTrailerStart,
-    kTrailerName,
-    kTrailerValue,
-    kTrailerLf,
-    kFinalLf,
+    kNone,     // no body, or head not complete yet
+    kLength,   // Content-Length bytes remain
+    kChunked,  // chunked_body_ decodes it
     kDone,
   };
 
@@ -148,16 +139,11 @@ class RequestParser {
   bool upgrade_ = false;
   std::optional<uint64_t> content_length_;
   BodyState body_state_ = BodyState::kNone;
-  uint64_t body_remaining_ = 0;  // of the Content-Length body or of the current chunk
+  uint64_t body_remaining_ = 0;  // of the Content-Length body
   uint64_t body_bytes_ = 0;      // decoded so far
-  size_t chunk_digits_ = 0;      // hex digits of the current chunk-size
-  size_t chunk_overhead_ = 0;    // extension/trailer bytes of the current body
+  ChunkedDecoder chunked_body_;
   int error_status_ = 0;
   std::string_view error_reason_;
 };
-
-// Percent-decodes |in| (each valid %XX to one byte; an invalid escape is kept as is), appending
-// to *out. PEP 3333 then exposes the bytes as a latin-1 str.
-void percent_decode(std::string_view in, std::string* out);
 
 }  // namespace aiowsgi::worker

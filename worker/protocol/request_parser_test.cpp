@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "tests/unit/guarded_buffer.h"
+#include "worker/protocol/request_target.h"
 
 namespace aiowsgi::worker {
 namespace {

@@ -3,28 +3,14 @@
 #include <array>
 #include <limits>
 
+#include "worker/protocol/char_class.h"
+
 namespace aiowsgi::worker {
 
 namespace {
 
-// RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
-// "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
-constexpr std::array<bool, 256> kTokenChars = [] {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (unsigned char c : std::string_view("!#$%&'*+-.^_`|~")) t[c] = true;
-  return t;
-}();
-
-bool valid_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (unsigned char c : s) {
-    if (!kTokenChars[c]) return false;
-  }
-  return true;
-}
+using char_class::iequals;
+using char_class::is_ows;
 
 // CR and LF would end the field (or the head) early; NUL is refused by many peers.
 bool valid_field_value(std::string_view s) {
@@ -33,19 +19,6 @@ bool valid_field_value(std::string_view s) {
   }
   return true;
 }
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-// |lower_name| is lower case already.
-bool iequals(std::string_view s, std::string_view lower_name) {
-  if (s.size() != lower_name.size()) return false;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (lower(s[i]) != lower_name[i]) return false;
-  }
-  return true;
-}
-
-bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
 // RFC 9110 7.6.1: Connection = #connection-option; true when one option is "close".
 bool has_close_option(std::string_view v) {
@@ -138,7 +111,7 @@ HeadError ResponseHead::set_status(std::string_view status) {
 }
 
 HeadError ResponseHead::add_header(std::string_view name, std::string_view value) {
-  if (!valid_token(name)) return HeadError::kHeaderName;
+  if (!char_class::is_token(name)) return HeadError::kHeaderName;
   if (!valid_field_value(value)) return HeadError::kHeaderValue;
   // Dispatch on the length first: most fields are none of these four.
   switch (name.size()) {

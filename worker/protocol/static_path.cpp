@@ -3,27 +3,14 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "worker/protocol/char_class.h"
+
 namespace aiowsgi::worker::static_path {
 namespace {
 
-constexpr std::string_view kWs = " \t";
-
-std::string_view trim(std::string_view s) {
-  size_t b = s.find_first_not_of(kWs);
-  if (b == std::string_view::npos) return {};
-  size_t e = s.find_last_not_of(kWs);
-  return s.substr(b, e - b + 1);
-}
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
+using char_class::iequals;
+using char_class::lower;
+using char_class::trim_ows;
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
@@ -44,7 +31,7 @@ template <typename F>
 void for_each_element(std::string_view list, F&& f) {
   while (!list.empty()) {
     size_t comma = list.find(',');
-    std::string_view item = trim(list.substr(0, comma));
+    std::string_view item = trim_ows(list.substr(0, comma));
     if (!item.empty()) f(item);
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
@@ -105,7 +92,7 @@ std::optional<std::string> relative_path(std::string_view decoded) {
 
 Range parse_range(std::string_view header, uint64_t size) {
   Range r;
-  header = trim(header);
+  header = trim_ows(header);
   constexpr std::string_view kUnit = "bytes=";
   if (header.size() < kUnit.size() || !iequals(header.substr(0, kUnit.size()), kUnit)) return r;
   header.remove_prefix(kUnit.size());
@@ -120,7 +107,7 @@ Range parse_range(std::string_view header, uint64_t size) {
   if (count != 1) return r;
   size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return r;
-  std::string_view a = trim(spec.substr(0, dash)), b = trim(spec.substr(dash + 1));
+  std::string_view a = trim_ows(spec.substr(0, dash)), b = trim_ows(spec.substr(dash + 1));
   if (a.empty()) {  // "-n": the last n bytes
     auto n = parse_digits(b);
     if (!n) return r;
@@ -159,7 +146,7 @@ std::string make_etag(ino_t inode, uint64_t size, int64_t mtime_ns) {
 }
 
 bool none_match_hits(std::string_view header, std::string_view etag) {
-  header = trim(header);
+  header = trim_ows(header);
   if (header == "*") return true;
   bool hit = false;
   for_each_element(header, [&](std::string_view tag) {
@@ -170,7 +157,7 @@ bool none_match_hits(std::string_view header, std::string_view etag) {
 }
 
 bool if_range_allows(std::string_view header, std::string_view etag, time_t mtime) {
-  header = trim(header);
+  header = trim_ows(header);
   if (header.empty()) return true;
   if (header[0] == '"') return header == etag;
   if (header.size() >= 2 && header[0] == 'W' && header[1] == '/') return false;  // weak: never
@@ -179,7 +166,7 @@ bool if_range_allows(std::string_view header, std::string_view etag, time_t mtim
 }
 
 std::optional<time_t> parse_http_date(std::string_view s) {
-  s = trim(s);
+  s = trim_ows(s);
   tm t{};
   size_t comma = s.find(',');
   if (comma == 3 && s.size() == 29) {
@@ -235,15 +222,15 @@ bool accepts_gzip(std::string_view header) {
   int gzip = -1, star = -1;
   for_each_element(header, [&](std::string_view item) {
     size_t semi = item.find(';');
-    std::string_view coding = trim(item.substr(0, semi));
+    std::string_view coding = trim_ows(item.substr(0, semi));
     int positive = 1;
     while (semi != std::string_view::npos) {
       item.remove_prefix(semi + 1);
       semi = item.find(';');
-      std::string_view param = trim(item.substr(0, semi));
+      std::string_view param = trim_ows(item.substr(0, semi));
       if (param.size() >= 2 && lower(param[0]) == 'q' && param[1] == '=') {
         // qvalue = "0" [ "." 0*3DIGIT ] / "1" [ "." 0*3("0") ]: zero iff only zeros.
-        std::string_view q = trim(param.substr(2));
+        std::string_view q = trim_ows(param.substr(2));
         positive = q.find_first_not_of("0.") != std::string_view::npos ? 1 : 0;
       }
     }

@@ -2,18 +2,12 @@
 
 #include <cstring>
 
+#include "worker/protocol/char_class.h"
+
 namespace aiowsgi::worker {
 namespace {
 
 uint16_t read_u16le(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-
-// RFC 9110 5.6.2 token characters. nginx sends CGI names ("REQUEST_METHOD", "HTTP_HOST"),
-// but a uwsgi_param may name anything; a byte outside this set cannot come from a sane
-// config and would turn into an odd environ key.
-bool is_tchar(unsigned char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
-}
 
 // Values become environ strings and, through HTTP_* vars, may be echoed into response
 // headers by the app: the bytes HTTP forbids in a field value (RFC 9110 5.5) are refused
@@ -106,7 +100,7 @@ UwsgiParser::Result UwsgiParser::parse_vars() {
     std::string_view name(block_.data() + v.name.off, v.name.len);
     std::string_view value(block_.data() + v.value.off, v.value.len);
     for (char ch : name) {
-      if (!is_tchar(static_cast<unsigned char>(ch))) {
+      if (!char_class::is(char_class::kToken, ch)) {
         return fail(400, "uwsgi var name with a byte outside the token set");
       }
     }

@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "worker/protocol/char_class.h"
+
 namespace aiowsgi::worker::websocket {
 
 namespace {
@@ -119,15 +121,7 @@ bool has_token(std::string_view list, std::string_view token) {
     const size_t comma = list.find(',');
     std::string_view item = list.substr(0, comma);
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
-    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
-    if (item.size() != token.size()) continue;
-    bool same = true;
-    for (size_t i = 0; i < item.size() && same; ++i) {
-      const char c = item[i];
-      same = ((c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c) == token[i];
-    }
-    if (same) return true;
+    if (char_class::iequals(char_class::trim_ows(item), token)) return true;
   }
   return false;
 }

@@ -1,0 +1,90 @@
+// Byte classes of HTTP (RFC 9110 5.5, 5.6.2; RFC 9112) shared by the protocol parsers and
+// writers: one 256-entry table (a hot loop tests a byte with a load and a mask), one ASCII
+// case-folding comparison and a word-at-a-time skip over plain bytes. Pure functions; any
+// thread, no Python.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace aiowsgi::worker::char_class {
+
+inline constexpr uint8_t kRequestLine = 1;  // anything but SP, CTLs and DEL (obs-text allowed)
+inline constexpr uint8_t kField = 2;        // field-vchar, SP, HTAB (RFC 9110 5.5)
+inline constexpr uint8_t kToken = 4;        // tchar (RFC 9110 5.6.2)
+inline constexpr uint8_t kHex = 8;          // HEXDIG
+
+inline constexpr std::array<uint8_t, 256> kTable = [] {
+  std::array<uint8_t, 256> t{};
+  for (int c = 0; c < 256; ++c) {
+    uint8_t v = 0;
+    if (c > 0x20 && c != 0x7f) v |= kRequestLine;
+    if ((c >= 0x20 && c != 0x7f) || c == '\t') v |= kField;
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+        (c != 0 && std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                       std::string_view::npos)) {
+      v |= kToken;
+    }
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= kHex;
+    t[c] = v;
+  }
+  return t;
+}();
+
+// True when byte |c| is in any of the classes of |cls|.
+constexpr bool is(uint8_t cls, char c) {
+  return (kTable[static_cast<unsigned char>(c)] & cls) != 0;
+}
+
+constexpr bool is_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!is(kToken, c)) return false;
+  }
+  return true;
+}
+
+// Value of a HEXDIG; only defined for bytes of class kHex.
+constexpr int hex_value(char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; }
+
+constexpr char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
+
+// Case-insensitive ASCII comparison (header names, tokens); other bytes compare exactly.
+constexpr bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+// Skips bytes of class |cls| from data[i], eight at a time while no byte of a word is below
+// |below| or DEL (SWAR, "hasless" from Bit Twiddling Hacks; bytes >= 0x80 never match, so
+// obs-text stays on the fast path). Returns the index of the first byte not in |cls|, or n.
+inline size_t skip_plain(const char* data, size_t i, size_t n, uint8_t below, uint8_t cls) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  while (n - i >= 8) {
+    uint64_t x;
+    std::memcpy(&x, data + i, 8);
+    const uint64_t del = x ^ (kOnes * 0x7f);
+    if ((((x - kOnes * below) & ~x) | ((del - kOnes) & ~del)) & kHigh) break;
+    i += 8;
+  }
+  while (i < n && is(cls, data[i])) ++i;
+  return i;
+}
+
+constexpr bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+// |s| without leading and trailing OWS (SP, HTAB).
+constexpr std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace aiowsgi::worker::char_class
