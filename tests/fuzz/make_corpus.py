@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/) from the inputs
-the unit tests use (worker/protocol/*_test.cpp, config/config_test.cpp). The seeds are small on purpose:
-the fuzzer grows its own corpus in a scratch folder (tests/fuzz/run), never in the repo.
+the unit tests use (worker/protocol/*_test.cpp, config/config_test.cpp). The seeds are small
+on purpose: the fuzzer grows its own corpus in a scratch folder (tests/fuzz/run), never in the repo.
 Each seed starts with the control bytes its target reads first (read size, limits)."""
 import hashlib
 import pathlib
