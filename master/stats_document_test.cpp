@@ -22,6 +22,52 @@ TEST(StatsJson, StringsEscapeWhatJsonRequires) {
   EXPECT_NE(stats_json(s).find("\"cwd\":\"\\u00e9\""), std::string::npos) << stats_json(s);
 }
 
+// The exact bytes readers of the document have always been given (key order included).
+TEST(StatsJson, DocumentBytesAreStable) {
+  StatsBoard board;
+  ASSERT_TRUE(StatsBoard::create(2, 1, &board).ok());
+  StatsSnapshot s;
+  s.pid = 42;
+  s.uid = 1;
+  s.gid = 2;
+  s.cwd = "/srv/\xe9\x7f";
+  s.sockets.push_back({"127.0.0.1:80", "http", 3, 128});
+  WorkerView v;
+  v.id = 1;
+  v.pid = 43;
+  v.accepting = true;
+  v.cores = 1;
+  v.score = board.worker(board.claim());
+  v.core_detail = board.core_detail();
+  v.rss = 4096;
+  v.vsz = 8192;
+  v.last_spawn = 1000.9;
+  v.respawn_count = 2;
+  v.delta_requests = 5;
+  s.workers.push_back(v);
+  WorkerView empty;  // a slot waiting for its respawn
+  empty.id = 2;
+  s.workers.push_back(empty);
+  EXPECT_EQ(stats_json(s),
+            std::string("{\"version\":\"") + AIOWSGI_VERSION +
+                "\",\"listen_queue\":3,\"listen_queue_errors\":0,\"signal_queue\":0,\"load\":3,"
+                "\"pid\":42,\"uid\":1,\"gid\":2,\"cwd\":\"/srv/\\u00e9\\u007f\",\"locks\":[],"
+                "\"sockets\":[{\"name\":\"127.0.0.1:80\",\"proto\":\"http\",\"queue\":3,"
+                "\"max_queue\":128,\"shared\":0,\"can_offload\":0}],\"workers\":[{\"id\":1,"
+                "\"pid\":43,\"accepting\":1,\"requests\":0,\"delta_requests\":5,\"exceptions\":0,"
+                "\"harakiri_count\":0,\"signals\":0,\"signal_queue\":0,\"status\":\"idle\","
+                "\"rss\":4096,\"vsz\":8192,\"running_time\":0,\"last_spawn\":1000,"
+                "\"respawn_count\":2,\"tx\":0,\"avg_rt\":0,\"apps\":[{\"id\":0,\"modifier1\":0,"
+                "\"mountpoint\":\"\",\"startup_time\":0,\"requests\":0,\"exceptions\":0,"
+                "\"chdir\":\"\"}],\"cores\":[{\"id\":0,\"requests\":0,\"static_requests\":0,"
+                "\"routed_requests\":0,\"offloaded_requests\":0,\"write_errors\":0,"
+                "\"read_errors\":0,\"in_request\":0,\"vars\":[],\"req_info\":{}}]},{\"id\":2,"
+                "\"pid\":0,\"accepting\":0,\"requests\":0,\"delta_requests\":0,\"exceptions\":0,"
+                "\"harakiri_count\":0,\"signals\":0,\"signal_queue\":0,\"status\":\"idle\","
+                "\"rss\":0,\"vsz\":0,\"running_time\":0,\"last_spawn\":0,\"respawn_count\":0,"
+                "\"tx\":0,\"avg_rt\":0,\"apps\":[],\"cores\":[]}]}\n");
+}
+
 TEST(StatsJson, DocumentHasTheUwsgiLayout) {
   StatsBoard board;
   ASSERT_TRUE(StatsBoard::create(2, 2, &board).ok());
