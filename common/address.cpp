@@ -169,23 +169,33 @@ Status parse_address(std::string_view text, SocketAddress* out) {
   return resolve(std::string(host), port, /*numeric=*/false, out);
 }
 
+std::optional<HostPort> host_port(const sockaddr* sa, socklen_t len) {
+  if (sa == nullptr || len < static_cast<socklen_t>(sizeof(sa_family_t))) return std::nullopt;
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (sa->sa_family == AF_INET && len >= static_cast<socklen_t>(sizeof(sockaddr_in))) {
+    sockaddr_in sin;
+    std::memcpy(&sin, sa, sizeof sin);
+    inet_ntop(AF_INET, &sin.sin_addr, buf, sizeof buf);
+    return HostPort{buf, std::to_string(ntohs(sin.sin_port))};
+  }
+  if (sa->sa_family == AF_INET6 && len >= static_cast<socklen_t>(sizeof(sockaddr_in6))) {
+    sockaddr_in6 sin6;
+    std::memcpy(&sin6, sa, sizeof sin6);
+    inet_ntop(AF_INET6, &sin6.sin6_addr, buf, sizeof buf);
+    return HostPort{buf, std::to_string(ntohs(sin6.sin6_port))};
+  }
+  return std::nullopt;
+}
+
 std::string format_sockaddr(const sockaddr* sa, socklen_t len) {
   if (sa == nullptr || len < static_cast<socklen_t>(sizeof(sa_family_t))) return "(unknown)";
-  char buf[INET6_ADDRSTRLEN] = {};
   switch (sa->sa_family) {
-    case AF_INET: {
-      if (len < static_cast<socklen_t>(sizeof(sockaddr_in))) break;
-      sockaddr_in sin;
-      std::memcpy(&sin, sa, sizeof sin);
-      inet_ntop(AF_INET, &sin.sin_addr, buf, sizeof buf);
-      return std::string(buf) + ":" + std::to_string(ntohs(sin.sin_port));
-    }
+    case AF_INET:
     case AF_INET6: {
-      if (len < static_cast<socklen_t>(sizeof(sockaddr_in6))) break;
-      sockaddr_in6 sin6;
-      std::memcpy(&sin6, sa, sizeof sin6);
-      inet_ntop(AF_INET6, &sin6.sin6_addr, buf, sizeof buf);
-      return "[" + std::string(buf) + "]:" + std::to_string(ntohs(sin6.sin6_port));
+      std::optional<HostPort> hp = host_port(sa, len);
+      if (!hp) break;
+      return sa->sa_family == AF_INET6 ? "[" + hp->host + "]:" + hp->port
+                                       : hp->host + ":" + hp->port;
     }
     case AF_UNIX: {
       sockaddr_un un{};

@@ -6,6 +6,7 @@
 
 #include <sys/socket.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,15 @@ struct SocketAddress {
 
 // Parses |text|. Returns a Config status with a reason ("port must be 1..65535", ...) on error.
 Status parse_address(std::string_view text, SocketAddress* out);
+
+// The numeric host ("127.0.0.1", "::1", no brackets) and port ("8000") of an IPv4 or IPv6
+// socket address, as WSGI's SERVER_NAME/REMOTE_ADDR want them; nullopt for other families
+// or a truncated address.
+struct HostPort {
+  std::string host;
+  std::string port;
+};
+std::optional<HostPort> host_port(const sockaddr* sa, socklen_t len);
 
 // "127.0.0.1:8000", "[::1]:8000" or "unix:/path" for a bound socket's local address.
 std::string format_sockaddr(const sockaddr* sa, socklen_t len);

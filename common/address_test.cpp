@@ -64,6 +64,24 @@ TEST(Address, BracketedIpv6) {
   EXPECT_EQ(format_sockaddr(a.addr(), a.length), "[::]:80");
 }
 
+TEST(Address, HostPortOfInetAddressesOnly) {
+  SocketAddress a;
+  ASSERT_TRUE(parse_address("127.0.0.1:8000", &a).ok());
+  std::optional<HostPort> hp = host_port(a.addr(), a.length);
+  ASSERT_TRUE(hp.has_value());
+  EXPECT_EQ(hp->host, "127.0.0.1");
+  EXPECT_EQ(hp->port, "8000");
+  ASSERT_TRUE(parse_address("[::1]:8443", &a).ok());
+  hp = host_port(a.addr(), a.length);
+  ASSERT_TRUE(hp.has_value());
+  EXPECT_EQ(hp->host, "::1");  // no brackets: WSGI's SERVER_NAME / REMOTE_ADDR form
+  EXPECT_EQ(hp->port, "8443");
+  EXPECT_FALSE(host_port(a.addr(), 4).has_value());  // truncated
+  ASSERT_TRUE(parse_address("unix:/run/app.sock", &a).ok());
+  EXPECT_FALSE(host_port(a.addr(), a.length).has_value());
+  EXPECT_FALSE(host_port(nullptr, 0).has_value());
+}
+
 TEST(Address, HostnameResolves) {
   // localhost is in /etc/hosts on every machine this builds on; no DNS traffic.
   SocketAddress a;

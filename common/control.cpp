@@ -10,20 +10,17 @@
 
 namespace aiowsgi {
 
-Status make_control_pair(UniqueFd* master_end, UniqueFd* worker_end) {
+Result<ControlPair> make_control_pair() {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) {
-    return Status::Io("socketpair(control)", errno);
+    return Result<ControlPair>::error(Status::Io("socketpair(control)", errno));
   }
-  UniqueFd m(fds[0]);
-  UniqueFd w(fds[1]);
-  int flags = ::fcntl(m.get(), F_GETFL);
-  if (flags < 0 || ::fcntl(m.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
-    return Status::Io("fcntl(control, O_NONBLOCK)", errno);
+  ControlPair pair{UniqueFd(fds[0]), UniqueFd(fds[1])};
+  int flags = ::fcntl(pair.master_end.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(pair.master_end.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return Result<ControlPair>::error(Status::Io("fcntl(control, O_NONBLOCK)", errno));
   }
-  *master_end = std::move(m);
-  *worker_end = std::move(w);
-  return Status::Ok();
+  return Result<ControlPair>::ok(std::move(pair));
 }
 
 Status send_message(int fd, const ControlMessage& msg) {
@@ -36,6 +33,13 @@ Status send_message(int fd, const ControlMessage& msg) {
     return Status::Io(std::string("send control message (") + control_type_name(msg.type) + ")",
                       n < 0 ? errno : EMSGSIZE);
   }
+}
+
+Status send_control(int fd, ControlType type, int worker_id) {
+  ControlMessage m;
+  m.type = type;
+  m.worker_id = static_cast<uint32_t>(worker_id);
+  return send_message(fd, m);
 }
 
 RecvResult recv_control(int fd, ControlMessage* msg) {
@@ -54,10 +58,6 @@ RecvResult recv_control(int fd, ControlMessage* msg) {
     if (errno == ECONNRESET) return RecvResult::kClosed;
     return RecvResult::kError;
   }
-}
-
-bool recv_message(int fd, ControlMessage* msg) {
-  return recv_control(fd, msg) == RecvResult::kMessage;
 }
 
 const char* control_type_name(ControlType type) {

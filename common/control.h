@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "common/result.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
 
@@ -15,7 +16,7 @@ namespace aiowsgi {
 enum class ControlType : uint32_t {
   // worker -> master
   kReady = 1,         // the app is imported and the worker watches the listen sockets
-  kHeartbeat = 2,     // about once a second: counters below are current
+  kHeartbeat = 2,     // every tick of the worker's loop (0.25 s): counters below are current
   kAppLoadError = 3,  // the app could not be imported; the worker exits kExitAppLoadError next
   kBootError = 4,     // the interpreter or loop failed; the worker exits kExitBootError next
   // max_requests: the worker has handed its last request to the app (|requests| says how
@@ -33,28 +34,37 @@ enum class ControlType : uint32_t {
 };
 
 // One datagram. Both ends are the same binary, so the layout is native and fixed; a
-// datagram of another size is rejected. Fields a type does not use are zero.
+// datagram of another size is rejected. Fields a type does not use are zero. The counters
+// the stats report (exceptions, bytes sent, ...) travel through the StatsBoard instead.
 struct ControlMessage {
   ControlType type = ControlType::kHeartbeat;
-  uint32_t worker_id = 0;   // sender's or addressee's worker id (1-based)
-  uint64_t requests = 0;    // requests handed to the app since the worker started
-  uint64_t busy_cores = 0;  // cores running a request right now
-  uint64_t exceptions = 0;  // app exceptions since the worker started
-  uint64_t tx_bytes = 0;    // response bytes sent since the worker started
-  // Start time (CLOCK_MONOTONIC, ms) of the oldest request still running, 0 when idle: lets
-  // the master enforce harakiri without another message type.
+  // Sender's or addressee's worker id (1-based). Each worker has its own pipe, so this only
+  // confirms it: the master ignores a message whose id is not the pipe's worker's.
+  uint32_t worker_id = 0;
+  uint64_t requests = 0;    // kHeartbeat, kRetiring: requests handed to the app so far
+  uint64_t busy_cores = 0;  // kHeartbeat: cores running a request right now
+  // kHeartbeat: start time (CLOCK_MONOTONIC, ms) of the oldest request still running, 0 when
+  // idle: lets the master enforce harakiri without another message type.
   uint64_t oldest_request_ms = 0;
 };
 static_assert(std::is_trivially_copyable_v<ControlMessage>);
-static_assert(sizeof(ControlMessage) == 48);
+static_assert(sizeof(ControlMessage) == 32);
 
-// Creates a connected SOCK_SEQPACKET | SOCK_CLOEXEC pair. |master_end| is non-blocking;
-// |worker_end| is left blocking (the worker decides; the functions below never block).
-Status make_control_pair(UniqueFd* master_end, UniqueFd* worker_end);
+struct ControlPair {
+  UniqueFd master_end;  // non-blocking
+  UniqueFd worker_end;  // left blocking (the worker decides; the functions below never block)
+};
+
+// Creates a connected SOCK_SEQPACKET | SOCK_CLOEXEC pair, or an Io status.
+Result<ControlPair> make_control_pair();
 
 // Sends |msg| without blocking and without SIGPIPE (MSG_DONTWAIT | MSG_NOSIGNAL).
 // Io status on EAGAIN (peer not reading), EPIPE/ECONNRESET (peer gone) or other errors.
 Status send_message(int fd, const ControlMessage& msg);
+
+// Sends a message of |type| with no counters (a command, or a worker's state report) to or
+// from worker |worker_id|, as send_message does.
+Status send_control(int fd, ControlType type, int worker_id);
 
 enum class RecvResult {
   kMessage,  // *msg holds a message
@@ -65,10 +75,6 @@ enum class RecvResult {
 
 // Reads one message without blocking; datagrams of the wrong size are skipped.
 RecvResult recv_control(int fd, ControlMessage* msg);
-
-// Reads one message without blocking; true when *msg was filled. False for "nothing now",
-// for a closed peer and for errors alike: callers that must tell them apart use recv_control.
-bool recv_message(int fd, ControlMessage* msg);
 
 // Short name for logs: "ready", "heartbeat", ... ("unknown" for others).
 const char* control_type_name(ControlType type);

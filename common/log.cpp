@@ -78,11 +78,11 @@ void set_process_name(std::string_view process_name) {
   spdlog::default_logger()->set_pattern(make_pattern(process_name));
 }
 
-bool set_level(std::string_view level) {
+Status set_level(std::string_view level) {
   auto lvl = parse_level(level);
-  if (!lvl) return false;
+  if (!lvl) return Status::Config("unknown log level '" + std::string(level) + "'");
   spdlog::default_logger()->set_level(*lvl);
-  return true;
+  return Status::Ok();
 }
 
 Status reopen() {

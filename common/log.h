@@ -28,8 +28,8 @@ void setup_stderr(std::string_view process_name);
 // Changes the process name in the line prefix. Called in a worker right after fork.
 void set_process_name(std::string_view process_name);
 
-// Changes the level; false (and no change) for an unknown level name.
-bool set_level(std::string_view level);
+// Changes the level; a Config status (and no change) for an unknown level name.
+Status set_level(std::string_view level);
 
 // Reopens the log file by name (after logrotate moved it away): SIGUSR1 in the master,
 // kReopenLogs in a worker. A no-op when logging to stderr. On failure the old file stays

@@ -16,6 +16,9 @@ class [[nodiscard]] Result {
  public:
   Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit, like a return value
   Result(Status error) : status_(std::move(error)) { assert(!status_.ok()); }  // NOLINT
+  // Named forms of the two constructors, where the type is not obvious from context.
+  static Result ok(T value) { return Result(std::move(value)); }
+  static Result error(Status status) { return Result(std::move(status)); }
 
   bool ok() const noexcept { return value_.has_value(); }
   const Status& status() const noexcept { return status_; }

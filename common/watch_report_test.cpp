@@ -52,8 +52,10 @@ TEST(WatchReport, ParseRejectsGarbage) {
 }
 
 TEST(WatchReport, RoundTripBesidePlainMessages) {
-  UniqueFd m, w;
-  ASSERT_TRUE(make_control_pair(&m, &w).ok());
+  Result<ControlPair> pair = make_control_pair();
+  ASSERT_TRUE(pair.ok()) << pair.status().message();
+  UniqueFd& m = pair.value().master_end;
+  UniqueFd& w = pair.value().worker_end;
   ControlMessage ready;
   ready.type = ControlType::kReady;
   ready.worker_id = 2;
@@ -75,8 +77,10 @@ TEST(WatchReport, RoundTripBesidePlainMessages) {
 }
 
 TEST(WatchReport, MalformedDatagramsAreSkipped) {
-  UniqueFd m, w;
-  ASSERT_TRUE(make_control_pair(&m, &w).ok());
+  Result<ControlPair> pair = make_control_pair();
+  ASSERT_TRUE(pair.ok()) << pair.status().message();
+  UniqueFd& m = pair.value().master_end;
+  UniqueFd& w = pair.value().worker_end;
   // A heartbeat with a tail, a report whose length field lies, a report without payload, a
   // short datagram, an oversized one: all skipped; the good message after them arrives.
   ControlMessage hb;
@@ -108,8 +112,10 @@ TEST(WatchReport, MalformedDatagramsAreSkipped) {
 }
 
 TEST(WatchReport, PlainReceiverSkipsReports) {
-  UniqueFd m, w;
-  ASSERT_TRUE(make_control_pair(&m, &w).ok());
+  Result<ControlPair> pair = make_control_pair();
+  ASSERT_TRUE(pair.ok()) << pair.status().message();
+  UniqueFd& m = pair.value().master_end;
+  UniqueFd& w = pair.value().worker_end;
   ASSERT_EQ(send_watch_report(w.get(), 1, "/a.py\0"s), 0);
   ControlMessage got;
   EXPECT_EQ(recv_control(m.get(), &got), RecvResult::kAgain);

@@ -1,12 +1,11 @@
 // Tests for the master's lifecycle (next_state, every edge), the respawn back-off and the
 // worker table. No fork: the end-to-end behaviour is covered by tests/e2e.
-#include "master/arbiter.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
 #include <utility>
 
+#include "master/lifecycle.h"
 #include "master/worker_table.h"
 
 namespace aiowsgi::master {

@@ -55,39 +55,40 @@ Status clear_stale_socket(const SocketAddress& address) {
 
 }  // namespace
 
-Status bind_listener(const SocketAddress& address, const BindOptions& options, Listener* out) {
+Result<Listener> bind_listener(const SocketAddress& address, const BindOptions& options) {
   int domain = AF_INET;
   if (address.family == SocketAddress::Family::kInet6) domain = AF_INET6;
   if (address.family == SocketAddress::Family::kUnix) domain = AF_UNIX;
 
   UniqueFd fd(::socket(domain, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd) return bind_error(address, "create a socket for", errno);
+  if (!fd) return Result<Listener>::error(bind_error(address, "create a socket for", errno));
 
   if (domain != AF_UNIX) {
     // Rebinding right after a restart must not wait for TIME_WAIT connections to expire.
     if (Status s = set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR", address);
         !s.ok()) {
-      return s;
+      return Result<Listener>::error(std::move(s));
     }
     if (options.reuse_port) {
       if (Status s = set_int_option(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT", address);
           !s.ok()) {
-        return s;
+        return Result<Listener>::error(std::move(s));
       }
     }
     // "[::]:80" must mean IPv6 only, so that "0.0.0.0:80" can be listed beside it.
     if (domain == AF_INET6) {
       if (Status s = set_int_option(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY", address);
           !s.ok()) {
-        return s;
+        return Result<Listener>::error(std::move(s));
       }
     }
   } else {
-    if (Status s = clear_stale_socket(address); !s.ok()) return s;
+    if (Status s = clear_stale_socket(address); !s.ok())
+      return Result<Listener>::error(std::move(s));
   }
 
   if (::bind(fd.get(), address.addr(), address.length) != 0) {
-    return bind_error(address, "bind", errno);
+    return Result<Listener>::error(bind_error(address, "bind", errno));
   }
   Listener l;
   if (domain == AF_UNIX) {
@@ -102,7 +103,7 @@ Status bind_listener(const SocketAddress& address, const BindOptions& options, L
   if (::listen(fd.get(), options.backlog) != 0) {
     int err = errno;
     if (!l.unix_path.empty()) ::unlink(l.unix_path.c_str());
-    return bind_error(address, "listen on", err);
+    return Result<Listener>::error(bind_error(address, "listen on", err));
   }
   sockaddr_storage local{};
   socklen_t len = sizeof local;
@@ -113,38 +114,7 @@ Status bind_listener(const SocketAddress& address, const BindOptions& options, L
   }
   l.fd = std::move(fd);
   l.name = address.text;
-  *out = std::move(l);
-  return Status::Ok();
-}
-
-Status bind_all(const config::ServerConfig& server, std::vector<Listener>* out) {
-  out->clear();
-  BindOptions options;
-  options.backlog = server.backlog;
-  options.reuse_port = server.reuse_port;
-  std::vector<Listener> bound;
-  auto bind_list = [&](const std::vector<std::string>& list, bool uwsgi) -> Status {
-    for (const std::string& text : list) {
-      SocketAddress address;
-      if (Status s = parse_address(text, &address); !s.ok()) {
-        return Status::Config("cannot bind " + text + ": " + s.message());
-      }
-      Listener l;
-      if (Status s = bind_listener(address, options, &l); !s.ok()) return s;
-      l.uwsgi = uwsgi;
-      spdlog::info("listening on {} ({})", l.bound_name, uwsgi ? "uwsgi" : "http");
-      bound.push_back(std::move(l));
-    }
-    return Status::Ok();
-  };
-  Status s = bind_list(server.listen, false);
-  if (s.ok()) s = bind_list(server.uwsgi_listen, true);
-  if (!s.ok()) {
-    remove_socket_files(bound);
-    return s;
-  }
-  *out = std::move(bound);
-  return Status::Ok();
+  return Result<Listener>::ok(std::move(l));
 }
 
 void remove_socket_files(const std::vector<Listener>& listeners) {

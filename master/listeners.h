@@ -1,7 +1,6 @@
-// Listeners: the listen sockets the master binds once, before forking, from server.listen
-// (HTTP) and server.uwsgi_listen (uwsgi protocol). Workers inherit the fds; the sockets
-// survive reloads and unix socket files are removed when the master exits. Master only;
-// no Python.
+// Listener: one listen socket of the master, and how it is bound (bind_listener) and its
+// unix socket file removed. The set of them a configuration asks for is a ListenerSet
+// (master/listener_set.h). Workers inherit the fds. Master only; no Python.
 #pragma once
 
 #include <sys/types.h>
@@ -10,9 +9,9 @@
 #include <vector>
 
 #include "common/address.h"
+#include "common/result.h"
 #include "common/status.h"
 #include "common/unique_fd.h"
-#include "config/config.h"
 
 namespace aiowsgi::master {
 
@@ -35,16 +34,12 @@ struct BindOptions {
 // IPv6, SOCK_NONBLOCK | SOCK_CLOEXEC. A unix socket file left by a dead server is unlinked
 // first (a live one, or a file that is not a socket, is an error). On failure returns an Io
 // status naming the address: "cannot bind 127.0.0.1:80: Permission denied".
-Status bind_listener(const SocketAddress& address, const BindOptions& options, Listener* out);
+Result<Listener> bind_listener(const SocketAddress& address, const BindOptions& options);
 
-// Parses and binds every server.listen then server.uwsgi_listen address, in order, and logs
-// "listening on ADDR (http|uwsgi)" for each. On the first failure the sockets bound so far
-// are closed (their files removed) and the error is returned; *out is then empty.
-Status bind_all(const config::ServerConfig& server, std::vector<Listener>* out);
-
-// Removes the unix socket files we created (if they are still ours). Called at master exit.
-void remove_socket_files(const std::vector<Listener>& listeners);
-// The same for one listener (a listener removed from the file by a reload).
+// Removes the unix socket file |listener| created, if it is still ours (a file that replaced
+// it is left alone). Called at master exit and for a listener a reload removed.
 void remove_socket_file(const Listener& listener);
+// The same for each of |listeners|.
+void remove_socket_files(const std::vector<Listener>& listeners);
 
 }  // namespace aiowsgi::master

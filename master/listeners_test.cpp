@@ -58,9 +58,9 @@ void expect_listening_socket(int fd) {
 }
 
 TEST(Listeners, Ipv4PortZeroReportsTheRealPort) {
-  Listener l;
-  Status s = bind_listener(parse("127.0.0.1:0"), BindOptions{}, &l);
-  ASSERT_TRUE(s.ok()) << s.message();
+  Result<Listener> bound = bind_listener(parse("127.0.0.1:0"), BindOptions{});
+  ASSERT_TRUE(bound.ok()) << bound.status().message();
+  Listener& l = bound.value();
   expect_listening_socket(l.fd.get());
   EXPECT_EQ(l.name, "127.0.0.1:0");
   ASSERT_EQ(l.bound_name.rfind("127.0.0.1:", 0), 0u) << l.bound_name;
@@ -83,28 +83,28 @@ TEST(Listeners, Ipv4PortZeroReportsTheRealPort) {
   EXPECT_EQ(connect(c.get(), reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
 
   // The same port again fails with an error that names the address.
-  Listener again;
-  s = bind_listener(parse(l.bound_name), BindOptions{}, &again);
-  ASSERT_FALSE(s.ok());
+  Result<Listener> again = bind_listener(parse(l.bound_name), BindOptions{});
+  ASSERT_FALSE(again.ok());
+  const Status& s = again.status();
   EXPECT_NE(s.message().find("cannot bind " + l.bound_name), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("Address already in use"), std::string::npos) << s.message();
-  EXPECT_FALSE(again.fd);
 }
 
 TEST(Listeners, ReusePortLetsTwoSocketsShareAPort) {
   BindOptions o;
   o.reuse_port = true;
-  Listener a, b;
-  ASSERT_TRUE(bind_listener(parse("127.0.0.1:0"), o, &a).ok());
-  Status s = bind_listener(parse(a.bound_name), o, &b);
-  ASSERT_TRUE(s.ok()) << s.message();
-  EXPECT_EQ(a.bound_name, b.bound_name);
+  Result<Listener> a = bind_listener(parse("127.0.0.1:0"), o);
+  ASSERT_TRUE(a.ok());
+  Result<Listener> b = bind_listener(parse(a.value().bound_name), o);
+  ASSERT_TRUE(b.ok()) << b.status().message();
+  EXPECT_EQ(a.value().bound_name, b.value().bound_name);
 }
 
 TEST(Listeners, Ipv6LoopbackOrAClearError) {
-  Listener l;
-  Status s = bind_listener(parse("[::1]:0"), BindOptions{}, &l);
-  if (s.ok()) {
+  Result<Listener> bound = bind_listener(parse("[::1]:0"), BindOptions{});
+  const Status& s = bound.status();
+  if (bound.ok()) {
+    const Listener& l = bound.value();
     expect_listening_socket(l.fd.get());
     EXPECT_EQ(l.bound_name.rfind("[::1]:", 0), 0u) << l.bound_name;
     int v = 0;
@@ -130,18 +130,18 @@ TEST(Listeners, UnixSocketStaleFileLiveServerAndCleanup) {
   }
   ASSERT_TRUE(exists(path));
 
-  Listener l;
-  Status s = bind_listener(parse("unix:" + path), BindOptions{}, &l);
-  ASSERT_TRUE(s.ok()) << s.message();
+  Result<Listener> bound = bind_listener(parse("unix:" + path), BindOptions{});
+  ASSERT_TRUE(bound.ok()) << bound.status().message();
+  Listener& l = bound.value();
   expect_listening_socket(l.fd.get());
   EXPECT_EQ(l.unix_path, path);
   EXPECT_EQ(l.bound_name, "unix:" + path);
 
   // While it listens, a second bind must not steal the path.
-  Listener second;
-  s = bind_listener(parse("unix:" + path), BindOptions{}, &second);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("another server is listening"), std::string::npos) << s.message();
+  Result<Listener> second = bind_listener(parse("unix:" + path), BindOptions{});
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("another server is listening"), std::string::npos)
+      << second.status().message();
   EXPECT_TRUE(exists(path));
 
   std::vector<Listener> all;
@@ -155,59 +155,25 @@ TEST(Listeners, UnixPathThatIsARegularFileIsNotDeleted) {
   std::string path = dir.path() + "/data.txt";
   UniqueFd f(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
   ASSERT_TRUE(f);
-  Listener l;
-  Status s = bind_listener(parse("unix:" + path), BindOptions{}, &l);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("not a socket"), std::string::npos) << s.message();
+  Result<Listener> l = bind_listener(parse("unix:" + path), BindOptions{});
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.status().message().find("not a socket"), std::string::npos) << l.status().message();
   EXPECT_TRUE(exists(path));
 }
 
 TEST(Listeners, RemoveSocketFilesSparesAReplacedFile) {
   TempDir dir;
   std::string path = dir.path() + "/app.sock";
-  Listener l;
-  ASSERT_TRUE(bind_listener(parse("unix:" + path), BindOptions{}, &l).ok());
+  Result<Listener> l = bind_listener(parse("unix:" + path), BindOptions{});
+  ASSERT_TRUE(l.ok());
   // Someone else's socket now lives at the path (e.g. a new master started meanwhile).
   ASSERT_EQ(unlink(path.c_str()), 0);
-  Listener other;
-  ASSERT_TRUE(bind_listener(parse("unix:" + path), BindOptions{}, &other).ok());
+  Result<Listener> other = bind_listener(parse("unix:" + path), BindOptions{});
+  ASSERT_TRUE(other.ok());
   std::vector<Listener> mine;
-  mine.push_back(std::move(l));
+  mine.push_back(std::move(l.value()));
   remove_socket_files(mine);
   EXPECT_TRUE(exists(path));
-}
-
-TEST(Listeners, BindAllBindsBothKindsAndUndoesAPartialBind) {
-  TempDir dir;
-  config::ServerConfig server;
-  server.listen = {"127.0.0.1:0"};
-  server.uwsgi_listen = {"unix:" + dir.path() + "/u.sock"};
-  std::vector<Listener> out;
-  Status s = bind_all(server, &out);
-  ASSERT_TRUE(s.ok()) << s.message();
-  ASSERT_EQ(out.size(), 2u);
-  EXPECT_FALSE(out[0].uwsgi);
-  EXPECT_TRUE(out[1].uwsgi);
-  EXPECT_TRUE(exists(dir.path() + "/u.sock"));
-  remove_socket_files(out);
-  out.clear();
-
-  // The second address is taken: the first one's socket file must not be left behind.
-  Listener taken;
-  ASSERT_TRUE(bind_listener(parse("127.0.0.1:0"), BindOptions{}, &taken).ok());
-  server.listen = {"unix:" + dir.path() + "/first.sock", taken.bound_name};
-  server.uwsgi_listen.clear();
-  s = bind_all(server, &out);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find(taken.bound_name), std::string::npos) << s.message();
-  EXPECT_TRUE(out.empty());
-  EXPECT_FALSE(exists(dir.path() + "/first.sock"));
-
-  // An unparsable address names itself too.
-  server.listen = {"nonsense"};
-  s = bind_all(server, &out);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("cannot bind nonsense"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -15,9 +15,10 @@
 
 #include "common/exit_codes.h"
 #include "common/log.h"
+#include "common/result.h"
 #include "config/config.h"
 #include "master/arbiter.h"
-#include "master/listeners.h"
+#include "master/listener_set.h"
 #include "master/pidfile.h"
 #include "master/privileges.h"
 #include "master/systemd.h"
@@ -82,9 +83,11 @@ int run(int argc, char** argv) {
   // Under systemd: READY/RELOADING/STOPPING go to $NOTIFY_SOCKET, and sockets passed by
   // socket activation replace binding (master/systemd.h). Both before any fork.
   aiowsgi::master::init_systemd_notify();
-  std::vector<aiowsgi::master::Listener> listeners;
-  if (aiowsgi::Status s = aiowsgi::master::open_listeners(config->server, &listeners); !s.ok()) {
-    fatal(s.message());
+  // Removes the unix socket files it created on every early return below.
+  aiowsgi::Result<aiowsgi::master::ListenerSet> listeners =
+      aiowsgi::master::open_listeners(config->server);
+  if (!listeners.ok()) {
+    fatal(listeners.status().message());
     return aiowsgi::kExitBindError;
   }
   // Locked until the master exits: a second master with the same pidfile stops here.
@@ -93,7 +96,6 @@ int run(int argc, char** argv) {
     pid_t holder = 0;
     if (aiowsgi::Status s = pidfile.acquire(config->server.pidfile, &holder); !s.ok()) {
       fatal(s.message());
-      aiowsgi::master::remove_socket_files(listeners);
       return holder != 0 ? aiowsgi::kExitPidfileLocked : aiowsgi::kExitConfigError;
     }
   }
@@ -101,18 +103,13 @@ int run(int argc, char** argv) {
   // After binding (port 80 needs root) and the pidfile (/run needs root), before any fork:
   // the workers inherit the unprivileged identity.
   if (!config->server.user.empty() || !config->server.group.empty()) {
-    aiowsgi::master::Identity id;
-    aiowsgi::Status s =
-        aiowsgi::master::resolve_identity(config->server.user, config->server.group, &id);
-    if (s.ok()) {
-      std::vector<std::string> owned;
-      for (const auto& l : listeners) owned.push_back(l.unix_path);
-      s = aiowsgi::master::drop_privileges(id, owned);
-    }
+    aiowsgi::Result<aiowsgi::master::Identity> id =
+        aiowsgi::master::resolve_identity(config->server.user, config->server.group);
+    aiowsgi::Status s = id.status();
+    if (s.ok()) s = aiowsgi::master::drop_privileges(id.value(), listeners.value().unix_paths());
     if (!s.ok()) {
       fatal(s.message());
       pidfile.release();
-      aiowsgi::master::remove_socket_files(listeners);
       return aiowsgi::kExitConfigError;
     }
     spdlog::info("running as uid {} gid {}", getuid(), getgid());
@@ -122,15 +119,15 @@ int run(int argc, char** argv) {
   if (loop == nullptr) {
     fatal("cannot initialise the event loop (libev)");
     pidfile.release();
-    aiowsgi::master::remove_socket_files(listeners);
     return aiowsgi::kExitBootError;
   }
   int status;
   {
     // The Arbiter owns the listeners from here (a reload may change them) and removes the
     // unix socket files when it is destroyed.
-    aiowsgi::master::Arbiter arbiter(loop, std::move(cli), std::move(config), std::move(listeners),
-                                     &aiowsgi::worker::run_worker);
+    // The one place the master meets the worker: what each forked child runs.
+    aiowsgi::master::Arbiter arbiter(loop, std::move(cli), std::move(config),
+                                     std::move(listeners.value()), &aiowsgi::worker::run_worker);
     if (pidfile.fd() >= 0) arbiter.close_in_workers(pidfile.fd());
     status = arbiter.run();
   }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/log.h"
@@ -15,7 +16,7 @@
 
 namespace aiowsgi::master {
 
-Status resolve_identity(const std::string& user, const std::string& group, Identity* out) {
+Result<Identity> resolve_identity(const std::string& user, const std::string& group) {
   Identity id;
   id.uid = ::getuid();
   id.gid = ::getgid();
@@ -26,8 +27,9 @@ Status resolve_identity(const std::string& user, const std::string& group, Ident
     uint32_t number = 0;
     IdText kind = parse_numeric_id(user, &number);
     if (kind == IdText::kOutOfRange) {
-      return Status::Config("[server] user = \"" + user + "\": uid out of range (0.." +
-                            std::to_string(kMaxNumericId) + ")");
+      return Result<Identity>::error(Status::Config("[server] user = \"" + user +
+                                                    "\": uid out of range (0.." +
+                                                    std::to_string(kMaxNumericId) + ")"));
     }
     if (kind == IdText::kNumber) {
       id.uid = static_cast<uid_t>(number);
@@ -35,12 +37,13 @@ Status resolve_identity(const std::string& user, const std::string& group, Ident
         id.gid = found->pw_gid;
         id.user = found->pw_name;
       } else if (group.empty()) {
-        return Status::Config("[server] user = \"" + user +
-                              "\": a uid without a passwd entry needs [server] group");
+        return Result<Identity>::error(Status::Config(
+            "[server] user = \"" + user + "\": a uid without a passwd entry needs [server] group"));
       }
     } else {
       if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found) {
-        return Status::Config("[server] user = \"" + user + "\": no such user");
+        return Result<Identity>::error(
+            Status::Config("[server] user = \"" + user + "\": no such user"));
       }
       id.uid = found->pw_uid;
       id.gid = found->pw_gid;
@@ -51,8 +54,9 @@ Status resolve_identity(const std::string& user, const std::string& group, Ident
     uint32_t number = 0;
     IdText kind = parse_numeric_id(group, &number);
     if (kind == IdText::kOutOfRange) {
-      return Status::Config("[server] group = \"" + group + "\": gid out of range (0.." +
-                            std::to_string(kMaxNumericId) + ")");
+      return Result<Identity>::error(Status::Config("[server] group = \"" + group +
+                                                    "\": gid out of range (0.." +
+                                                    std::to_string(kMaxNumericId) + ")"));
     }
     if (kind == IdText::kNumber) {
       id.gid = static_cast<gid_t>(number);
@@ -60,13 +64,13 @@ Status resolve_identity(const std::string& user, const std::string& group, Ident
       ::group gr{};
       ::group* found = nullptr;
       if (getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found) != 0 || !found) {
-        return Status::Config("[server] group = \"" + group + "\": no such group");
+        return Result<Identity>::error(
+            Status::Config("[server] group = \"" + group + "\": no such group"));
       }
       id.gid = found->gr_gid;
     }
   }
-  *out = id;
-  return Status::Ok();
+  return Result<Identity>::ok(std::move(id));
 }
 
 Status drop_privileges(const Identity& id, const std::vector<std::string>& chown_paths) {

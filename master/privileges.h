@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/result.h"
 #include "common/status.h"
 
 namespace aiowsgi::master {
@@ -20,9 +21,9 @@ struct Identity {
 };
 
 // Resolves |user| (name or number) and |group| (name or number; "" = the user's primary
-// group). Config status naming the key when one does not exist. Both empty: *out is the
-// current identity.
-Status resolve_identity(const std::string& user, const std::string& group, Identity* out);
+// group). Config status naming the key when one does not exist. Both empty: the current
+// identity.
+Result<Identity> resolve_identity(const std::string& user, const std::string& group);
 
 // Switches the process to |id| for good: supplementary groups (initgroups, or just |id.gid|),
 // setgid, setuid, then checks that root cannot be regained. The open log file (by descriptor)

@@ -10,35 +10,34 @@ namespace aiowsgi::master {
 namespace {
 
 TEST(ResolveIdentity, UidPastTheRangeIsAnErrorNotRoot) {
-  Identity id;
-  id.uid = 77;
-  Status s = resolve_identity("4294967296", "100", &id);  // 2^32: used to become uid 0
-  EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("uid out of range"), std::string::npos) << s.message();
-  EXPECT_EQ(id.uid, 77u);                                                         // *out untouched
-  EXPECT_FALSE(resolve_identity("4294967295", "100", &id).ok());                  // (uid_t)-1
-  EXPECT_FALSE(resolve_identity("99999999999999999999999999", "100", &id).ok());  // no throw
+  Result<Identity> id = resolve_identity("4294967296", "100");  // 2^32: used to become uid 0
+  EXPECT_FALSE(id.ok());
+  EXPECT_NE(id.status().message().find("uid out of range"), std::string::npos)
+      << id.status().message();
+  EXPECT_FALSE(resolve_identity("4294967295", "100").ok());                  // (uid_t)-1
+  EXPECT_FALSE(resolve_identity("99999999999999999999999999", "100").ok());  // no throw
 }
 
 TEST(ResolveIdentity, GidPastTheRangeIsAnError) {
-  Identity id;
-  Status s = resolve_identity("", "4294967296", &id);
-  EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("gid out of range"), std::string::npos) << s.message();
-  EXPECT_FALSE(resolve_identity("", "4294967295", &id).ok());
+  Result<Identity> id = resolve_identity("", "4294967296");
+  EXPECT_FALSE(id.ok());
+  EXPECT_NE(id.status().message().find("gid out of range"), std::string::npos)
+      << id.status().message();
+  EXPECT_FALSE(resolve_identity("", "4294967295").ok());
 }
 
 TEST(ResolveIdentity, NumbersInRangeAndJunkAsNames) {
-  Identity id;
-  ASSERT_TRUE(resolve_identity("4294967294", "4294967294", &id).ok());
-  EXPECT_EQ(id.uid, 4294967294u);
-  EXPECT_EQ(id.gid, 4294967294u);
-  ASSERT_TRUE(resolve_identity("0", "", &id).ok());  // root has a passwd entry
-  EXPECT_EQ(id.uid, 0u);
+  Result<Identity> id = resolve_identity("4294967294", "4294967294");
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(id.value().uid, 4294967294u);
+  EXPECT_EQ(id.value().gid, 4294967294u);
+  Result<Identity> root = resolve_identity("0", "");
+  ASSERT_TRUE(root.ok());  // root has a passwd entry
+  EXPECT_EQ(root.value().uid, 0u);
   // Not digits: looked up as names, which do not exist.
-  EXPECT_FALSE(resolve_identity("-1", "100", &id).ok());
-  EXPECT_FALSE(resolve_identity("12abc", "100", &id).ok());
-  EXPECT_FALSE(resolve_identity("", "-5", &id).ok());
+  EXPECT_FALSE(resolve_identity("-1", "100").ok());
+  EXPECT_FALSE(resolve_identity("12abc", "100").ok());
+  EXPECT_FALSE(resolve_identity("", "-5").ok());
 }
 
 }  // namespace

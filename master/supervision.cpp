@@ -1,14 +1,7 @@
 #include "master/supervision.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
-#include <string>
-
-#include "common/unique_fd.h"
 
 namespace aiowsgi::master {
 
@@ -48,19 +41,6 @@ ControlMessage sanitized_heartbeat(const ControlMessage& m, uint64_t cores) {
   constexpr uint64_t kMaxMs = UINT64_MAX / 1000000u;
   if (m.oldest_request_ms > kMaxMs) out.oldest_request_ms = 0;
   return out;
-}
-
-uint64_t read_rss_bytes(pid_t pid) {
-  std::string path = "/proc/" + std::to_string(pid) + "/statm";
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return 0;
-  char buf[128] = {};
-  ssize_t n = ::read(fd.get(), buf, sizeof buf - 1);
-  if (n <= 0) return 0;
-  unsigned long long size = 0, resident = 0;
-  if (std::sscanf(buf, "%llu %llu", &size, &resident) != 2) return 0;
-  long page = ::sysconf(_SC_PAGESIZE);
-  return static_cast<uint64_t>(resident) * static_cast<uint64_t>(page > 0 ? page : 4096);
 }
 
 }  // namespace aiowsgi::master

@@ -1,6 +1,6 @@
 // Supervision policy: the master's pure decisions about one worker — is its loop blocked past
 // harakiri, has it passed reload_on_rss_mb, may another recycle start now.
-// Pure functions (no syscalls but read_rss_bytes), so tests cover them without forking.
+// Pure functions (no syscalls), so tests cover them without forking.
 // Master only; no Python.
 #pragma once
 
@@ -13,7 +13,7 @@
 
 namespace aiowsgi::master {
 
-// A worker's heartbeat (every 0.25-0.5 s from its loop's tick) must be this late, and later
+// A worker's heartbeat (every 0.25 s, from its loop's tick) must be this late, and later
 // than harakiri, before the master decides the loop is blocked: a busy loop or a long
 // garbage collection can delay a tick by a second, and killing a healthy worker drops every
 // request it holds.
@@ -57,8 +57,5 @@ inline int max_concurrent_recycles(int target_workers) {
 }
 
 const char* recycle_reason_text(RecycleReason r);
-
-// Resident set size of |pid| from /proc/PID/statm, in bytes; 0 when unreadable.
-uint64_t read_rss_bytes(pid_t pid);
 
 }  // namespace aiowsgi::master

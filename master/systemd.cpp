@@ -202,9 +202,8 @@ std::vector<int> take_systemd_listen_fds() {
   return fds;
 }
 
-Status adopt_listeners(const config::ServerConfig& server, const std::vector<int>& inherited,
-                       std::vector<Listener>* out) {
-  out->clear();
+Result<ListenerSet> adopt_listeners(const config::ServerConfig& server,
+                                    const std::vector<int>& inherited) {
   struct Candidate {
     UniqueFd fd;
     sockaddr_storage local{};
@@ -214,63 +213,43 @@ Status adopt_listeners(const config::ServerConfig& server, const std::vector<int
   for (int fd : inherited) {
     Candidate c;
     c.fd.reset(fd);
-    if (Status s = check_inherited(fd, &c.local, &c.local_len); !s.ok()) return s;
+    if (Status s = check_inherited(fd, &c.local, &c.local_len); !s.ok()) {
+      return Result<ListenerSet>::error(std::move(s));
+    }
     candidates.push_back(std::move(c));
   }
-
-  BindOptions options;
-  options.backlog = server.backlog;
-  options.reuse_port = server.reuse_port;
-  std::vector<Listener> result;
-  auto fail = [&](Status s) {
-    remove_socket_files(result);
-    return s;
-  };
-  auto take = [&](const std::vector<std::string>& list, bool uwsgi) -> Status {
-    for (const std::string& text : list) {
-      SocketAddress address;
-      if (Status s = parse_address(text, &address); !s.ok()) {
-        return Status::Config("cannot bind " + text + ": " + s.message());
+  // Each configured address takes the inherited socket bound to it, at most once.
+  auto inherited_for = [&](const ListenAddress& a) -> std::shared_ptr<Listener> {
+    for (Candidate& c : candidates) {
+      if (c.fd && same_address(c.local, c.local_len, a.address)) {
+        auto l = std::make_shared<Listener>();
+        l->fd = std::move(c.fd);
+        l->name = a.address.text;
+        l->bound_name = format_sockaddr(reinterpret_cast<const sockaddr*>(&c.local), c.local_len);
+        l->uwsgi = a.uwsgi;
+        return l;
       }
-      Listener l;
-      const char* how = "";
-      for (Candidate& c : candidates) {
-        if (c.fd && same_address(c.local, c.local_len, address)) {
-          l.fd = std::move(c.fd);
-          l.name = address.text;
-          l.bound_name = format_sockaddr(reinterpret_cast<const sockaddr*>(&c.local), c.local_len);
-          how = ", from the service manager";
-          break;
-        }
-      }
-      if (!l.fd) {
-        if (Status s = bind_listener(address, options, &l); !s.ok()) return s;
-      }
-      l.uwsgi = uwsgi;
-      spdlog::info("listening on {} ({}{})", l.bound_name, uwsgi ? "uwsgi" : "http", how);
-      result.push_back(std::move(l));
     }
-    return Status::Ok();
+    return nullptr;
   };
-  if (Status s = take(server.listen, false); !s.ok()) return fail(std::move(s));
-  if (Status s = take(server.uwsgi_listen, true); !s.ok()) return fail(std::move(s));
+  Result<ListenerSet> set = ListenerSet::open(server, inherited_for, ", from the service manager");
+  if (!set.ok()) return set;
   for (const Candidate& c : candidates) {
     if (!c.fd) continue;
     std::string where = format_sockaddr(reinterpret_cast<const sockaddr*>(&c.local), c.local_len);
-    return fail(Status::Config("socket activation: inherited socket " + where + " (fd " +
-                               std::to_string(c.fd.get()) +
-                               ") matches no [server] listen or uwsgi_listen address"));
+    return Result<ListenerSet>::error(Status::Config(
+        "socket activation: inherited socket " + where + " (fd " + std::to_string(c.fd.get()) +
+        ") matches no [server] listen or uwsgi_listen address"));
   }
-  *out = std::move(result);
-  return Status::Ok();
+  return set;
 }
 
-Status open_listeners(const config::ServerConfig& server, std::vector<Listener>* out) {
+Result<ListenerSet> open_listeners(const config::ServerConfig& server) {
   std::vector<int> inherited = take_systemd_listen_fds();
-  if (inherited.empty()) return bind_all(server, out);
+  if (inherited.empty()) return ListenerSet::open(server);
   spdlog::info("socket activation: {} inherited socket{}", inherited.size(),
                inherited.size() == 1 ? "" : "s");
-  return adopt_listeners(server, inherited, out);
+  return adopt_listeners(server, inherited);
 }
 
 }  // namespace aiowsgi::master

@@ -8,10 +8,11 @@
 #include <string_view>
 #include <vector>
 
+#include "common/result.h"
 #include "common/status.h"
 #include "config/config.h"
-#include "master/arbiter.h"
-#include "master/listeners.h"
+#include "master/lifecycle.h"
+#include "master/listener_set.h"
 
 namespace aiowsgi::master {
 
@@ -47,16 +48,17 @@ std::vector<int> take_systemd_listen_fds();
 // Builds the listeners from |inherited| fds and the configured addresses: each address of
 // server.listen then server.uwsgi_listen takes the inherited socket whose local address
 // (getsockname) is the same; an address no inherited socket has is bound as usual
-// (bind_listener). An inherited fd that is not a listening stream socket, or that no
+// (ListenerSet::open). An inherited fd that is not a listening stream socket, or that no
 // configured address claims, is an error: serving a socket the config does not mention,
 // with a guessed protocol, would hide a mismatch between the .socket unit and server.toml.
 // Adopted sockets are made non-blocking and close-on-exec; their unix socket files belong to
 // the service manager and are never removed. Takes ownership of every fd in |inherited|;
 // on error those and the sockets bound so far are closed.
-Status adopt_listeners(const config::ServerConfig& server, const std::vector<int>& inherited,
-                       std::vector<Listener>* out);
+Result<ListenerSet> adopt_listeners(const config::ServerConfig& server,
+                                    const std::vector<int>& inherited);
 
-// take_systemd_listen_fds(), then adopt_listeners() when there are any, else bind_all().
-Status open_listeners(const config::ServerConfig& server, std::vector<Listener>* out);
+// take_systemd_listen_fds(), then adopt_listeners() when there are any, else
+// ListenerSet::open() binds every address.
+Result<ListenerSet> open_listeners(const config::ServerConfig& server);
 
 }  // namespace aiowsgi::master

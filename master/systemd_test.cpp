@@ -130,22 +130,23 @@ TEST(SystemdListenFds, AdoptsMatchingSocketsAndBindsTheRest) {
   config::ServerConfig server;
   server.listen = {http_name, "127.0.0.1:0"};  // the second is not inherited: bound here
   server.uwsgi_listen = {uwsgi_name};
-  std::vector<Listener> out;
   // Passed in another order than configured: matching is by address, not position.
-  ASSERT_TRUE(adopt_listeners(server, {uwsgi_fd, http_fd}, &out).ok());
+  Result<ListenerSet> set = adopt_listeners(server, {uwsgi_fd, http_fd});
+  ASSERT_TRUE(set.ok()) << set.status().message();
+  const auto& out = set.value().current();
   ASSERT_EQ(out.size(), 3u);
-  EXPECT_EQ(out[0].fd.get(), http_fd);
-  EXPECT_EQ(out[0].name, http_name);
-  EXPECT_EQ(out[0].bound_name, http_name);
-  EXPECT_FALSE(out[0].uwsgi);
-  EXPECT_NE(out[1].fd.get(), http_fd);
-  EXPECT_NE(out[1].fd.get(), uwsgi_fd);
-  EXPECT_NE(out[1].bound_name, "127.0.0.1:0");
-  EXPECT_EQ(out[2].fd.get(), uwsgi_fd);
-  EXPECT_TRUE(out[2].uwsgi);
-  for (const Listener& l : out) {
-    EXPECT_TRUE(::fcntl(l.fd.get(), F_GETFL) & O_NONBLOCK) << l.name;
-    EXPECT_TRUE(::fcntl(l.fd.get(), F_GETFD) & FD_CLOEXEC) << l.name;
+  EXPECT_EQ(out[0]->fd.get(), http_fd);
+  EXPECT_EQ(out[0]->name, http_name);
+  EXPECT_EQ(out[0]->bound_name, http_name);
+  EXPECT_FALSE(out[0]->uwsgi);
+  EXPECT_NE(out[1]->fd.get(), http_fd);
+  EXPECT_NE(out[1]->fd.get(), uwsgi_fd);
+  EXPECT_NE(out[1]->bound_name, "127.0.0.1:0");
+  EXPECT_EQ(out[2]->fd.get(), uwsgi_fd);
+  EXPECT_TRUE(out[2]->uwsgi);
+  for (const auto& l : out) {
+    EXPECT_TRUE(::fcntl(l->fd.get(), F_GETFL) & O_NONBLOCK) << l->name;
+    EXPECT_TRUE(::fcntl(l->fd.get(), F_GETFD) & FD_CLOEXEC) << l->name;
   }
 }
 
@@ -160,13 +161,15 @@ TEST(SystemdListenFds, AdoptsUnixSocketsWithoutOwningTheirFiles) {
   ASSERT_EQ(::listen(fd, 16), 0);
   config::ServerConfig server;
   server.uwsgi_listen = {"unix:" + path};
-  std::vector<Listener> out;
-  ASSERT_TRUE(adopt_listeners(server, {fd}, &out).ok());
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(out[0].fd.get(), fd);
-  EXPECT_TRUE(out[0].uwsgi);
-  EXPECT_EQ(out[0].unix_path, "");  // the service manager's file: never removed by us
-  remove_socket_files(out);
+  {
+    Result<ListenerSet> set = adopt_listeners(server, {fd});
+    ASSERT_TRUE(set.ok()) << set.status().message();
+    const auto& out = set.value().current();
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out[0]->fd.get(), fd);
+    EXPECT_TRUE(out[0]->uwsgi);
+    EXPECT_EQ(out[0]->unix_path, "");  // the service manager's file: never removed by us
+  }  // the set is destroyed: it removes the files it created, and this is not one
   EXPECT_TRUE(std::filesystem::exists(path));
 }
 
@@ -174,27 +177,27 @@ TEST(SystemdListenFds, AnUnclaimedInheritedSocketIsAnError) {
   std::string name;
   int fd = listening_tcp(&name);
   config::ServerConfig server;  // lists no address at all
-  std::vector<Listener> out;
-  Status s = adopt_listeners(server, {fd}, &out);
-  ASSERT_FALSE(s.ok());
+  Result<ListenerSet> set = adopt_listeners(server, {fd});
+  ASSERT_FALSE(set.ok());
+  const Status& s = set.status();
   EXPECT_NE(s.message().find("inherited socket " + name), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("matches no [server] listen"), std::string::npos) << s.message();
-  EXPECT_TRUE(out.empty());
 }
 
 TEST(SystemdListenFds, ANonListeningSocketIsAnError) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);  // never listen()ed
   config::ServerConfig server;
   server.listen = {"127.0.0.1:0"};
-  std::vector<Listener> out;
-  Status s = adopt_listeners(server, {fd}, &out);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("not a listening stream socket"), std::string::npos) << s.message();
+  Result<ListenerSet> set = adopt_listeners(server, {fd});
+  ASSERT_FALSE(set.ok());
+  EXPECT_NE(set.status().message().find("not a listening stream socket"), std::string::npos)
+      << set.status().message();
 
   int dgram = ::socket(AF_INET, SOCK_DGRAM, 0);
-  s = adopt_listeners(server, {dgram}, &out);
-  ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("not a listening stream socket"), std::string::npos) << s.message();
+  set = adopt_listeners(server, {dgram});
+  ASSERT_FALSE(set.ok());
+  EXPECT_NE(set.status().message().find("not a listening stream socket"), std::string::npos)
+      << set.status().message();
 }
 
 }  // namespace

@@ -83,6 +83,10 @@ struct WorkerProcess {
   bool retiring = false;
   bool warned_unexpected = false;  // logged one unexpected control message already
 
+  // The cores its generation configured: the most requests it may report in flight.
+  uint64_t cores() const {
+    return static_cast<uint64_t>(std::max(1, config ? config->server.cores : 1));
+  }
   // Alive and not asked to stop: counts towards the slot's worker.
   bool active() const { return state == WorkerState::kSpawned || state == WorkerState::kBooted; }
 };

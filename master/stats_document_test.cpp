@@ -1,9 +1,7 @@
-#include "master/stats_server.h"
+// The stats JSON and /metrics documents from hand-built snapshots.
+#include "master/stats_document.h"
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <string>
@@ -11,11 +9,63 @@
 namespace aiowsgi::master {
 namespace {
 
-TEST(StatsJson, QuoteEscapesWhatJsonRequires) {
-  EXPECT_EQ(json_quote("plain"), "\"plain\"");
-  EXPECT_EQ(json_quote("a\"b\\c"), "\"a\\\"b\\\\c\"");
-  EXPECT_EQ(json_quote("\n\t\x01"), "\"\\n\\t\\u0001\"");
-  EXPECT_EQ(json_quote("\xe9"), "\"\\u00e9\"");
+TEST(StatsJson, StringsEscapeWhatJsonRequires) {
+  StatsSnapshot s;
+  s.cwd = "plain";
+  EXPECT_NE(stats_json(s).find("\"cwd\":\"plain\""), std::string::npos);
+  s.cwd = "a\"b\\c";
+  EXPECT_NE(stats_json(s).find("\"cwd\":\"a\\\"b\\\\c\""), std::string::npos);
+  s.cwd = "\n\t\x01";
+  EXPECT_NE(stats_json(s).find("\"cwd\":\"\\n\\t\\u0001\""), std::string::npos);
+  // Bytes that are not UTF-8 are taken as Latin-1, never dropped or replaced.
+  s.cwd = "\xe9";
+  EXPECT_NE(stats_json(s).find("\"cwd\":\"\\u00e9\""), std::string::npos) << stats_json(s);
+}
+
+// The exact bytes readers of the document have always been given (key order included).
+TEST(StatsJson, DocumentBytesAreStable) {
+  StatsBoard board;
+  ASSERT_TRUE(StatsBoard::create(2, 1, &board).ok());
+  StatsSnapshot s;
+  s.pid = 42;
+  s.uid = 1;
+  s.gid = 2;
+  s.cwd = "/srv/\xe9\x7f";
+  s.sockets.push_back({"127.0.0.1:80", "http", 3, 128});
+  WorkerView v;
+  v.id = 1;
+  v.pid = 43;
+  v.accepting = true;
+  v.cores = 1;
+  v.score = board.worker(board.claim());
+  v.core_detail = board.core_detail();
+  v.rss = 4096;
+  v.vsz = 8192;
+  v.last_spawn = 1000.9;
+  v.respawn_count = 2;
+  v.delta_requests = 5;
+  s.workers.push_back(v);
+  WorkerView empty;  // a slot waiting for its respawn
+  empty.id = 2;
+  s.workers.push_back(empty);
+  EXPECT_EQ(stats_json(s),
+            std::string("{\"version\":\"") + AIOWSGI_VERSION +
+                "\",\"listen_queue\":3,\"listen_queue_errors\":0,\"signal_queue\":0,\"load\":3,"
+                "\"pid\":42,\"uid\":1,\"gid\":2,\"cwd\":\"/srv/\\u00e9\\u007f\",\"locks\":[],"
+                "\"sockets\":[{\"name\":\"127.0.0.1:80\",\"proto\":\"http\",\"queue\":3,"
+                "\"max_queue\":128,\"shared\":0,\"can_offload\":0}],\"workers\":[{\"id\":1,"
+                "\"pid\":43,\"accepting\":1,\"requests\":0,\"delta_requests\":5,\"exceptions\":0,"
+                "\"harakiri_count\":0,\"signals\":0,\"signal_queue\":0,\"status\":\"idle\","
+                "\"rss\":4096,\"vsz\":8192,\"running_time\":0,\"last_spawn\":1000,"
+                "\"respawn_count\":2,\"tx\":0,\"avg_rt\":0,\"apps\":[{\"id\":0,\"modifier1\":0,"
+                "\"mountpoint\":\"\",\"startup_time\":0,\"requests\":0,\"exceptions\":0,"
+                "\"chdir\":\"\"}],\"cores\":[{\"id\":0,\"requests\":0,\"static_requests\":0,"
+                "\"routed_requests\":0,\"offloaded_requests\":0,\"write_errors\":0,"
+                "\"read_errors\":0,\"in_request\":0,\"vars\":[],\"req_info\":{}}]},{\"id\":2,"
+                "\"pid\":0,\"accepting\":0,\"requests\":0,\"delta_requests\":0,\"exceptions\":0,"
+                "\"harakiri_count\":0,\"signals\":0,\"signal_queue\":0,\"status\":\"idle\","
+                "\"rss\":0,\"vsz\":0,\"running_time\":0,\"last_spawn\":0,\"respawn_count\":0,"
+                "\"tx\":0,\"avg_rt\":0,\"apps\":[],\"cores\":[]}]}\n");
 }
 
 TEST(StatsJson, DocumentHasTheUwsgiLayout) {
@@ -119,17 +169,6 @@ TEST(StatsJson, HostileSlotValuesStayInBounds) {
   EXPECT_EQ(t.requests, 0u);
 }
 
-TEST(StatsMetrics, RoutesOnlyGetMetrics) {
-  EXPECT_EQ(route_metrics_request("GET /metr"), MetricsRoute::kIncomplete);
-  EXPECT_EQ(route_metrics_request("GET /metrics HTTP/1.1\r\n"), MetricsRoute::kMetrics);
-  EXPECT_EQ(route_metrics_request("GET /metrics?x=1 HTTP/1.0\n"), MetricsRoute::kMetrics);
-  EXPECT_EQ(route_metrics_request("HEAD /metrics HTTP/1.1\r\n"), MetricsRoute::kMetricsHead);
-  EXPECT_EQ(route_metrics_request("POST /metrics HTTP/1.1\r\n"), MetricsRoute::kBadMethod);
-  EXPECT_EQ(route_metrics_request("GET / HTTP/1.1\r\n"), MetricsRoute::kNotFound);
-  EXPECT_EQ(route_metrics_request("garbage\r\n"), MetricsRoute::kBad);
-  EXPECT_EQ(route_metrics_request(std::string(9000, 'x')), MetricsRoute::kBad);
-}
-
 TEST(StatsMetrics, CountersIncludeRetiredWorkers) {
   StatsBoard board;
   ASSERT_TRUE(StatsBoard::create(2, 2, &board).ok());
@@ -160,38 +199,6 @@ TEST(StatsMetrics, CountersIncludeRetiredWorkers) {
         "# TYPE aiowsgi_request_duration_seconds histogram\n"}) {
     EXPECT_NE(text.find(line), std::string::npos) << line;
   }
-}
-
-TEST(StatsMetrics, ListenQueueOfATcpListener) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  ASSERT_EQ(listen(fd, 7), 0);
-  socklen_t len = sizeof a;
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
-  int clients[2];
-  for (int& c : clients) {
-    c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_EQ(connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-  }
-  uint64_t q = 0, max = 0;
-  listen_queue(fd, &q, &max);
-  EXPECT_EQ(q, 2u);
-  EXPECT_EQ(max, 7u);
-  for (int c : clients) close(c);
-  close(fd);
-}
-
-TEST(StatsMetrics, MemoryOfThisProcess) {
-  uint64_t rss = 0, vsz = 0;
-  read_memory(getpid(), &rss, &vsz);
-  EXPECT_GT(rss, 0u);
-  EXPECT_GE(vsz, rss);
-  read_memory(0, &rss, &vsz);
-  EXPECT_EQ(rss, 0u);
 }
 
 }  // namespace
