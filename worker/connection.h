@@ -11,7 +11,7 @@
 
 #include "worker/protocol/request_parser.h"
 #include "worker/protocol/uwsgi_parser.h"
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 #include "worker/static_files.h"
 
 namespace aiowsgi::worker {

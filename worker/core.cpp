@@ -17,13 +17,13 @@
 #include "common/unique_fd.h"
 #include "worker/access_log.h"
 #include "worker/connection.h"
-#include "worker/greenlet_api.h"
 #include "worker/protocol/header_fields.h"
 #include "worker/protocol/request_target.h"
-#include "worker/python_module.h"
-#include "worker/request_bound.h"
+#include "worker/python/greenlet_api.h"
+#include "worker/python/python_module.h"
+#include "worker/python/request_bound.h"
+#include "worker/python/wsgi_input.h"
 #include "worker/server.h"
-#include "worker/wsgi_input.h"
 
 namespace aiowsgi::worker {
 

@@ -14,7 +14,7 @@
 #include "worker/core_guard.h"
 #include "worker/protocol/body_deadline.h"
 #include "worker/protocol/response_head.h"
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 
 namespace aiowsgi::worker {
 

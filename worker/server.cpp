@@ -15,8 +15,8 @@
 #include "common/status.h"
 #include "worker/access_log.h"
 #include "worker/control_link.h"
-#include "worker/greenlet_api.h"
-#include "worker/python_module.h"
+#include "worker/python/greenlet_api.h"
+#include "worker/python/python_module.h"
 #include "worker/static_files.h"
 
 namespace aiowsgi::worker {

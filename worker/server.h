@@ -13,7 +13,7 @@
 #include "worker/accept_balance.h"
 #include "worker/connection.h"
 #include "worker/core.h"
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 #include "worker/request_budget.h"
 #include "worker/static_files.h"
 #include "worker/worker.h"

@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 
 namespace aiowsgi::worker {
 

@@ -1,4 +1,4 @@
-#include "worker/request_bound.h"
+#include "worker/python/request_bound.h"
 
 #include <structmember.h>
 
