@@ -17,6 +17,7 @@
 #include "worker/control_link.h"
 #include "worker/python/greenlet_api.h"
 #include "worker/python/python_module.h"
+#include "worker/response_writer.h"
 #include "worker/static_files.h"
 
 namespace aiowsgi::worker {
@@ -77,31 +78,6 @@ PyMethodDef kControlDef = {"_aiowsgi_control", cb_control, METH_NOARGS, nullptr}
 PyMethodDef kSettleDef = {"_aiowsgi_settle", cb_settle, METH_O, nullptr};
 PyMethodDef kDeferEndDef = {"_aiowsgi_defer_end", cb_defer_end, METH_NOARGS, nullptr};
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
 // Calls a cached bound method with positional args; logs and clears a Python error.
 bool call_logged(PyObject* fn, const char* what, PyObject* a, PyObject* b = nullptr,
                  PyObject* c = nullptr) noexcept {
@@ -130,16 +106,6 @@ double now_seconds() noexcept {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-// Builds the canned response for a request the server rejects before any app code runs.
-std::string error_response(int status) {
-  const char* reason = reason_phrase(status);
-  std::string body = std::to_string(status) + " " + reason + "\n";
-  std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                  "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nConnection: close\r\n\r\n" + body;
-  return r;
 }
 
 Server::Server(const WorkerContext& ctx, PyObject* loop, PyObject* app)

@@ -3,6 +3,7 @@
 #include <structmember.h>
 
 #include <cstddef>
+#include <cstring>
 
 #include "worker/core.h"
 
@@ -65,6 +66,76 @@ Core* bound_core(PyObject* callable, const char* what) noexcept {
     return nullptr;
   }
   return o->core;
+}
+
+PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t nargsf,
+                              PyObject* kwnames) noexcept {
+  Core* core = bound_core(self, "start_response");
+  if (core == nullptr) return nullptr;
+  Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+  PyObject* status = nullptr;
+  PyObject* headers = nullptr;
+  PyObject* exc_info = Py_None;
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  if (nargs > 0) status = args[0];
+  if (nargs > 1) headers = args[1];
+  if (nargs > 2) exc_info = args[2];
+  for (Py_ssize_t i = 0; i < nkw; ++i) {
+    const char* k = PyUnicode_AsUTF8(PyTuple_GET_ITEM(kwnames, i));
+    PyObject* v = args[nargs + i];
+    if (k && strcmp(k, "status") == 0)
+      status = v;
+    else if (k && strcmp(k, "response_headers") == 0)
+      headers = v;
+    else if (k && strcmp(k, "headers") == 0)
+      headers = v;
+    else if (k && strcmp(k, "exc_info") == 0)
+      exc_info = v;
+    else {
+      PyErr_Format(PyExc_TypeError, "start_response() got an unexpected keyword argument '%s'",
+                   k ? k : "?");
+      return nullptr;
+    }
+  }
+  if (nargs > 3 || status == nullptr || headers == nullptr) {
+    PyErr_SetString(PyExc_TypeError,
+                    "start_response() takes status, response_headers and optional exc_info");
+    return nullptr;
+  }
+  if (!core->writer().start_response(status, headers, exc_info)) return nullptr;
+  return PyRef::borrow(core->write_callable()).release();
+}
+
+PyObject* write_call(PyObject* self, PyObject* const* args, size_t nargsf,
+                     PyObject* kwnames) noexcept {
+  Core* core = bound_core(self, "write");
+  if (core == nullptr) return nullptr;
+  if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) > 0)) {
+    PyErr_SetString(PyExc_TypeError, "write() takes exactly one argument, the bytes to send");
+    return nullptr;
+  }
+  PyObject* data = args[0];
+  if (!core->on_own_greenlet()) {
+    // Sending may have to wait for the socket, and only the request's own core can wait.
+    PyErr_SetString(PyExc_RuntimeError,
+                    "write() called outside its request's core (from a loop callback or "
+                    "another greenlet)");
+    return nullptr;
+  }
+  if (!core->writer().headers_set()) {
+    PyErr_SetString(PyExc_AssertionError, "write() called before start_response()");
+    return nullptr;
+  }
+  Py_buffer view;
+  if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
+  bool ok =
+      core->writer().write_body(static_cast<const char*>(view.buf), static_cast<size_t>(view.len));
+  PyBuffer_Release(&view);
+  if (!ok) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_OSError, "client disconnected");
+    return nullptr;
+  }
+  Py_RETURN_NONE;
 }
 
 }  // namespace aiowsgi::worker
