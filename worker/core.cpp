@@ -435,7 +435,7 @@ bool Core::on_own_greenlet() const noexcept {
   return g == greenlet_.get();
 }
 
-int Core::connection_fd() const { return conn_ != nullptr ? conn_->fd : -1; }
+int Core::connection_fd() const { return conn_ != nullptr ? conn_->fd.get() : -1; }
 
 void Core::mark_upgraded() noexcept {
   upgraded_ = true;

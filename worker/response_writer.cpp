@@ -388,7 +388,7 @@ bool ResponseWriter::send_all(iovec* iov, int iovcnt) noexcept {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(std::min(iovcnt, IOV_MAX));
-    ssize_t n = sendmsg(conn->fd, &msg, MSG_NOSIGNAL);
+    ssize_t n = sendmsg(conn->fd.get(), &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -421,7 +421,8 @@ bool ResponseWriter::send_all(iovec* iov, int iovcnt) noexcept {
 
 bool ResponseWriter::send_file(int fd, off_t offset, uint64_t count) noexcept {
   while (count > 0) {
-    ssize_t n = sendfile(core_->connection()->fd, fd, &offset, std::min<uint64_t>(count, 1 << 20));
+    ssize_t n =
+        sendfile(core_->connection()->fd.get(), fd, &offset, std::min<uint64_t>(count, 1 << 20));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {

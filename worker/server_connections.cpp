@@ -28,7 +28,7 @@ constexpr size_t kMaxReadAhead = 256 * 1024;
 ssize_t Connection::fill() noexcept {
   // The worker is single-threaded: one scratch buffer serves every connection.
   static char scratch[65536];
-  ssize_t n = recv(fd, scratch, sizeof scratch, 0);
+  ssize_t n = recv(fd.get(), scratch, sizeof scratch, 0);
   if (n > 0) rbuf.append(scratch, static_cast<size_t>(n));
   return n;
 }
@@ -90,7 +90,7 @@ bool Server::cores_full() const noexcept {
 
 void Server::set_reader(Connection* conn, bool on) noexcept {
   if (conn->reader_registered == on) return;
-  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd));
+  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd.get()));
   if (!fd) {
     PyErr_Clear();
     return;
@@ -107,7 +107,7 @@ bool Server::watch_readable(Connection* conn) noexcept {
 }
 
 bool Server::watch_writable(Connection* conn) noexcept {
-  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd));
+  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd.get()));
   if (!fd) {
     PyErr_Clear();
     return false;
@@ -117,7 +117,7 @@ bool Server::watch_writable(Connection* conn) noexcept {
 }
 
 void Server::unwatch_writable(Connection* conn) noexcept {
-  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd));
+  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd.get()));
   if (fd) call_logged(calls_.remove_writer.get(), "remove_writer", fd.get());
 }
 
@@ -248,7 +248,7 @@ void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
 }
 
 void Server::resume_reading(Connection* conn) noexcept {
-  int fd = conn->fd;
+  int fd = conn->fd.get();
   release_connection(conn, true);
   // release_connection may have closed it (draining, client gone).
   if (static_cast<size_t>(fd) < conns_.size() && conns_[fd].get() == conn &&
@@ -259,14 +259,14 @@ void Server::resume_reading(Connection* conn) noexcept {
 void Server::send_error_and_linger(Connection* conn, int status) noexcept {
   std::string resp = error_response(status);
   // Best effort, non-blocking: the response is small and the socket buffer is empty.
-  (void)send(conn->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+  (void)send(conn->fd.get(), resp.data(), resp.size(), MSG_NOSIGNAL);
   linger_close(conn);
 }
 
 // Shuts the write side and drains input for a moment, so that unread request bytes do not
 // make the kernel answer with a reset that would discard the response.
 void Server::linger_close(Connection* conn) noexcept {
-  ::shutdown(conn->fd, SHUT_WR);
+  ::shutdown(conn->fd.get(), SHUT_WR);
   unreserve(conn);  // no request is read from it any more
   conn->state = ConnState::kLingering;
   conn->deadline = now_seconds() + kLingerSeconds;
@@ -276,7 +276,7 @@ void Server::linger_close(Connection* conn) noexcept {
 }
 
 void Server::close_connection(Connection* conn) noexcept {
-  int fd = conn->fd;
+  int fd = conn->fd.get();
   if (conn->upgraded) {
     // The app may have left its own reader or writer on the fd: asyncio must forget them
     // before the number is reused, or its next registration would fail.
@@ -303,8 +303,7 @@ void Server::close_connection(Connection* conn) noexcept {
       }
     }
   }
-  ::close(fd);
-  conns_[fd].reset();
+  conns_[fd].reset();  // closes fd: every watcher on it is gone (above)
   --open_connections_;
   acceptor_.set_connections(open_connections_);
   if (!acceptor_.accepting()) acceptor_.resume();
