@@ -160,7 +160,7 @@ void Acceptor::accept_batch(size_t listener, size_t limit) noexcept {
   const ListenSocket& ls = ctx_.sockets[listener];
   for (size_t n = 0; n < limit && accepting_; ++n) {
     if (!server_->budget().has_room()) {
-      pause();  // resume_accepting() runs again when a reservation is given back
+      pause();  // resume() runs again when a reservation is given back
       return;
     }
     sockaddr_storage peer{};

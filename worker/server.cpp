@@ -366,7 +366,7 @@ void Server::drain() noexcept {
   acceptor_.pause();
   // Idle keep-alive connections are not cut at once: a client may be sending its next request
   // right now, and closing under it would fail that request. Each gets a short grace; a
-  // request that arrives is served with "Connection: close" (Core::build_head).
+  // request that arrives is served with "Connection: close" (ResponseWriter::build_head).
   double grace = now_seconds() + kDrainIdleGraceSeconds;
   for (auto& up : conns_) {
     if (up && up->state == ConnState::kReadingHead && !up->head_started)
