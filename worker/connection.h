@@ -9,9 +9,10 @@
 #include <memory>
 #include <string>
 
+#include "common/unique_fd.h"
 #include "worker/protocol/request_parser.h"
 #include "worker/protocol/uwsgi_parser.h"
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 #include "worker/static_files.h"
 
 namespace aiowsgi::worker {
@@ -27,11 +28,14 @@ enum class ConnState {
 };
 
 struct Connection {
+  // Takes ownership of |fd_in|.
   Connection(int fd_in, RequestParser::Limits limits) : fd(fd_in), parser(limits) {}
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  int fd;  // owned: closed by Server::close_connection
+  // Closed with the Connection, which Server::close_connection destroys once the loop no
+  // longer watches it: asyncio must forget a number before it can be reused.
+  UniqueFd fd;
   ConnState state = ConnState::kReadingHead;
   RequestParser parser;
   // uwsgi-protocol connections (server.uwsgi_listen) parse their head with this instead of

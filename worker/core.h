@@ -12,9 +12,9 @@
 #include <string_view>
 
 #include "worker/core_guard.h"
-#include "worker/protocol/body_deadline.h"
-#include "worker/protocol/response_head.h"
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
+#include "worker/request_body.h"
+#include "worker/response_writer.h"
 
 namespace aiowsgi::worker {
 
@@ -33,6 +33,9 @@ enum class WakeReason { kNone, kReady, kTimeout, kShutdown };
 
 class Core {
  public:
+  // Seconds a core may wait for its client to send or accept bytes before the request fails.
+  static constexpr double kSocketTimeout = 60;
+
   Core(Server* server, int id);
   Core(const Core&) = delete;
   Core& operator=(const Core&) = delete;
@@ -75,7 +78,7 @@ class Core {
   // True when the running greenlet is this core's (not the loop's, not one the app made).
   bool on_own_greenlet() const noexcept;
   int connection_fd() const;
-  bool headers_sent() const { return headers_sent_; }
+  bool headers_sent() const { return writer_.headers_sent(); }
   // The app takes the connection over (a websocket handshake): after the app returns the
   // server writes no HTTP response and closes the connection. The server's own reader on the
   // fd is removed, so the app may add one (loop.add_reader(uwsgi.connection_fd(), ...)).
@@ -92,24 +95,35 @@ class Core {
   // connection, the request was cancelled, or on a socket error.
   ssize_t recv_raw(std::string* out, bool block, double timeout) noexcept;
 
-  // --- Used by wsgi.input (core.cpp and wsgi_input.cpp), inside the core -------------------
-  // Makes decoded body bytes available in body_ (from body_pos_). Returns false at the end of
-  // the body. Raises a Python OSError and returns false on a client error / timeout.
-  bool fill_body(bool* error) noexcept;
-  std::string& body() { return body_; }
+  // --- Used by wsgi.input (wsgi_input.cpp), inside the core -------------------------------
+  // Makes decoded body bytes available in body() (from body_pos()). Returns false at the end
+  // of the body. Raises a Python OSError and returns false on a client error / timeout.
+  bool fill_body(bool* error) noexcept { return body_.fill(error); }
+  std::string& body() { return body_.bytes(); }
+  size_t& body_pos() { return body_.pos(); }
   // A status to answer with instead of 500 if the app lets its exception out before sending
   // a head (400 for a refused websocket handshake, 408 for a body that never came).
-  void set_error_status(int status) { error_status_ = status; }
-  size_t& body_pos() { return body_pos_; }
+  void set_error_status(int status) { writer_.set_error_status(status); }
   // Changes when a request starts and when it ends: what the app holds of a request (write,
   // wsgi.input) is valid while its serial is the core's.
   uint64_t serial() const { return serial_; }
 
-  // Python-visible callables bound to one request of this core (request_bound.h).
-  static PyObject* py_start_response(PyObject* self, PyObject* const* args, size_t nargsf,
-                                     PyObject* kwnames) noexcept;
-  static PyObject* py_write(PyObject* self, PyObject* const* args, size_t nargsf,
-                            PyObject* kwnames) noexcept;
+  // --- Used by the parts of a request (response_writer, request_body, python/) -------------
+  Server* server() const { return server_; }
+  ResponseWriter& writer() { return writer_; }
+  // The write() callable of the current request (start_response returns it).
+  PyObject* write_callable() const { return write_.get(); }
+  // The worker is killing this core's greenlet (shutdown): unwind, touch nothing.
+  bool killed() const { return killed_; }
+  // Suspends until the connection is readable/writable. False on timeout, cancellation,
+  // shutdown or error. |timeout| <= 0: the default socket timeout. Inside the core only.
+  bool wait_io(CoreState how, double timeout = 0) noexcept;
+  // Why the last wait_io() ended.
+  WakeReason wake_reason() const { return wake_; }
+  // Logs the pending Python exception with the request it came from (quietly when it is
+  // the consequence of the client going away), and clears it.
+  void log_app_exception(const char* when) noexcept;
+
   // The greenlet's body (self: a capsule holding the Core).
   static PyObject* run(PyObject* self, PyObject* args) noexcept;
 
@@ -130,28 +144,10 @@ class Core {
   bool park(Lease& lease, CoreState how) noexcept;
   // This greenlet serves no more requests; whoever still refers to it finds it ending quietly.
   void retire(Lease& lease) noexcept;
-  bool handle_request() noexcept;  // one request; false: the connection must close
-  PyObject* build_environ() noexcept;
-  PyObject* build_uwsgi_environ() noexcept;
-  PyObject* environ_base() noexcept;
+  bool handle_request() noexcept;   // one request; false: the connection must close
   std::string_view method() const;  // of the current request, for logs
   std::string_view target() const;
-  bool finish_request_body() noexcept;
   bool finish_cancelled() noexcept;
-  // Response.
-  bool start_response_impl(PyObject* status, PyObject* headers, PyObject* exc_info) noexcept;
-  bool build_head(int64_t known_length) noexcept;
-  bool write_body(const char* data, size_t len) noexcept;  // framing per chunked_
-  bool finish_body() noexcept;
-  bool send_all(iovec* iov, int iovcnt) noexcept;
-  bool send_file(int fd, off_t offset, uint64_t count) noexcept;
-  bool send_simple_error(int status) noexcept;
-  // Suspends until the connection is readable/writable. False on timeout, cancellation,
-  // shutdown or error. |timeout| <= 0: the default socket timeout.
-  bool wait_io(CoreState how, double timeout = 0) noexcept;
-  bool respond_from_result(PyObject* result) noexcept;
-  bool iterate_result(PyObject* result) noexcept;
-  void log_app_exception(const char* when) noexcept;
 
   Server* server_;
   int id_;
@@ -160,7 +156,7 @@ class Core {
   ssize_t running_refs_ = 0;      // greenlet_'s reference count while it runs, app code aside
   bool entering_ = false;         // enter() is switching in: the one legitimate resume of a park
   bool retire_pending_ = false;   // the last request was aborted: retire before serving again
-  bool disconnect_cancelled_ = false;
+  bool disconnect_cancelled_ = false;  // its client went away while it waited in await_()
   RequestText last_request_;
   PyRef id_obj_;          // int, the core id (environ["aiowsgi.core"])
   PyRef start_response_;  // request_bound.h: reused while the app keeps no reference
@@ -170,35 +166,16 @@ class Core {
   double io_deadline_ = 0;
   Connection* conn_ = nullptr;
   uint64_t requests_ = 0;
-  uint64_t serial_ = 0;
+  uint64_t serial_ = 0;  // request counter; stale wsgi.input and write objects compare it
   bool killed_ = false;
+  // Harakiri: the current request was cancelled. GreenletExit was thrown in: unwind without
+  // touching the socket.
   bool cancelled_ = false;
-  bool upgraded_ = false;  // the app took the connection over (websocket)  // harakiri: the current
-                           // request was cancelled
-  double request_start_ = 0;  // GreenletExit was thrown in: unwind without touching the socket  //
-                              // request counter; stale wsgi.input objects compare it
+  bool upgraded_ = false;     // the app took the connection over (websocket)
+  double request_start_ = 0;  // monotonic start time of the current request
 
-  // Per-request state (reset at the start of each request).
-  std::string body_;  // decoded request body not yet read by the app, from body_pos_
-  size_t body_pos_ = 0;
-  BodyDeadline body_deadline_;  // [limits] body_timeout
-  bool sent_continue_ = false;
-  // What start_response was given, validated and copied: the app may change or reuse its
-  // list afterwards. staged_ takes a new call and is swapped in only once all of it is valid.
-  ResponseHead head_;
-  ResponseHead staged_;
-  int status_code_ = 0;
-  bool headers_set_ = false;
-  bool headers_sent_ = false;
-  bool chunked_ = false;         // response uses chunked framing
-  bool keep_alive_ = false;      // connection may serve another request afterwards
-  bool head_request_ = false;    // HEAD: no body bytes on the wire
-  bool no_body_status_ = false;  // 1xx/204/304
-  bool has_content_length_ = false;
-  uint64_t content_length_ = 0;  // declared by the app
-  uint64_t body_sent_ = 0;
-  int error_status_ = 0;  // a status to answer with instead of 500 (e.g. 413 from wsgi.input)
-  std::string out_;       // response head (and small bodies) being assembled
+  ResponseWriter writer_{this};  // the response: head, framing, sending
+  RequestBody body_{this};       // the request body, as wsgi.input reads it
 };
 
 }  // namespace aiowsgi::worker

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "common/watch_report.h"
-#include "worker/python_module.h"
+#include "worker/python/python_module.h"
 
 namespace aiowsgi::worker {
 

@@ -9,7 +9,7 @@
 #include <deque>
 #include <string>
 
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 #include "worker/worker.h"
 
 namespace aiowsgi::worker {

@@ -4,16 +4,18 @@
 // process; every method runs on the worker's single thread with the GIL held.
 #pragma once
 
+#include <sys/socket.h>
+
 #include <deque>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
-#include "worker/accept_balance.h"
+#include "worker/acceptor.h"
 #include "worker/connection.h"
 #include "worker/core.h"
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 #include "worker/request_budget.h"
 #include "worker/static_files.h"
 #include "worker/worker.h"
@@ -22,6 +24,16 @@ namespace aiowsgi::worker {
 
 // Monotonic seconds (coarse clock: cheap, ~4 ms resolution — enough for timeouts).
 double now_seconds() noexcept;
+
+// Calls a cached bound method of the loop with positional args; logs and clears a Python
+// error (false then).
+bool call_logged(PyObject* fn, const char* what, PyObject* a, PyObject* b = nullptr,
+                 PyObject* c = nullptr) noexcept;
+
+// The asyncio loop's methods the server calls, looked up once.
+struct LoopCalls {
+  PyRef add_reader, remove_reader, add_writer, remove_writer, call_later, call_soon, stop;
+};
 
 class Server {
  public:
@@ -49,10 +61,23 @@ class Server {
   PyObject* app() const { return app_.get(); }
   PyObject* loop() const { return loop_.get(); }
   PyObject* main_greenlet() const { return main_greenlet_.get(); }
+  const LoopCalls& loop_calls() const { return calls_; }
+  Acceptor& acceptor() { return acceptor_; }
   bool draining() const { return draining_; }
+  bool stopping() const { return stopping_; }
   // max_requests reached: no more requests are taken on; exits once its connections are done.
   bool retiring() const { return retiring_; }
   const std::string& date_header() const { return date_header_; }  // "Date: ...\r\n"
+
+  // --- Used by the acceptor ----------------------------------------------------------------
+  // Takes on the accepted socket |fd| (non-blocking, close-on-exec) from |peer| on listen
+  // socket |listener|: a new Connection waiting for its request head, or closed at once if
+  // it cannot be watched.
+  void adopt(int fd, const sockaddr_storage& peer, size_t listener) noexcept;
+  size_t open_connections() const { return open_connections_; }
+  const RequestBudget& budget() const { return budget_; }
+  // Whether every core being busy stops this worker from accepting connections.
+  bool cores_full() const noexcept;
 
   // --- Used by cores -----------------------------------------------------------------------
   // A core finished with its connection: hand it back to the loop (keep-alive) or close it.
@@ -105,30 +130,20 @@ class Server {
   uint64_t requests() const { return requests_; }
 
   // --- Loop callbacks (module-level C functions forward here) --------------------------------
-  void on_accept(size_t listener) noexcept;
   void on_readable(int fd) noexcept;
   void on_writable(int fd) noexcept;
   void on_tick() noexcept;
   void on_control() noexcept;
   void on_settle(int core_id) noexcept;
-  void on_defer_end() noexcept;
 
  private:
   bool build_templates() noexcept;
-  void accept_from(size_t listener) noexcept;
-  void accept_batch(size_t listener, size_t limit) noexcept;
-  void watch_listeners(bool on) noexcept;
-  void defer_accepting() noexcept;
   void read_head(Connection* conn) noexcept;
   void process_head(Connection* conn) noexcept;  // parses buffered bytes of a request head
-  // Whether every core being busy stops this worker from accepting connections.
-  bool cores_full() const noexcept;
   void dispatch(Connection* conn) noexcept;
   void send_error_and_linger(Connection* conn, int status) noexcept;
   void close_connection(Connection* conn) noexcept;
   void set_reader(Connection* conn, bool on) noexcept;
-  void pause_accepting() noexcept;
-  void resume_accepting() noexcept;
   void schedule_tick() noexcept;
   void maybe_finish_drain() noexcept;
   void retire() noexcept;
@@ -140,11 +155,8 @@ class Server {
   static Server* instance_;
   WorkerContext ctx_;
   PyRef loop_, app_, main_greenlet_;
-  PyRef add_reader_, remove_reader_, add_writer_, remove_writer_, call_later_, call_soon_, stop_;
-  PyRef on_accept_fn_, on_readable_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_;
-  PyRef on_settle_fn_;
-  PyRef on_defer_end_fn_, defer_delay_;
-  std::vector<PyRef> listener_ids_;                 // ints passed to on_accept
+  LoopCalls calls_;
+  PyRef on_readable_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_, on_settle_fn_;
   std::vector<PyRef> templates_;                    // environ template per listener
   std::vector<std::unique_ptr<Connection>> conns_;  // indexed by fd
   std::vector<std::unique_ptr<Core>> cores_;        // created lazily up to config cores
@@ -154,23 +166,15 @@ class Server {
   std::deque<PyRef> retired_;             // retired core greenlets, oldest first
   size_t busy_cores_ = 0;
   size_t open_connections_ = 0;
-  bool accepting_ = false;  // the listen sockets are watched
-  // The listen sockets are unwatched for a moment because a peer holds fewer connections
-  // (AcceptBalance); the worker still counts as taking connections.
-  bool deferring_ = false;
-  bool defer_timer_pending_ = false;
-  uint64_t defer_mark_ = 0;  // peers' accepted total when the deferral began
-  AcceptBalance balance_;
   bool draining_ = false;
   bool retiring_ = false;
   RequestBudget budget_;
   bool stopping_ = false;
   double drain_deadline_ = 0;
   uint64_t requests_ = 0;
-  double last_accept_error_log_ = 0;
-  double accept_resume_at_ = 0;  // accept() ran out of fds: resume after this
   std::string date_header_;
   time_t date_second_ = 0;
+  Acceptor acceptor_{this, ctx_};  // after ctx_, which it refers to
 };
 
 }  // namespace aiowsgi::worker

@@ -317,7 +317,7 @@ void StaticFiles::pump(Connection* conn) noexcept {
     // MSG_MORE: the head waits for the first file bytes, so a small file leaves in one
     // segment even with TCP_NODELAY.
     int more = s->remaining > 0 ? MSG_MORE : 0;
-    ssize_t n = ::send(conn->fd, s->head.data() + s->head_pos, s->head.size() - s->head_pos,
+    ssize_t n = ::send(conn->fd.get(), s->head.data() + s->head_pos, s->head.size() - s->head_pos,
                        MSG_NOSIGNAL | more);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -342,7 +342,7 @@ void StaticFiles::pump(Connection* conn) noexcept {
     size_t want = static_cast<size_t>(std::min<uint64_t>(s->remaining, kSliceBytes));
     ssize_t n;
     do {
-      n = sendfile(conn->fd, s->file.get(), &s->offset, want);
+      n = sendfile(conn->fd.get(), s->file.get(), &s->offset, want);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && errno == EAGAIN) {
       set_writer(conn, true);

@@ -9,14 +9,14 @@
 #include "common/log.h"
 #include "worker/access_log.h"
 #include "worker/control_link.h"
-#include "worker/greenlet_api.h"
 #include "worker/module_files.h"
-#include "worker/py_ref.h"
-#include "worker/python_module.h"
-#include "worker/request_bound.h"
+#include "worker/python/greenlet_api.h"
+#include "worker/python/py_ref.h"
+#include "worker/python/python_module.h"
+#include "worker/python/request_bound.h"
+#include "worker/python/uwsgi_module.h"
+#include "worker/python/wsgi_input.h"
 #include "worker/server.h"
-#include "worker/uwsgi_module.h"
-#include "worker/wsgi_input.h"
 
 namespace aiowsgi::worker {
 

@@ -1,4 +1,4 @@
-#include "worker/wsgi_input.h"
+#include "worker/python/wsgi_input.h"
 
 #include <cstring>
 #include <string>

@@ -1,4 +1,4 @@
-#include "worker/greenlet_api.h"
+#include "worker/python/greenlet_api.h"
 
 #include <greenlet.h>
 

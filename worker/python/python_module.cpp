@@ -1,12 +1,12 @@
-#include "worker/python_module.h"
+#include "worker/python/python_module.h"
 
 #include <spdlog/spdlog.h>
 
 #include "worker/connection.h"
 #include "worker/core.h"
-#include "worker/embedded_python.h"
-#include "worker/py_ref.h"
 #include "worker/python/aiowsgi_bootstrap_py.h"  // generated from aiowsgi_bootstrap.py
+#include "worker/python/embedded_python.h"
+#include "worker/python/py_ref.h"
 
 namespace aiowsgi::worker {
 

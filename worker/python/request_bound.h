@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 
 namespace aiowsgi::worker {
 
@@ -26,5 +26,14 @@ bool rebind_to_request(PyRef* slot, vectorcallfunc fn, Core* core, uint64_t seri
 // The core a callable belongs to, if the request it was bound to is the one that core serves
 // now; otherwise nullptr with RuntimeError set (|what| names the callable for the message).
 Core* bound_core(PyObject* callable, const char* what) noexcept;
+
+// The bodies of the two callables (vectorcall, for rebind_to_request): the app's
+// start_response(status, response_headers, exc_info=None), which returns write; and
+// write(data), which sends the head if needed and |data| as body bytes, from the request's own
+// core only.
+PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t nargsf,
+                              PyObject* kwnames) noexcept;
+PyObject* write_call(PyObject* self, PyObject* const* args, size_t nargsf,
+                     PyObject* kwnames) noexcept;
 
 }  // namespace aiowsgi::worker

@@ -1,4 +1,4 @@
-#include "worker/uwsgi_module.h"
+#include "worker/python/uwsgi_module.h"
 
 #include <Python.h>
 #include <fmt/format.h>
@@ -13,9 +13,9 @@
 #include "config/keys.h"
 #include "worker/connection.h"
 #include "worker/core.h"
-#include "worker/embedded_python.h"
 #include "worker/protocol/websocket.h"
-#include "worker/py_ref.h"
+#include "worker/python/embedded_python.h"
+#include "worker/python/py_ref.h"
 #include "worker/python/uwsgi_bootstrap_py.h"  // generated from uwsgi_bootstrap.py
 #include "worker/server.h"
 

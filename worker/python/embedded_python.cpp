@@ -1,8 +1,8 @@
-#include "worker/embedded_python.h"
+#include "worker/python/embedded_python.h"
 
 #include <cstring>
 
-#include "worker/py_ref.h"
+#include "worker/python/py_ref.h"
 
 namespace aiowsgi::worker {
 

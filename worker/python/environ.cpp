@@ -1,0 +1,186 @@
+#include "worker/python/environ.h"
+
+#include <string_view>
+
+#include "worker/connection.h"
+#include "worker/core.h"
+#include "worker/protocol/header_fields.h"
+#include "worker/protocol/request_target.h"
+#include "worker/python/wsgi_input.h"
+#include "worker/server.h"
+
+namespace aiowsgi::worker {
+
+namespace {
+
+// The environ key for a request header ("HTTP_X_FORWARDED_FOR"), cached. A new reference,
+// or nullptr for a name the environ cannot carry unambiguously (an underscore would collide
+// with the dash spelling, the spoofing hole nginx and gunicorn close the same way).
+PyObject* header_key(std::string_view name) {
+  std::string lower(name);
+  for (char& ch : lower) {
+    if (ch == '_') return nullptr;
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  }
+  auto& cache = interned().header_keys;
+  auto it = cache.find(lower);
+  if (it != cache.end()) {
+    Py_INCREF(it->second.get());
+    return it->second.get();
+  }
+  std::string key = "HTTP_";
+  for (char ch : lower) key += ch == '-' ? '_' : static_cast<char>(toupper(ch));
+  PyObject* k = PyUnicode_DecodeLatin1(key.data(), static_cast<Py_ssize_t>(key.size()), nullptr);
+  if (k == nullptr) return nullptr;
+  // Bounded: a client inventing header names must not grow the cache forever.
+  if (cache.size() < 512) {
+    PyUnicode_InternInPlace(&k);
+    cache.emplace(std::move(lower), PyRef::borrow(k));
+  }
+  return k;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (tolower(static_cast<unsigned char>(a[i])) != tolower(static_cast<unsigned char>(b[i])))
+      return false;
+  }
+  return true;
+}
+
+// d[key] = value, taking the reference to |value| (which may be nullptr after a failed
+// constructor: then false, with that constructor's exception set).
+bool dict_set_steal(PyObject* d, PyObject* key, PyObject* value) {
+  if (value == nullptr) return false;
+  int rc = PyDict_SetItem(d, key, value);
+  Py_DECREF(value);
+  return rc == 0;
+}
+
+// What every request's environ starts with, whatever the protocol: the listener's template
+// (PEP 3333 constants), the peer's address, this core's id and a fresh wsgi.input.
+PyObject* environ_base(Core& core) noexcept {
+  InternedStrings& s = interned();
+  const Connection& conn = *core.connection();
+  PyRef env = PyRef::steal(PyDict_Copy(core.server()->environ_template(conn.listener)));
+  if (!env) return nullptr;
+  PyObject* d = env.get();
+  if (PyDict_SetItem(d, s.remote_addr.get(), conn.remote_addr.get()) < 0) return nullptr;
+  if (PyDict_SetItem(d, s.remote_port.get(), conn.remote_port.get()) < 0) return nullptr;
+  if (PyDict_SetItem(d, s.aiowsgi_core.get(), core.id_object()) < 0) return nullptr;
+  if (!dict_set_steal(d, s.wsgi_input.get(), new_input(&core))) return nullptr;
+  return env.release();
+}
+
+// The environ of a uwsgi-protocol request: the peer (nginx) already sends CGI variables, so
+// they are taken as they are, over the listener's template and this connection's defaults.
+PyObject* build_uwsgi_environ(Core& core) noexcept {
+  PyRef env = PyRef::steal(environ_base(core));
+  if (!env) return nullptr;
+  PyObject* d = env.get();
+  auto set = [d](PyObject* key, PyObject* value) { return dict_set_steal(d, key, value); };
+  const UwsgiParser& u = *core.connection()->uwsgi;
+  for (size_t i = 0; i < u.var_count(); ++i) {
+    std::string_view n = u.var_name(i), v = u.var_value(i);
+    if (!is_cgi_var_name(n)) continue;                 // wsgi.input & co. stay the server's
+    if (n == "CONTENT_LENGTH" && v.empty()) continue;  // nginx sends it empty without a body
+    if (n == "CONTENT_TYPE" && v.empty()) continue;
+    PyRef key =
+        PyRef::steal(PyUnicode_DecodeLatin1(n.data(), static_cast<Py_ssize_t>(n.size()), nullptr));
+    if (!key) return nullptr;
+    if (!set(key.get(),
+             PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr)))
+      return nullptr;
+  }
+  auto https = u.find("HTTPS");
+  auto scheme = u.find("UWSGI_SCHEME");
+  if ((https && (*https == "on" || *https == "1")) || (scheme && *scheme == "https")) {
+    PyRef k = PyRef::steal(PyUnicode_FromString("wsgi.url_scheme"));
+    if (!k || !set(k.get(), PyUnicode_FromString("https"))) return nullptr;
+  }
+  return env.release();
+}
+
+}  // namespace
+
+InternedStrings& interned() noexcept {
+  // Never destroyed: the interpreter may be finalized before static destructors run.
+  static InternedStrings* s = [] {
+    auto* t = new InternedStrings;
+    auto mk = [](const char* v) { return PyRef::steal(PyUnicode_InternFromString(v)); };
+    t->request_method = mk("REQUEST_METHOD");
+    t->path_info = mk("PATH_INFO");
+    t->query_string = mk("QUERY_STRING");
+    t->request_uri = mk("REQUEST_URI");
+    t->server_protocol = mk("SERVER_PROTOCOL");
+    t->remote_addr = mk("REMOTE_ADDR");
+    t->remote_port = mk("REMOTE_PORT");
+    t->content_type = mk("CONTENT_TYPE");
+    t->content_length = mk("CONTENT_LENGTH");
+    t->wsgi_input = mk("wsgi.input");
+    t->aiowsgi_core = mk("aiowsgi.core");
+    t->http10 = mk("HTTP/1.0");
+    t->http11 = mk("HTTP/1.1");
+    t->close = mk("close");
+    for (const char* m : {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
+      t->methods[m] = mk(m);
+    return t;
+  }();
+  return *s;
+}
+
+PyObject* build_environ(Core& core) noexcept {
+  const Connection& conn = *core.connection();
+  if (conn.uwsgi) return build_uwsgi_environ(core);
+  InternedStrings& s = interned();
+  const RequestParser& p = conn.parser;
+  PyRef env = PyRef::steal(environ_base(core));
+  if (!env) return nullptr;
+  PyObject* d = env.get();
+  auto set = [d](PyObject* key, PyObject* value) { return dict_set_steal(d, key, value); };
+  auto latin1 = [](std::string_view v) {
+    return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr);
+  };
+  std::string_view method = p.method();
+  auto mit = s.methods.find(std::string(method));
+  PyObject* m =
+      mit != s.methods.end() ? PyRef::borrow(mit->second.get()).release() : latin1(method);
+  if (!set(s.request_method.get(), m)) return nullptr;
+  std::string path;
+  percent_decode(p.path(), &path);
+  if (!set(s.path_info.get(), latin1(path))) return nullptr;
+  if (!set(s.query_string.get(), latin1(p.query()))) return nullptr;
+  if (!set(s.request_uri.get(), latin1(p.target()))) return nullptr;
+  PyObject* proto = p.http_minor() >= 1 ? s.http11.get() : s.http10.get();
+  if (PyDict_SetItem(d, s.server_protocol.get(), proto) < 0) return nullptr;
+  // Repeated fields are joined in C++ first, one Python str per name: joining str by str
+  // would copy the value so far on every repeat (quadratic in the head's size).
+  static JoinedHeaders joined;  // the worker's only thread; keeps its capacity across requests
+  joined.group(p);
+  for (const JoinedHeaders::Field& field : joined.fields()) {
+    std::string_view name = field.name, value = field.value;
+    PyRef key;
+    if (iequals(name, "content-type")) {
+      key = PyRef::borrow(s.content_type.get());
+    } else if (iequals(name, "content-length")) {
+      if (p.chunked()) continue;  // SPEC: absent for a chunked body
+      key = PyRef::borrow(s.content_length.get());
+    } else {
+      key = PyRef::steal(header_key(name));
+      if (!key) {
+        if (PyErr_Occurred()) return nullptr;
+        continue;
+      }
+    }
+    if (!set(key.get(), latin1(value))) return nullptr;
+  }
+  if (std::string_view authority = p.authority(); !authority.empty()) {
+    // An absolute-form target names the host itself; RFC 9112 3.2.2: it replaces Host.
+    PyRef key = PyRef::steal(header_key("host"));
+    if (!key || !set(key.get(), latin1(authority))) return nullptr;
+  }
+  return env.release();
+}
+
+}  // namespace aiowsgi::worker

@@ -1,0 +1,44 @@
+// The WSGI environ of one request (PEP 3333, SPEC.md "Environ"): built by the core that
+// serves the request, from its connection's parsed head (HTTP) or packet (uwsgi protocol).
+// Also the interned strings every request reuses. Workers only; needs the GIL.
+#pragma once
+
+#include <Python.h>
+
+#include <string>
+#include <unordered_map>
+
+#include "worker/python/py_ref.h"
+
+namespace aiowsgi::worker {
+
+class Core;
+
+// Interned environ keys and values reused by every request. Created on first use (after
+// Py_Initialize) and kept for the process's lifetime.
+struct InternedStrings {
+  PyRef request_method;
+  PyRef path_info;
+  PyRef query_string;
+  PyRef request_uri;
+  PyRef server_protocol;
+  PyRef remote_addr;
+  PyRef remote_port;
+  PyRef content_type;
+  PyRef content_length;
+  PyRef wsgi_input;
+  PyRef aiowsgi_core;
+  PyRef http10;
+  PyRef http11;
+  PyRef close;
+  std::unordered_map<std::string, PyRef> methods;
+  std::unordered_map<std::string, PyRef> header_keys;  // lower-case name -> environ key
+};
+InternedStrings& interned() noexcept;
+
+// The environ for the request |core| is serving now (new reference): the listener's
+// template, the peer's address, the core id, a fresh wsgi.input and the request's own keys.
+// nullptr with a Python exception set on failure.
+PyObject* build_environ(Core& core) noexcept;
+
+}  // namespace aiowsgi::worker

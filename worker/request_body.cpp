@@ -1,0 +1,124 @@
+#include "worker/request_body.h"
+
+#include <errno.h>
+
+#include <algorithm>
+
+#include "common/stats_board.h"
+#include "worker/connection.h"
+#include "worker/core.h"
+#include "worker/server.h"
+
+namespace aiowsgi::worker {
+
+namespace {
+
+// Unread request body the server reads and discards to keep a connection alive; past it the
+// connection is closed instead.
+constexpr uint64_t kMaxDrainBytes = 1 << 20;
+
+}  // namespace
+
+bool RequestBody::fill(bool* error) noexcept {
+  *error = false;
+  Connection* conn = core_->connection();
+  ResponseWriter& writer = core_->writer();
+  RequestParser& p = conn->parser;
+  while (pos_ >= bytes_.size()) {
+    bytes_.clear();
+    pos_ = 0;
+    if (conn->uwsgi) {
+      if (conn->uwsgi_body_left == 0) return false;
+      if (conn->buffered() > 0) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(conn->buffered(), conn->uwsgi_body_left));
+        bytes_.append(conn->data(), n);
+        conn->consume(n);
+        conn->uwsgi_body_left -= n;
+        continue;
+      }
+    } else if (!p.has_body() || p.message_complete()) {
+      return false;
+    }
+    if (conn->buffered() > 0) {
+      size_t consumed = 0;
+      auto r = p.feed_body(conn->data(), conn->buffered(), &consumed, &bytes_);
+      conn->consume(consumed);
+      if (r == RequestParser::Result::kError) {
+        writer.set_error_status(p.error_status());
+        writer.set_close();
+        PyErr_Format(PyExc_OSError, "bad request body: %d %s", p.error_status(),
+                     std::string(p.error_reason()).c_str());
+        *error = true;
+        return false;
+      }
+      continue;
+    }
+    if (!conn->uwsgi && p.expect_continue() && !sent_continue_ && !writer.headers_sent()) {
+      sent_continue_ = true;
+      static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+      iovec iov{cont, sizeof cont - 1};
+      if (!writer.send_all(&iov, 1)) {
+        PyErr_SetString(PyExc_OSError, "client disconnected");
+        *error = true;
+        return false;
+      }
+    }
+    ssize_t n = conn->fill();
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      const uint64_t received =
+          conn->uwsgi ? conn->uwsgi->content_length().value_or(0) - conn->uwsgi_body_left
+                      : p.body_bytes();
+      const double budget =
+          deadline_.remaining(core_->server()->config().limits.body_timeout, received);
+      bool timed_out = budget <= 0;
+      if (!timed_out) {
+        const double start = now_seconds();
+        const bool ready =
+            core_->wait_io(CoreState::kWaitRead, std::min(budget, Core::kSocketTimeout));
+        deadline_.add_wait(now_seconds() - start);
+        if (ready) continue;
+        timed_out = core_->wake_reason() == WakeReason::kTimeout;
+      }
+      writer.set_close();
+      if (timed_out && !core_->killed() && !core_->cancelling()) writer.set_error_status(408);
+      PyErr_SetString(core_->killed() ? PyExc_OSError : PyExc_TimeoutError,
+                      core_->killed() ? "request cancelled" : "timed out reading the request body");
+      *error = true;
+      return false;
+    }
+    writer.set_close();
+    conn->peer_closed = true;
+    score_read_error(core_->server()->context().score, core_->id());
+    PyErr_SetString(PyExc_OSError, "client disconnected before sending the whole body");
+    *error = true;
+    return false;
+  }
+  return true;
+}
+
+bool RequestBody::finish() noexcept {
+  Connection* conn = core_->connection();
+  RequestParser& p = conn->parser;
+  if (conn->uwsgi) return false;  // never reused
+  if (!p.has_body() || p.message_complete()) return true;
+  if (!core_->writer().keep_alive()) return false;
+  // The client waits for "100 Continue" before sending: it was never asked to, so the body
+  // is not coming; the connection cannot be reused.
+  if (p.expect_continue() && !sent_continue_) return false;
+  if (auto cl = p.content_length(); cl && *cl > kMaxDrainBytes) return false;
+  uint64_t drained = 0;
+  for (;;) {
+    drained += bytes_.size() - pos_;
+    pos_ = bytes_.size();
+    if (drained > kMaxDrainBytes) return false;
+    bool error = false;
+    if (!fill(&error)) {
+      if (error) PyErr_Clear();
+      return !error;
+    }
+  }
+}
+
+}  // namespace aiowsgi::worker

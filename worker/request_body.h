@@ -1,0 +1,49 @@
+// RequestBody: the request body as the core serving it reads it for wsgi.input: decoded bytes
+// not yet taken by the app, "100 Continue" when the client waits for it, and the body deadline
+// ([limits] body_timeout). One per Core, a member of it, reset per request. Workers only;
+// runs with the GIL held, inside the core.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "worker/protocol/body_deadline.h"
+
+namespace aiowsgi::worker {
+
+class Core;
+
+class RequestBody {
+ public:
+  explicit RequestBody(Core* core) : core_(core) {}
+  RequestBody(const RequestBody&) = delete;
+  RequestBody& operator=(const RequestBody&) = delete;
+
+  void reset() {
+    bytes_.clear();
+    pos_ = 0;
+    deadline_.reset();
+    sent_continue_ = false;
+  }
+
+  // Makes decoded body bytes available in bytes() (from pos()), reading the socket and
+  // suspending the core as needed. Returns false at the end of the body. Raises a Python
+  // OSError / TimeoutError, sets *error and returns false on a client error or timeout.
+  bool fill(bool* error) noexcept;
+  // After the response: reads and discards what the app left unread so the connection can
+  // serve its next request. False when it cannot be reused (too much left, a client error,
+  // the client never asked to send it).
+  bool finish() noexcept;
+
+  std::string& bytes() { return bytes_; }
+  size_t& pos() { return pos_; }
+
+ private:
+  Core* core_;
+  std::string bytes_;  // decoded request body not yet read by the app, from pos_
+  size_t pos_ = 0;
+  BodyDeadline deadline_;  // [limits] body_timeout
+  bool sent_continue_ = false;
+};
+
+}  // namespace aiowsgi::worker

@@ -1,0 +1,100 @@
+// ResponseWriter: the response side of the request a core serves. Holds what start_response
+// was given, frames the body (Content-Length, chunked, or close-delimited), and sends head and
+// body on the connection, suspending only its core while the socket is full. One per Core, a
+// member of it, reset per request. Workers only; runs with the GIL held, inside the core.
+#pragma once
+
+#include <Python.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <string>
+
+#include "worker/protocol/response_head.h"
+
+namespace aiowsgi::worker {
+
+class Core;
+
+// The canned response for a request the server rejects before (or instead of) any app
+// response: "HTTP/1.1 <status> <reason>", a short text body, Connection: close.
+std::string error_response(int status);
+
+class ResponseWriter {
+ public:
+  explicit ResponseWriter(Core* core) : core_(core) {}
+  ResponseWriter(const ResponseWriter&) = delete;
+  ResponseWriter& operator=(const ResponseWriter&) = delete;
+
+  // A new request: nothing set or sent. |head_request|: HEAD, no body bytes on the wire;
+  // |keep_alive|: the connection may serve another request if the response allows it.
+  void begin(bool head_request, bool keep_alive) {
+    head_request_ = head_request;
+    keep_alive_ = keep_alive;
+    status_code_ = 0;
+    headers_set_ = headers_sent_ = chunked_ = false;
+    has_content_length_ = false;
+    content_length_ = body_sent_ = 0;
+    error_status_ = 0;
+    no_body_status_ = false;
+  }
+
+  // start_response(status, headers, exc_info): validates and copies the head (the app may
+  // change or reuse its objects afterwards). False with a Python exception set.
+  bool start_response(PyObject* status, PyObject* headers, PyObject* exc_info) noexcept;
+  // write() and each item of the response iterable: the head first if not sent yet, then
+  // |len| bytes framed per the response (truncated to a declared Content-Length). False when
+  // the client is gone or the request was cancelled.
+  bool write_body(const char* data, size_t len) noexcept;
+  // Ends the body: the head if nothing was written, the last chunk. False when the app sent
+  // less than its Content-Length (the connection must close) or on a send failure.
+  bool finish_body() noexcept;
+  // Sends the response for what the app returned: a list of bytes in one go, a
+  // wsgi.file_wrapper with sendfile, anything else by iteration. False: the connection must
+  // close (a Python exception may be set when the request was cancelled).
+  bool respond_from_result(PyObject* result) noexcept;
+  // Sends error_response(status) (head not sent yet) and marks the connection for closing.
+  bool send_simple_error(int status) noexcept;
+  // Sends every byte of |iov| as it is, suspending the core while the socket is full. False
+  // when the client is gone, on timeout or cancellation (the connection must close).
+  bool send_all(iovec* iov, int iovcnt) noexcept;
+
+  bool headers_set() const { return headers_set_; }
+  bool headers_sent() const { return headers_sent_; }
+  bool keep_alive() const { return keep_alive_; }
+  void set_close() { keep_alive_ = false; }
+  // The app took the connection over (websocket): no HTTP response, and it closes after.
+  void set_raw() {
+    headers_sent_ = true;
+    keep_alive_ = false;
+  }
+  int status_code() const { return status_code_; }
+  int error_status() const { return error_status_; }
+  void set_error_status(int status) { error_status_ = status; }
+
+ private:
+  bool build_head(int64_t known_length) noexcept;
+  bool send_file(int fd, off_t offset, uint64_t count) noexcept;
+  bool iterate_result(PyObject* result) noexcept;
+
+  Core* core_;
+  // What start_response was given, validated and copied: the app may change or reuse its
+  // list afterwards. staged_ takes a new call and is swapped in only once all of it is valid.
+  ResponseHead head_;
+  ResponseHead staged_;
+  int status_code_ = 0;
+  bool headers_set_ = false;
+  bool headers_sent_ = false;
+  bool chunked_ = false;         // response uses chunked framing
+  bool keep_alive_ = false;      // connection may serve another request afterwards
+  bool head_request_ = false;    // HEAD: no body bytes on the wire
+  bool no_body_status_ = false;  // 1xx/204/304
+  bool has_content_length_ = false;
+  uint64_t content_length_ = 0;  // declared by the app (or by the server for a known length)
+  uint64_t body_sent_ = 0;
+  int error_status_ = 0;  // a status to answer with instead of 500 (e.g. 413 from wsgi.input)
+  std::string out_;       // response head (and small bodies) being assembled
+};
+
+}  // namespace aiowsgi::worker

@@ -1,0 +1,325 @@
+// Server, connection lifecycle: a connection accepted (adopt), its request heads read and
+// parsed on the loop, handed to a core (or queued for one), given back for keep-alive,
+// lingering after an error response, closed. Workers only; the loop's greenlet, GIL held.
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "worker/python/python_module.h"
+#include "worker/response_writer.h"
+#include "worker/server.h"
+#include "worker/static_files.h"
+
+namespace aiowsgi::worker {
+
+namespace {
+
+constexpr double kLingerSeconds = 2.0;
+// Bytes a connection may buffer ahead of the request its core is serving (pipelining)
+// before the loop stops reading it.
+constexpr size_t kMaxReadAhead = 256 * 1024;
+
+}  // namespace
+
+ssize_t Connection::fill() noexcept {
+  // The worker is single-threaded: one scratch buffer serves every connection.
+  static char scratch[65536];
+  ssize_t n = recv(fd.get(), scratch, sizeof scratch, 0);
+  if (n > 0) rbuf.append(scratch, static_cast<size_t>(n));
+  return n;
+}
+
+void Server::adopt(int fd, const sockaddr_storage& peer, size_t listener) noexcept {
+  std::string addr, port;
+  if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    char host[INET6_ADDRSTRLEN] = "";
+    if (peer.ss_family == AF_INET) {
+      auto* a = reinterpret_cast<const sockaddr_in*>(&peer);
+      inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+      port = std::to_string(ntohs(a->sin_port));
+    } else {
+      auto* a = reinterpret_cast<const sockaddr_in6*>(&peer);
+      inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+      port = std::to_string(ntohs(a->sin6_port));
+    }
+    addr = host;
+  }
+  const auto& lim = config().limits;
+  RequestParser::Limits limits;
+  limits.max_header_bytes = static_cast<size_t>(lim.max_header_bytes);
+  limits.max_body_bytes = static_cast<uint64_t>(lim.max_body_bytes);
+  limits.max_header_fields = static_cast<size_t>(lim.max_header_fields);
+  if (conns_.size() <= static_cast<size_t>(fd)) conns_.resize(static_cast<size_t>(fd) + 1);
+  conns_[fd] = std::make_unique<Connection>(fd, limits);
+  Connection* c = conns_[fd].get();
+  ++open_connections_;
+  acceptor_.set_connections(open_connections_);
+  c->listener = listener;
+  c->reserved = budget_.reserve();  // the acceptor checked has_room()
+  if (ctx_.sockets[listener].uwsgi) {
+    UwsgiParser::Limits ul;
+    ul.max_header_bytes = limits.max_header_bytes;
+    ul.max_body_bytes = limits.max_body_bytes;
+    ul.max_header_fields = limits.max_header_fields;
+    c->uwsgi = std::make_unique<UwsgiParser>(ul);
+  }
+  c->remote_addr = PyRef::steal(PyUnicode_FromStringAndSize(addr.data(), addr.size()));
+  c->remote_port = PyRef::steal(PyUnicode_FromStringAndSize(port.data(), port.size()));
+  if (!c->remote_addr || !c->remote_port) {
+    PyErr_Clear();
+    close_connection(c);
+    return;
+  }
+  c->deadline = now_seconds() + config().limits.header_timeout;
+  set_reader(c, true);
+  if (!c->reader_registered) close_connection(c);
+}
+
+// With a [static] map, a worker keeps accepting while its cores are busy: a static request
+// needs no core and must not wait for one. App requests that arrive meanwhile wait in this
+// worker's queue for a core, as requests on its keep-alive connections already do.
+bool Server::cores_full() const noexcept {
+  return busy_cores_ >= static_cast<size_t>(config().server.cores) && !statics_;
+}
+
+void Server::set_reader(Connection* conn, bool on) noexcept {
+  if (conn->reader_registered == on) return;
+  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd.get()));
+  if (!fd) {
+    PyErr_Clear();
+    return;
+  }
+  bool ok = on ? call_logged(calls_.add_reader.get(), "add_reader", fd.get(), on_readable_fn_.get(),
+                             fd.get())
+               : call_logged(calls_.remove_reader.get(), "remove_reader", fd.get());
+  if (ok) conn->reader_registered = on;
+}
+
+bool Server::watch_readable(Connection* conn) noexcept {
+  set_reader(conn, true);
+  return conn->reader_registered;
+}
+
+bool Server::watch_writable(Connection* conn) noexcept {
+  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd.get()));
+  if (!fd) {
+    PyErr_Clear();
+    return false;
+  }
+  return call_logged(calls_.add_writer.get(), "add_writer", fd.get(), on_writable_fn_.get(),
+                     fd.get());
+}
+
+void Server::unwatch_writable(Connection* conn) noexcept {
+  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd.get()));
+  if (fd) call_logged(calls_.remove_writer.get(), "remove_writer", fd.get());
+}
+
+void Server::on_readable(int fd) noexcept {
+  if (fd < 0 || static_cast<size_t>(fd) >= conns_.size() || !conns_[fd]) return;
+  Connection* conn = conns_[fd].get();
+  switch (conn->state) {
+    case ConnState::kReadingHead:
+      read_head(conn);
+      return;
+    case ConnState::kInCore:
+      if (conn->core != nullptr && conn->core->state() == CoreState::kWaitRead) {
+        conn->core->wake(WakeReason::kReady);
+        return;
+      }
+      [[fallthrough]];
+    case ConnState::kQueued:
+    case ConnState::kStatic: {
+      // The client sends while its request is served (pipelining) or goes away. Buffer a
+      // bounded amount; past that, or at EOF, stop watching until the core is done.
+      if (conn->buffered() < kMaxReadAhead && !conn->peer_closed) {
+        ssize_t n = conn->fill();
+        if (n > 0) return;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        conn->peer_closed = true;
+      }
+      set_reader(conn, false);
+      // A request waiting in aiowsgi.await_() for work its client no longer wants gives up.
+      if (conn->peer_closed && conn->core != nullptr && notify_client_gone(conn->core->id()))
+        conn->core->mark_disconnect_cancelled();
+      return;
+    }
+    case ConnState::kLingering: {
+      char sink[16384];
+      ssize_t n = recv(fd, sink, sizeof sink, 0);
+      if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
+      close_connection(conn);
+      return;
+    }
+  }
+}
+
+void Server::read_head(Connection* conn) noexcept {
+  ssize_t n = conn->fill();
+  if (n <= 0) {
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    close_connection(conn);  // EOF or reset between requests: nothing to answer
+    return;
+  }
+  if (!conn->head_started) {
+    conn->head_started = true;
+    conn->deadline = now_seconds() + config().limits.header_timeout;
+  }
+  process_head(conn);
+}
+
+void Server::process_head(Connection* conn) noexcept {
+  size_t consumed = 0;
+  if (conn->uwsgi) {
+    auto u = conn->uwsgi->feed(conn->data(), conn->buffered(), &consumed);
+    conn->consume(consumed);
+    if (u == UwsgiParser::Result::kIncomplete) return;
+    if (u == UwsgiParser::Result::kError) {
+      spdlog::debug("bad uwsgi packet from {}: {} {}", PyUnicode_AsUTF8(conn->remote_addr.get()),
+                    conn->uwsgi->error_status(), conn->uwsgi->error_reason());
+      send_error_and_linger(conn, conn->uwsgi->error_status());
+      return;
+    }
+    conn->uwsgi_body_left = conn->uwsgi->content_length().value_or(0);
+    if (serve_static(conn)) return;
+    dispatch(conn);
+    return;
+  }
+  auto r = conn->parser.feed_head(conn->data(), conn->buffered(), &consumed);
+  conn->consume(consumed);
+  switch (r) {
+    case RequestParser::Result::kIncomplete:
+      return;
+    case RequestParser::Result::kError:
+      spdlog::debug("bad request from {}: {} {}", PyUnicode_AsUTF8(conn->remote_addr.get()),
+                    conn->parser.error_status(), conn->parser.error_reason());
+      send_error_and_linger(conn, conn->parser.error_status());
+      return;
+    case RequestParser::Result::kHeadComplete:
+    case RequestParser::Result::kMessageComplete:
+      if (serve_static(conn)) return;
+      dispatch(conn);
+      return;
+  }
+}
+
+void Server::dispatch(Connection* conn) noexcept {
+  if (!admit(conn)) {
+    close_connection(conn);
+    return;
+  }
+  Core* core = take_free_core();
+  if (core == nullptr) {
+    conn->state = ConnState::kQueued;
+    queue_.push_back(conn);
+    return;
+  }
+  ++busy_cores_;
+  if (cores_full()) acceptor_.pause();
+  if (!core->start(conn)) {
+    spdlog::error("could not start a core: {}", fetch_exception_text());
+    --busy_cores_;
+    free_cores_.push_back(core);
+    send_error_and_linger(conn, 503);
+  }
+}
+
+void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
+  conn->core = nullptr;
+  // A connection left open must be able to bring its next request (max_requests).
+  if (!keep_alive || conn->peer_closed || draining_ || !keep_alive_allowed(conn)) {
+    close_connection(conn);
+    return;
+  }
+  conn->state = ConnState::kReadingHead;
+  // The next head may have started already: bytes still buffered, or a part that arrived
+  // with the last request and went into the parser (Core::serve feeds it there). Either way
+  // the client is sending a request, so header_timeout applies and expiry answers 408.
+  conn->head_started = conn->buffered() > 0 || conn->parser.head_started();
+  conn->deadline = now_seconds() + (conn->head_started ? config().limits.header_timeout
+                                                       : config().limits.keepalive_timeout);
+  set_reader(conn, true);
+}
+
+void Server::resume_reading(Connection* conn) noexcept {
+  int fd = conn->fd.get();
+  release_connection(conn, true);
+  // release_connection may have closed it (draining, client gone).
+  if (static_cast<size_t>(fd) < conns_.size() && conns_[fd].get() == conn &&
+      conn->state == ConnState::kReadingHead && conn->buffered() > 0)
+    process_head(conn);
+}
+
+void Server::send_error_and_linger(Connection* conn, int status) noexcept {
+  std::string resp = error_response(status);
+  // Best effort, non-blocking: the response is small and the socket buffer is empty.
+  (void)send(conn->fd.get(), resp.data(), resp.size(), MSG_NOSIGNAL);
+  linger_close(conn);
+}
+
+// Shuts the write side and drains input for a moment, so that unread request bytes do not
+// make the kernel answer with a reset that would discard the response.
+void Server::linger_close(Connection* conn) noexcept {
+  ::shutdown(conn->fd.get(), SHUT_WR);
+  unreserve(conn);  // no request is read from it any more
+  conn->state = ConnState::kLingering;
+  conn->deadline = now_seconds() + kLingerSeconds;
+  conn->rbuf.clear();
+  conn->rpos = 0;
+  set_reader(conn, true);
+}
+
+void Server::close_connection(Connection* conn) noexcept {
+  int fd = conn->fd.get();
+  if (conn->upgraded) {
+    // The app may have left its own reader or writer on the fd: asyncio must forget them
+    // before the number is reused, or its next registration would fail.
+    PyRef fdo = PyRef::steal(PyLong_FromLong(fd));
+    if (fdo) {
+      call_logged(calls_.remove_reader.get(), "remove_reader", fdo.get());
+      call_logged(calls_.remove_writer.get(), "remove_writer", fdo.get());
+    }
+    conn->reader_registered = false;
+  }
+  if (conn->static_send && statics_) statics_->forget(conn);
+  if (conn->reader_registered) set_reader(conn, false);
+  // If remove_reader failed, asyncio may still map fd; the flag follows the fd's closing.
+  conn->reader_registered = false;
+  if (conn->reserved) {
+    conn->reserved = false;
+    budget_.release();
+  }
+  if (conn->state == ConnState::kQueued) {
+    for (auto it = queue_.begin(); it != queue_.end(); ++it) {
+      if (*it == conn) {
+        queue_.erase(it);
+        break;
+      }
+    }
+  }
+  conns_[fd].reset();  // closes fd: every watcher on it is gone (above)
+  --open_connections_;
+  acceptor_.set_connections(open_connections_);
+  if (!acceptor_.accepting()) acceptor_.resume();
+  if (draining_ || retiring_) maybe_finish_drain();
+}
+
+void Server::on_writable(int fd) noexcept {
+  if (fd < 0 || static_cast<size_t>(fd) >= conns_.size() || !conns_[fd]) return;
+  Connection* conn = conns_[fd].get();
+  if (conn->state == ConnState::kStatic && statics_) {
+    statics_->on_writable(conn);
+  } else if (conn->core != nullptr && conn->core->state() == CoreState::kWaitWrite) {
+    conn->core->wake(WakeReason::kReady);
+  } else {
+    unwatch_writable(conn);
+  }
+}
+
+}  // namespace aiowsgi::worker
