@@ -194,8 +194,10 @@ std::string format_sockaddr(const sockaddr* sa, socklen_t len) {
     case AF_INET6: {
       std::optional<HostPort> hp = host_port(sa, len);
       if (!hp) break;
-      return sa->sa_family == AF_INET6 ? "[" + hp->host + "]:" + hp->port
-                                       : hp->host + ":" + hp->port;
+      // Appended, not "[" + ... (see the unix case below).
+      std::string out = sa->sa_family == AF_INET6 ? "[" : "";
+      out.append(hp->host).append(sa->sa_family == AF_INET6 ? "]:" : ":").append(hp->port);
+      return out;
     }
     case AF_UNIX: {
       sockaddr_un un{};
@@ -204,9 +206,15 @@ std::string format_sockaddr(const sockaddr* sa, socklen_t len) {
       if (n == 0) return "unix:";  // unnamed socket (e.g. a socketpair end)
       if (un.sun_path[0] == '\0') {
         // Abstract namespace: the name is every byte after the leading NUL, not NUL-terminated.
-        return "unix:@" + std::string(un.sun_path + 1, n - 1);
+        // Appending to a prefix string (not "prefix" + std::string(...)): GCC 12 at -O3
+        // reports a false -Wrestrict overlap in the inlined operator+(const char*, string&&).
+        std::string out = "unix:@";
+        out.append(un.sun_path + 1, n - 1);
+        return out;
       }
-      return "unix:" + std::string(un.sun_path, strnlen(un.sun_path, n));
+      std::string out = "unix:";
+      out.append(un.sun_path, strnlen(un.sun_path, n));
+      return out;
     }
     default:
       break;

@@ -4,6 +4,11 @@
 # (rpm -qpl), its requirements (rpm -qpR: the ELF sonames rpm found, python3-greenlet) and
 # that /etc/aiowsgi/server.toml is a noreplace config file.
 set -euo pipefail
+# Exit 77 = skipped (CTest SKIP_RETURN_CODE) when rpm's tools are not installed.
+for tool in rpmbuild rpm; do
+  command -v "$tool" >/dev/null ||
+    { echo "test_rpm: skipped: $tool not installed (bash .ci/deps)" >&2; exit 77; }
+done
 src=$(cd "$(dirname "$0")/../.." && pwd)
 work=$(mktemp -d /tmp/aiowsgi-rpm-test.XXXXXX)
 trap 'rm -rf "$work"' EXIT

@@ -4,6 +4,9 @@
 # built binary. Also prints the offline security exposure score of the service.
 #   tests/packaging/test_units.sh PATH/TO/aiowsgi-master
 set -euo pipefail
+# Exit 77 = skipped (CTest SKIP_RETURN_CODE) when systemd-analyze is not installed.
+command -v systemd-analyze >/dev/null ||
+  { echo "test_units: skipped: systemd-analyze not installed (bash .ci/deps)" >&2; exit 77; }
 master=$(readlink -f "$1")
 src=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$(mktemp -d /tmp/aiowsgi-units.XXXXXX)
