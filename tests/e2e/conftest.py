@@ -7,11 +7,21 @@ several behaviours SPEC.md requires, so some tests fail there by design).
 
 Servers are module-scoped: a test module starts the servers it needs once
 (`server_factory(app, ...)`) and every test in it shares them.
+
+Modules run side by side (one CTest entry each, `ctest -j2`), so nothing here may assume it
+has the machine to itself: ports come from free_port() (random, outside the kernel's
+ephemeral range), waits poll observable state (log lines, the stats socket, pids) with
+generous deadlines, and wall-clock bounds leave several times the expected duration.
+
+Module-level markers read by CMakeLists.txt: `UVLOOP = True` (also run the module with
+[app] loop = "uvloop") and `pytest.mark.slow` (the slow tier, `ctest -L slow`).
 """
 import glob
 import http.client
 import json
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -44,10 +54,79 @@ def find_master():
     return candidates[0]
 
 
+def require_tool(name, path=None):
+    """The path of the program `name` (or `path`), or skip the calling test with a reason.
+
+    A plain clone without the tool skips; CI, which installed every tool (.ci/deps), sets
+    AIOWSGI_REQUIRE_TOOLS=1 so that a missing tool fails instead of hiding a test.
+    """
+    found = path if path and os.access(path, os.X_OK) else shutil.which(name)
+    if found:
+        return found
+    why = "%s is not installed (bash .ci/deps installs it)" % name
+    if os.environ.get("AIOWSGI_REQUIRE_TOOLS") == "1":
+        pytest.fail(why + "; AIOWSGI_REQUIRE_TOOLS=1")
+    pytest.skip(why)
+
+
+def _ephemeral_low():
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PORTS = random.SystemRandom()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port free on 127.0.0.1 now, for a server to bind shortly after.
+
+    Chosen at random below the ephemeral range, not by bind(port 0): the kernel hands out
+    ports 0-binds and outgoing connections from that range, so a probed port could be taken
+    by another module's client socket (or given to a parallel module's probe) before the
+    server binds it. Server.start() still retries when a bind loses the race.
+    """
+    high = _ephemeral_low()
+    low = max(1024, high - 12000)
+    for _ in range(200):
+        port = _PORTS.randrange(low, high)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port found in %d..%d" % (low, high - 1))
+
+
+def wait_for(predicate, timeout=15.0, interval=0.05):
+    """Polls predicate() until it returns a true value; returns it (or the last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def read_stats(addr, timeout=5):
+    """The stats socket's JSON document ("HOST:PORT" or "unix:/path")."""
+    if addr.startswith("unix:"):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(addr[5:])
+    else:
+        host, port = addr.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)), timeout=timeout)
+    data = b""
+    with s:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
 
 
 def toml_value(value):
@@ -69,7 +148,8 @@ class Server:
     """One aiowsgi-master (or uWSGI) process tree, its config and its log."""
 
     def __init__(self, workdir, app, *, workers=1, cores=10, limits=None, env=None,
-                 server=None, log=None, ready_path="/", app_options=None, static=None):
+                 server=None, log=None, ready_path="/", app_options=None, static=None,
+                 stats_socket=False):
         self.workdir = Path(workdir)
         self.app = str(app)
         self.workers, self.cores = workers, cores
@@ -80,6 +160,10 @@ class Server:
         self.app_extra = dict(app_options or {})  # more [app] keys (loop, uwsgi_compat, ...)
         self.static = dict(static or {})  # [static] keys (map, expires)
         self.ready_path = ready_path
+        # stats_socket: a [stats] listen unix socket in the workdir, to observe the cores
+        # (which are in a request) instead of sleeping until they probably are.
+        self.stats_socket = stats_socket
+        self.stats_addr = "unix:" + str(self.workdir / "stats.sock") if stats_socket else None
         self.port = None
         self.proc = None
         self.log_path = self.workdir / "server.log"
@@ -100,8 +184,9 @@ class Server:
         log = {"level": "info"}
         log.update(self.log_extra)
         out = []
+        stats = {"listen": self.stats_addr} if self.stats_socket else {}
         for table, values in (("server", server), ("app", app), ("limits", self.limits),
-                              ("log", log), ("static", self.static)):
+                              ("log", log), ("static", self.static), ("stats", stats)):
             if values:
                 out.append("[%s]" % table)
                 out.extend("%s = %s" % (k, toml_value(v)) for k, v in values.items())
@@ -226,7 +311,7 @@ class Server:
         except FileNotFoundError:
             return ""
 
-    def wait_log(self, needle, timeout=5.0, count=1):
+    def wait_log(self, needle, timeout=15.0, count=1):
         """Waits until `needle` occurs `count` times in the log; returns the log text."""
         deadline = time.monotonic() + timeout
         while True:
@@ -234,6 +319,19 @@ class Server:
             if text.count(needle) >= count or time.monotonic() > deadline:
                 return text
             time.sleep(0.05)
+
+    def stats(self):
+        return read_stats(self.stats_addr)
+
+    def cores_in_request(self):
+        """How many cores (of every worker) are inside a request now (stats socket)."""
+        return sum(c["in_request"] for w in self.stats()["workers"] for c in w["cores"])
+
+    def wait_in_request(self, count=1, timeout=15.0):
+        """Waits until at least `count` cores are inside a request; returns how many are."""
+        assert self.stats_addr, "wait_in_request needs Server(..., stats_socket=True)"
+        return wait_for(lambda: self.cores_in_request() >= count and self.cores_in_request(),
+                        timeout) or self.cores_in_request()
 
     def output_lines(self, line):
         """How many log lines are `line` as printed by the app: the line, or a log prefix
@@ -245,7 +343,7 @@ class Server:
                 n += 1
         return n
 
-    def wait_output_line(self, line, count=1, timeout=5.0):
+    def wait_output_line(self, line, count=1, timeout=15.0):
         """Waits until the app's output `line` appeared `count` times; returns how many."""
         deadline = time.monotonic() + timeout
         while self.output_lines(line) < count and time.monotonic() < deadline:
@@ -407,6 +505,11 @@ class RawConnection:
         return False
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: the slow tier (ctest -L slow): soak, bursts, "
+                                       "slowloris; CTest runs these tests in e2e_slow_MODULE")
+
+
 @pytest.fixture(scope="module")
 def server_factory(tmp_path_factory):
     """Starts servers for one test module; stops them (SIGTERM, then SIGKILL) at its end."""
@@ -421,6 +524,15 @@ def server_factory(tmp_path_factory):
     yield make
     for server in started:
         server.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # CTest runs a module's fast and slow tests as two entries (-m "not slow" / -m slow); a
+    # module whose tests are all in the other entry collects none (exit 5), which is no
+    # failure. An import or collection error is exit 2 and still fails.
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("\nno tests selected here (all deselected by -m)")
+        session.exitstatus = pytest.ExitCode.OK
 
 
 @pytest.hookimpl(hookwrapper=True)

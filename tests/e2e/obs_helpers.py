@@ -1,11 +1,9 @@
 """Helpers for the observability tests: a Server with a [stats] table, and readers."""
-import json
-import socket
 import threading
-import time
 import urllib.request
 
-from conftest import APPS, Server, free_port, toml_value
+# read_stats and wait_for live in conftest (every e2e module may use them); re-exported here.
+from conftest import APPS, Server, free_port, read_stats, toml_value, wait_for  # noqa: F401
 
 OBS_APP = APPS / "obs_app.py"
 
@@ -40,34 +38,6 @@ class StatsServer(Server):
         url = "http://127.0.0.1:%d%s" % (self.metrics_port, path)
         with urllib.request.urlopen(url, timeout=5) as r:
             return r.status, r.headers.get("Content-Type"), r.read().decode()
-
-
-def read_stats(addr, timeout=5):
-    if addr.startswith("unix:"):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        s.connect(addr[5:])
-    else:
-        host, port = addr.rsplit(":", 1)
-        s = socket.create_connection((host, int(port)), timeout=timeout)
-    data = b""
-    with s:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
-
-
-def wait_for(predicate, timeout=10.0, interval=0.1):
-    """Polls predicate() until it returns a true value; returns it (or the last value)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def background_requests(server, path, count):

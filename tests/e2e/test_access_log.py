@@ -18,7 +18,7 @@ from conftest import APPS, EXAMPLES, RawConnection, Server, free_port
 APP = APPS / "obs_app.py"
 
 
-def wait_lines(path, predicate, timeout=5.0, count=1):
+def wait_lines(path, predicate, timeout=15.0, count=1):
     """The lines of |path| matching |predicate|, once there are |count| (or at the timeout)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -76,7 +76,11 @@ def test_json_lines_and_access_off(tmp_path):
     q.start()
     try:
         q.request("GET", "/status/404")
-        time.sleep(0.3)
+        # A barrier instead of a sleep: the worker writes an access line before it handles
+        # its next control message, so once it has logged the SIGUSR1 reopen, a line for
+        # the request above would be there.
+        os.kill(q.pid, signal.SIGUSR1)
+        assert "worker log files reopened" in q.wait_log("worker log files reopened", timeout=15)
         assert "[access]" not in q.log_text()
     finally:
         q.stop()

@@ -7,6 +7,8 @@ import pytest
 
 from conftest import APPS, EXAMPLES, LOOP
 
+UVLOOP = True  # await_ and the core's suspension run on the loop: test both loops
+
 
 @pytest.fixture(scope="module")
 def server(server_factory):
@@ -15,7 +17,7 @@ def server(server_factory):
 
 @pytest.fixture(scope="module")
 def one_core(server_factory):
-    return server_factory(APPS / "await_app.py", workers=1, cores=1)
+    return server_factory(APPS / "await_app.py", workers=1, cores=1, stats_socket=True)
 
 
 def get(server, path, timeout=10):
@@ -69,7 +71,8 @@ def test_ten_cores_await_at_once_and_finish_together(server):
     assert len({r[0].split()[1] for r in results}) == 10, "each request had its own core"
     durations = [r[1] for r in results]
     assert min(durations) >= 0.95
-    assert total < 2.5, "10 concurrent 1 s awaits took %.2f s" % total
+    # One after another they would take 10 s; together about 1 s (5 s: a loaded machine).
+    assert total < 5.0, "10 concurrent 1 s awaits took %.2f s" % total
 
 
 def test_runtime_error_outside_a_core(server):
@@ -91,7 +94,7 @@ def test_spawned_task_exception_is_logged(server):
     assert "KeyError: 'spawned task failed'" in text
 
 
-def wait_state(server, key, value, timeout=5.0):
+def wait_state(server, key, value, timeout=15.0):
     deadline = time.monotonic() + timeout
     while True:
         state = json.loads(get(server, "/state"))
@@ -104,7 +107,7 @@ def test_client_disconnect_cancels_and_frees_the_core(one_core):
     before = json.loads(get(one_core, "/state"))
     conn = one_core.connect()
     conn.send(b"GET /hang?t=30 HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.3)  # the request is suspended in await_
+    assert one_core.wait_in_request(1) == 1  # the request is suspended in await_
     conn.close()
     state = wait_state(one_core, "cancelled", before["cancelled"] + 1)
     assert state["cancelled"] == before["cancelled"] + 1
@@ -112,14 +115,14 @@ def test_client_disconnect_cancels_and_frees_the_core(one_core):
     # The only core is free again: a new request is served at once.
     start = time.monotonic()
     assert get(one_core, "/") == "ok"
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 5.0  # not the 30 s of /hang
 
 
 def test_disconnect_can_let_the_work_finish(one_core):
     before = json.loads(get(one_core, "/state"))
     conn = one_core.connect()
-    conn.send(b"GET /hang_keep?t=0.5 HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)
+    conn.send(b"GET /hang_keep?t=2 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert one_core.wait_in_request(1) == 1
     conn.close()
     state = wait_state(one_core, "finished", before["finished"] + 1)
     assert state["finished"] == before["finished"] + 1

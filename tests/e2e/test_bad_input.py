@@ -7,6 +7,8 @@ import pytest
 
 from conftest import APPS
 
+UVLOOP = True  # header and keep-alive timeouts are loop timers: both loops
+
 LIMITS = {"max_header_bytes": 4096, "max_body_bytes": 1000, "header_timeout": 1,
           "keepalive_timeout": 1}
 

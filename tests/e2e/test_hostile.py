@@ -1,4 +1,4 @@
-"""Hostile clients (issue 7, item 3): a connection takes no core until its request head is
+"""Hostile clients: a connection takes no core until its request head is
 complete, so slowloris tricklers cannot starve normal requests, and each is cut off at
 header_timeout with 408; slow body senders and slow readers hold at most their own core;
 running out of file descriptors pauses accepting (logged), never spins or crashes."""
@@ -14,6 +14,8 @@ import time
 import pytest
 
 from conftest import APPS
+
+UVLOOP = True  # reads, writes and accept pauses are loop watchers: test both loops
 
 TRICKLERS = int(os.environ.get("AIOWSGI_SLOWLORIS", "1000"))
 HEADER_TIMEOUT = 4.0
@@ -43,6 +45,7 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow
 def test_slowloris_does_not_starve_normal_requests(server_factory):
     """1,000 connections trickle header bytes at one worker with 100 cores: normal requests
     stay fast, and every trickler gets 408 at header_timeout."""
@@ -117,7 +120,7 @@ def test_slowloris_does_not_starve_normal_requests(server_factory):
 @pytest.fixture(scope="module")
 def small(server_factory):
     """One worker with 4 cores: three hostile clients leave exactly one core."""
-    return server_factory(APPS / "misbehaving_app.py", workers=1, cores=4,
+    return server_factory(APPS / "misbehaving_app.py", workers=1, cores=4, stats_socket=True,
                           limits={"header_timeout": HEADER_TIMEOUT, "keepalive_timeout": 30})
 
 
@@ -140,9 +143,10 @@ def test_slow_body_senders_hold_only_their_own_core(small):
     t = threading.Thread(target=trickle)
     t.start()
     try:
-        time.sleep(0.5)  # the three cores are reading their bodies now
+        assert small.wait_in_request(3) == 3  # the three cores are reading their bodies now
         lat = [timed_get(small.port)[2] for _ in range(20)]
-        assert max(lat) < 0.5, lat
+        # Blocked behind the senders, a GET would wait for their bodies (7 s).
+        assert max(lat) < 2.0, lat
     finally:
         stop.set()
         t.join()
@@ -170,9 +174,12 @@ def test_slow_readers_hold_only_their_own_core(small):
         s.connect(("127.0.0.1", small.port))
         s.sendall(b"GET /big?n=%d HTTP/1.1\r\nHost: x\r\n\r\n" % n)
         readers.append(s)
-    time.sleep(0.5)  # their cores are blocked writing into full socket buffers
+    # Their cores are blocked writing into full socket buffers (the stats socket shows them
+    # in their requests until the readers read).
+    assert small.wait_in_request(3) == 3
     lat = [timed_get(small.port)[2] for _ in range(20)]
-    assert max(lat) < 0.5, lat
+    # Blocked behind the readers, a GET would never be answered (they read nothing yet).
+    assert max(lat) < 2.0, lat
     # The slow readers get every byte once they read.
     for s in readers:
         s.settimeout(20)
@@ -203,7 +210,7 @@ def test_out_of_file_descriptors_pauses_accepting(small):
             s = socket.create_connection(("127.0.0.1", small.port), timeout=10)
             s.sendall(b"GET /pid HTTP/1.1\r\nHost: x\r\n\r\n")
             held.append(s)
-        text = small.wait_log("pausing accepts", timeout=5)
+        text = small.wait_log("pausing accepts", timeout=15)
         assert "Too many open files" in text and "pausing accepts" in text
         cpu0 = cpu_seconds(pid)
         time.sleep(2)
@@ -231,7 +238,8 @@ def test_connection_cap_pauses_accepting_until_one_closes(server_factory):
     srv = server_factory(APPS / "misbehaving_app.py", workers=1, cores=4,
                          limits={"max_connections": 2, "keepalive_timeout": 30})
     idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(2)]
-    time.sleep(0.3)  # both accepted: the worker is at its cap
+    # Both accepted: the worker is at its cap, and says so.
+    assert "max_connections" in srv.wait_log("max_connections")
     late = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     late.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     late.settimeout(1.0)

@@ -6,6 +6,8 @@ import pytest
 
 from conftest import APPS
 
+UVLOOP = True  # every read and write goes through the loop's watchers: both loops
+
 
 @pytest.fixture(scope="module")
 def close_log(tmp_path_factory):
@@ -175,7 +177,7 @@ def test_exception_before_headers_is_500(srv):
     with srv.connect() as conn:
         resp = conn.request("GET", "/raise")
     assert resp.status == 500
-    log = srv.wait_log("e2e boom before headers", timeout=3)
+    log = srv.wait_log("e2e boom before headers", timeout=15)
     assert "Traceback" in log and "RuntimeError: e2e boom before headers" in log
     srv.assert_healthy()
 
@@ -188,7 +190,7 @@ def test_exception_mid_stream_closes_connection(srv):
         rest = conn.read_to_close()  # must end: the server closes the connection
     assert b"partial;" in rest
     assert not rest.endswith(b"0\r\n\r\n"), "a failed response must not look complete: %r" % rest
-    assert "e2e boom mid-stream" in srv.wait_log("e2e boom mid-stream", timeout=3)
+    assert "e2e boom mid-stream" in srv.wait_log("e2e boom mid-stream", timeout=15)
     srv.assert_healthy()
 
 

@@ -8,22 +8,23 @@ from conftest import APPS, BACKEND, Server
 
 
 def test_term_finishes_in_flight_request_and_exits_0(tmp_path):
-    server = Server(tmp_path, APPS / "http_app.py", workers=2, cores=10).start()
+    server = Server(tmp_path, APPS / "http_app.py", workers=2, cores=10,
+                    stats_socket=True).start()
     try:
         result = {}
 
         def slow():
-            result["r"] = server.request("GET", "/sleep?t=1.5", timeout=10)
+            result["r"] = server.request("GET", "/sleep?t=3", timeout=20)
 
         thread = threading.Thread(target=slow)
         thread.start()
-        time.sleep(0.5)  # the request is now suspended in a core
+        assert server.wait_in_request(1) >= 1  # the request is now suspended in a core
         server.proc.send_signal(signal.SIGTERM)
         thread.join(10)
         assert "r" in result, "in-flight request lost on SIGTERM"
         assert result["r"][0] == 200 and result["r"][2] == b"slept"
         assert server.proc.wait(10) == 0, "master exit status on TERM"
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 10
         while server.group_pids() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert server.group_pids() == [], "processes left after the master exited"

@@ -1,4 +1,4 @@
-"""Misbehaving apps (issue 7, item 4): every WSGI-contract violation gets a clean 500 before
+"""Misbehaving apps: every WSGI-contract violation gets a clean 500 before
 the headers are out, or a closed connection after them, plus a logged reason; the worker
 keeps serving. An app that kills its own process (os._exit, a segfault) loses only the
 requests in flight on that worker, which the master respawns."""
@@ -9,6 +9,8 @@ import http.client
 import pytest
 
 from conftest import APPS
+
+UVLOOP = True  # misbehaving apps suspend, raise and block on the loop: both loops
 
 
 @pytest.fixture(scope="module")

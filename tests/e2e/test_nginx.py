@@ -15,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS, EXAMPLES, REPO, Server, free_port
+from conftest import APPS, EXAMPLES, REPO, Server, free_port, require_tool
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _nginx_installed():  # autouse: runs before the module's other fixtures start nginx
+    require_tool("nginx", NGINX)
 
 
 class Nginx:

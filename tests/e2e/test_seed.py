@@ -9,6 +9,11 @@ import pytest
 
 from conftest import BACKEND, EXAMPLES, find_master
 
+UVLOOP = True  # the examples schedule callbacks, tasks and futures on the loop: both loops
+
+# The examples wait 2 s; upper bounds leave 3x that for a loaded machine (a request that
+# waited for a timer it should not have, or ran after another, is still caught).
+
 UPSTREAM_BODY = b"<html>local upstream page for the aiohttp example</html>"
 
 
@@ -57,11 +62,11 @@ def test_callback_responds_at_once_and_runs_later(seed):
     before = seed.output_lines("Hello 2 seconds elapsed")
     status, _, body, elapsed = timed_get(seed, "/callback")
     assert status == 200 and body == b"Hello World"
-    assert elapsed < 1.0, "the callback example must not wait for its timer (took %.2f s)" % elapsed
+    assert elapsed < 1.5, "the callback example must not wait for its timer (took %.2f s)" % elapsed
     sent = time.monotonic()
-    got = seed.wait_output_line("Hello 2 seconds elapsed", count=before + 1, timeout=6)
+    got = seed.wait_output_line("Hello 2 seconds elapsed", count=before + 1, timeout=15)
     assert got == before + 1, "the call_later callback's print() never reached the log"
-    assert 1.5 <= time.monotonic() - sent + elapsed <= 4.0
+    assert 1.5 <= time.monotonic() - sent + elapsed <= 6.0
     assert "Traceback" not in seed.log_text()
 
 
@@ -69,7 +74,7 @@ def test_suspend_waits_two_seconds(seed):
     before = seed.output_lines("Hello 2 seconds elapsed")
     status, _, body, elapsed = timed_get(seed, "/suspend")
     assert status == 200 and body == b"Hello World"
-    assert 1.8 <= elapsed < 4.0, elapsed
+    assert 1.8 <= elapsed < 6.0, elapsed
     assert seed.wait_output_line("Hello 2 seconds elapsed", count=before + 1) == before + 1
 
 
@@ -86,7 +91,7 @@ def test_generator_sends_two_chunks_two_seconds_apart(seed):
                 if marker in data and marker not in arrivals:
                     arrivals[marker] = time.monotonic() - start
         assert data.startswith(b"HTTP/1.1 200"), data[:100]
-    assert 1.8 <= arrivals[b"One"] < 4.0, arrivals
+    assert 1.8 <= arrivals[b"One"] < 6.0, arrivals
     assert arrivals[b"Two"] - arrivals[b"One"] >= 1.8, \
         "'One' and 'Two' must be separate chunks 2 s apart: %r" % arrivals
 
@@ -94,20 +99,20 @@ def test_generator_sends_two_chunks_two_seconds_apart(seed):
 def test_task_wakes_the_request(seed):
     status, _, body, elapsed = timed_get(seed, "/task")
     assert status == 200 and body == b"Hello World"
-    assert 1.8 <= elapsed < 4.0, elapsed
+    assert 1.8 <= elapsed < 6.0, elapsed
 
 
 def test_future_carries_the_result(seed):
     status, _, body, elapsed = timed_get(seed, "/future")
     assert status == 200 and body == b"Hello World"
-    assert 1.8 <= elapsed < 4.0, elapsed
+    assert 1.8 <= elapsed < 6.0, elapsed
 
 
 def test_aiohttp_fetches_the_upstream_page(seed):
     status, _, body, elapsed = timed_get(seed, "/aiohttp")
     assert status == 200
     assert body == UPSTREAM_BODY
-    assert 1.8 <= elapsed < 5.0, elapsed
+    assert 1.8 <= elapsed < 7.0, elapsed
 
 
 def test_examples_run_concurrently(seed):
@@ -120,7 +125,7 @@ def test_examples_run_concurrently(seed):
     elapsed = time.monotonic() - start
     assert [r[0] for r in results] == [200] * len(paths)
     assert results[3][2] == b"OneTwo"
-    assert elapsed < 6.0, "examples ran one after another (%.1f s)" % elapsed
+    assert elapsed < 8.0, "examples ran one after another (%.1f s)" % elapsed  # else 10 s
 
 
 def test_example_server_toml_is_valid():

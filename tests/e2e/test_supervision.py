@@ -10,9 +10,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
-from conftest import Server, find_master, toml_value
+from conftest import Server, find_master, free_port, toml_value, wait_for
 
 APP = '''
 import os, time
@@ -75,16 +74,6 @@ def get(server, path, timeout=15):
 
 def worker_pids(server):
     return sorted(p for p in server.group_pids() if p != server.pid)
-
-
-def wait_for(predicate, timeout=15.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def pids_seen(server, n=30):
@@ -154,14 +143,17 @@ def test_hup_under_load_drops_nothing_and_serves_the_new_code(tmp_path):
     load = Load(server.port)
     load.start()
     try:
-        time.sleep(1.0)
+        # The load is running (requests answered) before the reload, not after a fixed wait.
+        assert wait_for(lambda: load.ok >= 100, timeout=30), (load.sent, load.failures[:5])
         write_app(tmp_path / "app.py", version="v2")
         os.kill(server.pid, signal.SIGHUP)
         log = server.wait_log("reload complete", timeout=20)
         assert "reload complete" in log
         # Let the old generation finish draining under load.
         assert wait_for(lambda: not (set(worker_pids(server)) & old_workers), timeout=15)
-        time.sleep(1.0)
+        # And keeps running against the new generation alone for a while.
+        drained_at = load.ok
+        assert wait_for(lambda: load.ok >= drained_at + 100, timeout=30), load.failures[:5]
     finally:
         load.stop()
     print("HUP under load: %d requests sent, %d failed" % (load.sent, len(load.failures)))
@@ -212,7 +204,7 @@ def test_hup_with_an_invalid_config_keeps_serving(tmp_path):
 
 def test_hup_applies_listener_changes(tmp_path):
     server = start(tmp_path, workers=1)
-    extra = _free_port()
+    extra = free_port()
     cfg = server.config_path.read_text()
     listen_line = 'listen = ["127.0.0.1:%d"]' % server.port
     assert listen_line in cfg
@@ -232,12 +224,6 @@ def test_hup_applies_listener_changes(tmp_path):
     assert wait_for(lambda: _refused(extra), timeout=10)
     assert get(server, "/version") == (200, "v1")
     assert server.stop() == 0
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _refused(port):
@@ -264,9 +250,9 @@ def _in_thread(fn):
 
 
 def test_term_finishes_a_2s_request_and_exits_0(tmp_path):
-    server = start(tmp_path, workers=1)
+    server = start(tmp_path, workers=1, stats_socket=True)
     t, box = _in_thread(lambda: get(server, "/sleep?2"))
-    time.sleep(0.5)
+    assert server.wait_in_request(1) == 1
     os.kill(server.pid, signal.SIGTERM)
     t.join(10)
     assert box.get("result") == (200, "slept 2"), box
@@ -295,8 +281,11 @@ def test_ttin_and_ttou_change_the_worker_count(tmp_path):
     assert wait_for(lambda: len(worker_pids(server)) == 1)
     os.kill(server.pid, signal.SIGTTOU)  # never below 1
     assert "SIGTTOU ignored" in server.wait_log("SIGTTOU ignored")
-    time.sleep(0.5)
-    assert len(worker_pids(server)) == 1
+    # The master decides before it logs: the one worker left is the same process, serving.
+    only = worker_pids(server)
+    assert len(only) == 1
+    assert get(server, "/pid") == (200, str(only[0]))
+    assert worker_pids(server) == only
     assert get(server, "/version") == (200, "v1")
     assert server.stop() == 0
 
@@ -304,10 +293,10 @@ def test_ttin_and_ttou_change_the_worker_count(tmp_path):
 # ---- limits --------------------------------------------------------------------------------
 
 def test_max_requests_recycles_without_failing_a_request_in_flight(tmp_path):
-    server = start(tmp_path, workers=1, cores=10, limits={"max_requests": 5})
+    server = start(tmp_path, workers=1, cores=10, limits={"max_requests": 5}, stats_socket=True)
     first = worker_pids(server)
     t, box = _in_thread(lambda: get(server, "/sleep?3"))
-    time.sleep(0.3)
+    assert server.wait_in_request(1) == 1
     statuses = [get(server, "/pid")[0] for _ in range(12)]
     assert statuses == [200] * 12
     log = server.wait_log("max_requests 5", timeout=10)
@@ -331,10 +320,10 @@ def test_reload_on_rss_recycles_a_grown_worker(tmp_path):
 
 
 def test_harakiri_cancels_only_the_suspended_request(tmp_path):
-    server = start(tmp_path, workers=1, cores=10, limits={"harakiri": 1})
+    server = start(tmp_path, workers=1, cores=10, limits={"harakiri": 1}, stats_socket=True)
     pid = worker_pids(server)
     slow_t, slow = _in_thread(lambda: get(server, "/sleep?10"))
-    time.sleep(0.2)
+    assert server.wait_in_request(1) == 1
     fine_t, fine = _in_thread(lambda: get(server, "/sleep?0.5"))
     fine_t.join(10)
     assert fine.get("result") == (200, "slept 0.5"), fine

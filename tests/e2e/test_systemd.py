@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import APPS, find_master, free_port, toml_value
+from conftest import APPS, find_master, free_port, require_tool, toml_value
 
 ACTIVATE = "/usr/bin/systemd-socket-activate"
 
@@ -85,6 +85,7 @@ def test_systemd_socket_activate_passes_the_listen_sockets(tmp_path, procs):
     by address, whatever their fd order) instead of binding."""
     http_port, uwsgi_port = free_port(), free_port()
     config = write_config(tmp_path, ["127.0.0.1:%d" % http_port], ["127.0.0.1:%d" % uwsgi_port])
+    require_tool("systemd-socket-activate", ACTIVATE)
     p = Proc(tmp_path, [ACTIVATE, "-l", "127.0.0.1:%d" % uwsgi_port,
                         "-l", "127.0.0.1:%d" % http_port, "--fdname=uwsgi:http",
                         find_master(), "-c", str(config)])

@@ -2,14 +2,13 @@
 renders a screen (run inside tmux) and quits on q."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, require_tool
 from obs_helpers import StatsServer, background_requests, wait_for
 
 TOP = str(REPO / "tools" / "aiowsgi-top")
@@ -61,7 +60,7 @@ def test_unreachable_address_fails_cleanly(tmp_path):
 
 
 def test_live_view_under_tmux(srv):
-    assert shutil.which("tmux"), "tmux is needed (installed by .ci/deps)"
+    require_tool("tmux")
     sock = "aiowsgi-top-test-%d" % os.getpid()
     tmux = ["tmux", "-L", sock]
     env = dict(os.environ, TERM="xterm")

@@ -7,6 +7,8 @@ import pytest
 
 from conftest import APPS
 
+UVLOOP = True  # async_sleep, suspend and wait_fd_* are loop callbacks: both loops
+
 
 @pytest.fixture(scope="module")
 def server(server_factory):
@@ -62,7 +64,8 @@ def test_suspended_cores_overlap(server):
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         results = list(pool.map(one, range(10)))
     assert min(results) >= 0.48
-    assert time.monotonic() - start < 2.5
+    # Together about 0.5 s; one after another 5 s.
+    assert time.monotonic() - start < 4.0
 
 
 def test_outside_a_request_is_a_runtime_error(server):

@@ -28,7 +28,7 @@ def test_requests_pass_the_validator(validated):
 def test_log_has_no_validator_complaint(validated):
     validated.request("GET", "/again")
     assert validated.output_lines("validator app loaded") == 1, "app stderr must reach the log"
-    assert validated.wait_output_line("validator-app read 10 bytes", timeout=3) == 1, \
+    assert validated.wait_output_line("validator-app read 10 bytes", timeout=15) == 1, \
         "wsgi.errors output must reach the log"
     log = validated.log_text()
     for complaint in ("AssertionError", "WSGIWarning", "Warning:", "garbage collected",

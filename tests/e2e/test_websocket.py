@@ -11,6 +11,8 @@ import websockets
 
 from conftest import APPS, EXAMPLES, RawConnection, free_port
 
+UVLOOP = True  # frames are read and written through the loop's watchers: both loops
+
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
