@@ -16,6 +16,8 @@ import pytest
 
 from conftest import APPS
 
+UVLOOP = True  # wake-ups, write callbacks and wsgi.input run on the loop: both loops
+
 APP = APPS / "boundary_core_app.py"
 
 

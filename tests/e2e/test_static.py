@@ -57,7 +57,7 @@ def uwsgi_port():
 
 @pytest.fixture(scope="module")
 def server(server_factory, site, uwsgi_port):
-    return server_factory(APP, workers=1, cores=1,
+    return server_factory(APP, workers=1, cores=1, stats_socket=True,
                           server={"uwsgi_listen": ["127.0.0.1:%d" % uwsgi_port]},
                           static={"map": {"/static/": str(site)}, "expires": 3600})
 
@@ -288,7 +288,7 @@ def test_static_while_the_only_core_is_suspended(server):
     with server.connect() as slow:
         # The head is on the wire when send returns; the worker takes it within moments.
         slow.send(b"GET /sleep?t=8 HTTP/1.1\r\nHost: x\r\n\r\n")
-        time.sleep(0.5)
+        assert server.wait_in_request(1) == 1  # the app request holds the only core
         t0 = time.monotonic()
         r = get(server, "/static/style.css")  # a new connection: accepted and answered
         took = time.monotonic() - t0
