@@ -26,13 +26,17 @@ cleanup() {
     kill -KILL -- "-$server_pid" 2>/dev/null || kill -KILL "$server_pid" 2>/dev/null || true
   fi
   if dpkg-query -W -f='${Status}' aiowsgi 2>/dev/null | grep -q installed; then
-    DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq aiowsgi >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 purge -y -qq aiowsgi \
+      >/dev/null 2>&1 || true
   fi
   rm -rf "$work"
   exit $status
 }
 trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
+# Another apt-get or dpkg on the machine holds the dpkg lock for a while: wait for it (up to
+# 5 min) instead of failing the package.
+apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 if dpkg-query -W -f='${Status}' aiowsgi 2>/dev/null | grep -q "install ok installed"; then
@@ -82,7 +86,7 @@ step "lintian"
 lintian --fail-on error,warning --display-info --show-overrides "$deb"
 
 step "apt-get install"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$deb" >"$work/apt.log" 2>&1 ||
+apt_get install -y -qq --no-install-recommends "$deb" >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log"; fail "apt-get install"; }
 [ "$(command -v aiowsgi-master)" = /usr/bin/aiowsgi-master ] || fail "aiowsgi-master not on PATH"
 version=$(/usr/bin/aiowsgi-master --version)
@@ -136,7 +140,7 @@ out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no aiowsgi.service a
 echo "aiowsgi.service and aiowsgi.socket verify"
 
 step "purge"
-DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq aiowsgi >"$work/apt.log" 2>&1 ||
+apt_get purge -y -qq aiowsgi >"$work/apt.log" 2>&1 ||
   { cat "$work/apt.log"; fail "apt-get purge"; }
 for f in /usr/bin/aiowsgi-master /etc/aiowsgi /lib/systemd/system/aiowsgi.service \
          /usr/share/man/man8/aiowsgi-master.8.gz /usr/share/aiowsgi; do
