@@ -897,7 +897,7 @@ TEST_F(KeyTableTest, EveryKeyRoundTripsThroughTheFileAndItsFlag) {
   ScopedChdir cd(dir_);
   const Config defaults;
   for (const Key& key : keys()) {
-    SCOPED_TRACE("[" + std::string(key.table) + "] " + std::string(key.name));
+    SCOPED_TRACE(std::string("[").append(key.table) + std::string("] ").append(key.name));
     Sample s = sample(key);
     ASSERT_NE(s.loaded, field_text(key, defaults)) << "the sample must differ from the default";
     std::string line = std::string(key.name) + " = " + s.toml;
@@ -925,7 +925,7 @@ TEST(KeyTable, PrintKeysListsEveryKeyOnceByTable) {
   std::set<std::string> seen;
   size_t table = 0;
   for (const Key& key : keys()) {
-    std::string line = "[" + std::string(key.table) + "] " + std::string(key.name);
+    std::string line = std::string("[").append(key.table) + std::string("] ").append(key.name);
     EXPECT_TRUE(seen.insert(line).second) << "twice: " << line;
     EXPECT_EQ(find_key(key.table, key.name), &key);
     // Keys are grouped by table, in the order of tables().

@@ -125,7 +125,7 @@ class FileLoader {
     toml::parse_result result = toml::parse(text, source_path);
     if (!result) {
       const toml::parse_error& err = result.error();
-      at(err.source(), "syntax error: " + std::string(err.description()));
+      at(err.source(), std::string("syntax error: ").append(err.description()));
       origins_->file_failed = true;
       return;
     }
@@ -135,7 +135,8 @@ class FileLoader {
       std::string_view table = name.str();
       bool exists = std::find(tables().begin(), tables().end(), table) != tables().end();
       if (!exists && node.is_table()) {
-        at(name.source(), "[" + std::string(table) + "]: unknown table (known: " + known + ")");
+        at(name.source(),
+           std::string("[").append(table) + "]: unknown table (known: " + known + ")");
       } else if (!exists) {
         std::string last = known.substr(known.rfind(' ') + 1);
         std::string others = known.substr(0, known.rfind(' '));
@@ -143,13 +144,13 @@ class FileLoader {
                               " or " + last + ")");
       } else if (!node.is_table()) {
         at(node.source(),
-           "[" + std::string(table) + "]: expected table, got " + type_name(node.type()));
+           std::string("[").append(table) + "]: expected table, got " + type_name(node.type()));
       } else {
         for (const auto& [key, value] : *node.as_table()) {
           const Key* row = find_key(table, key.str());
           if (row == nullptr) {
-            at(key.source(),
-               "[" + std::string(table) + "] " + std::string(key.str()) + ": unknown key");
+            at(key.source(), std::string("[").append(table) + std::string("] ").append(key.str()) +
+                                 ": unknown key");
             continue;
           }
           size_t errors_before = errors_->size();
@@ -177,12 +178,12 @@ class FileLoader {
            std::to_string(where.begin.column) + ": ";
   }
   static std::string what(const Key& key) {
-    return "[" + std::string(key.table) + "] " + std::string(key.name);
+    return std::string("[").append(key.table) + std::string("] ").append(key.name);
   }
   void wrong_type(const toml::node& n, const std::string& what, std::string_view expected,
                   std::string_view suffix = "") {
-    at(n.source(), what + ": expected " + std::string(expected) + ", got " + type_name(n.type()) +
-                       std::string(suffix));
+    at(n.source(), what + std::string(": expected ").append(expected) + ", got " +
+                       type_name(n.type()) + std::string(suffix));
   }
 
   // One key's node: a scalar, an array of scalars or a table of strings.
@@ -203,7 +204,7 @@ class FileLoader {
       if (tbl == nullptr) return wrong_type(n, what(key), expected(key));
       clear(key, cfg_);
       for (const auto& [name, value] : *tbl) {
-        std::string full = "[" + std::string(key.table) + "] " + sub_key(key, name.str());
+        std::string full = std::string("[").append(key.table) + "] " + sub_key(key, name.str());
         const auto* s = value.as_string();
         if (s == nullptr) {
           wrong_type(value, full, key.type == Type::kStaticMap ? "string (a folder)" : "string");

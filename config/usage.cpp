@@ -83,7 +83,7 @@ file to the file's folder. Options take their value as "--opt value" or "--opt=v
       // As written in the file: an array [ADDR, ...], a table {NAME = VALUE}.
       std::string value = mv;
       if (size_t eq = mv.find('='); is_table(key) && eq != std::string::npos) {
-        value = "{" + mv.substr(0, eq) + " = " + mv.substr(eq + 1) + "}";
+        value = std::string("{").append(mv, 0, eq) + " = " + mv.substr(eq + 1) + "}";
       } else if (is_array(key)) {
         value = "[" + mv + ", ...]";
       }

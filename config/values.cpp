@@ -123,7 +123,7 @@ std::string format_double(double d) {
   return std::string(buf, end);
 }
 
-std::string quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
+std::string quote(std::string_view s) { return std::string("\"").append(s) + "\""; }
 
 std::string render(const Value& v) {
   if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
@@ -155,7 +155,7 @@ Result<Value> parse_text(const Key& key, std::string_view text) {
       int64_t n = 0;
       auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
       if (ec != std::errc() || end != text.data() + text.size()) {
-        return refuse("'" + std::string(text) + "' is not an integer");
+        return refuse(std::string("'").append(text) + "' is not an integer");
       }
       return Value(n);
     }
@@ -172,7 +172,7 @@ Result<Value> parse_text(const Key& key, std::string_view text) {
     case Type::kBool:
       if (text == "true") return Value(true);
       if (text == "false") return Value(false);
-      return refuse("'" + std::string(text) + "' is not true or false");
+      return refuse(std::string("'").append(text) + "' is not true or false");
     default:
       return Value(std::string(text));
   }
