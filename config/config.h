@@ -22,6 +22,7 @@ struct ServerConfig {
   int cores = 100;
   int backlog = 1024;
   bool reuse_port = false;
+  bool preload = false;  // import the app once per generation, in a preload process
   std::string pidfile;  // absolute after load ("" = none)
   std::string user;
   std::string group;

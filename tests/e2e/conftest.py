@@ -36,6 +36,8 @@ EXAMPLES = REPO / "examples"
 BACKEND = os.environ.get("AIOWSGI_E2E_BACKEND", "aiowsgi")
 # AIOWSGI_E2E_LOOP=uvloop runs every server with [app] loop = "uvloop" (CTest e2e_uvloop).
 LOOP = os.environ.get("AIOWSGI_E2E_LOOP", "")
+# AIOWSGI_E2E_PRELOAD=1 runs every server with [server] preload = true.
+PRELOAD = os.environ.get("AIOWSGI_E2E_PRELOAD", "") not in ("", "0")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 
@@ -174,6 +176,8 @@ class Server:
     def config_text(self):
         server = {"listen": ["127.0.0.1:%d" % self.port], "workers": self.workers,
                   "cores": self.cores, "graceful_timeout": 5}
+        if PRELOAD:
+            server["preload"] = True
         server.update(self.server_extra)
         app = {"wsgi_file": self.app}
         if self.env:
