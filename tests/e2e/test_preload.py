@@ -106,7 +106,7 @@ def same_open_file(pid1, fd1, pid2, fd2):
 def live_workers(server):
     """The master's children, as /proc says (the preload process included)."""
     out = []
-    for pid in server.group_pids():
+    for pid in server.group_pids(include_preload=True):
         if pid == server.pid:
             continue
         try:
@@ -118,8 +118,7 @@ def live_workers(server):
 
 
 def preload_pids(server):
-    return [int(line.split("preload process started, pid ")[1].split()[0])
-            for line in server.log_text().splitlines() if "preload process started, pid " in line]
+    return server.preload_pids()
 
 
 # ---- one import, workers that are the master's own, each with its own loop ----------------
