@@ -23,7 +23,7 @@ struct ServerConfig {
   int backlog = 1024;
   bool reuse_port = false;
   bool preload = false;  // import the app once per generation, in a preload process
-  std::string pidfile;  // absolute after load ("" = none)
+  std::string pidfile;   // absolute after load ("" = none)
   std::string user;
   std::string group;
   double graceful_timeout = 30;  // seconds

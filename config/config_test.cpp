@@ -229,11 +229,14 @@ TEST_F(ConfigTest, DefaultsForKeysNotWritten) {
   EXPECT_EQ(cfg.log.format, "text");
 }
 
-TEST_F(ConfigTest, PreloadFromTheFileAndTheFlag) {
-  CommandLine c = cli({"--preload"});
-  EXPECT_TRUE(c.preload);
-  c.config_file = write("server.toml", kMinimal);
-  EXPECT_TRUE(load_ok(c).server.preload);
+TEST_F(ConfigTest, PreloadIsASwitchFlag) {
+  const std::string file = write("server.toml", kMinimal);
+  EXPECT_FALSE(load_ok(cli({"-c", file})).server.preload);
+  // Alone, before another option, or with an explicit value.
+  EXPECT_TRUE(load_ok(cli({"-c", file, "--preload"})).server.preload);
+  EXPECT_TRUE(load_ok(cli({"--preload", "-c", file})).server.preload);
+  EXPECT_TRUE(load_ok(cli({"-c", file, "--preload", "true"})).server.preload);
+  EXPECT_FALSE(load_ok(cli({"-c", file, "--preload=false"})).server.preload);
   std::string with_key = R"([server]
 listen = ["127.0.0.1:21000"]
 preload = true
@@ -242,10 +245,11 @@ wsgi_file = "app.py"
 )";
   EXPECT_TRUE(load_file_ok(with_key).server.preload);
   Argv argv({"--preload=yes"});
-  CommandLine out;
-  std::string error;
-  EXPECT_FALSE(parse_command_line(argv.argc(), argv.argv(), &out, &error));
-  EXPECT_NE(error.find("takes no value"), std::string::npos) << error;
+  auto r = parse_command_line(argv.argc(), argv.argv());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not true or false"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(usage_text().find("--preload [true|false]"), std::string::npos);
 }
 
 TEST_F(ConfigTest, IntegersAndFloatsForSeconds) {
