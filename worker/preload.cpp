@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/preload_channel.h"
 #include "worker/access_log.h"
+#include "worker/module_files.h"
 #include "worker/python/py_ref.h"
 #include "worker/python/python_module.h"
 #include "worker/worker_boot.h"
@@ -56,7 +57,10 @@ int run_preloaded_worker(const WorkerContext& generation, const PreloadMessage& 
                        cfg.app.loop, fetch_exception_text());
       code = kExitBootError;
     } else {
-      code = serve_app(ctx, loop.get(), app);
+      // [app] reload: this worker reports what the preload process imported, as its own.
+      ModuleFileReporter reload_reporter(ctx);
+      reload_reporter.report();
+      code = serve_app(ctx, loop.get(), app, reload_reporter);
     }
     finish_python();
   } catch (...) {

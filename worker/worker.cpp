@@ -161,7 +161,7 @@ int serve(const WorkerContext& ctx) {
     return kExitAppLoadError;
   }
 
-  return serve_app(ctx, loop.get(), app.get());
+  return serve_app(ctx, loop.get(), app.get(), reload_reporter);
 }
 
 }  // namespace
@@ -177,7 +177,8 @@ bool prepare_python_types() {
   return greenlet::import_api() && init_input_type() && init_request_bound_type();
 }
 
-int serve_app(const WorkerContext& ctx, PyObject* loop_obj, PyObject* app) {
+int serve_app(const WorkerContext& ctx, PyObject* loop_obj, PyObject* app,
+              ModuleFileReporter& reload_reporter) {
   const config::Config& cfg = *ctx.config;
   auto boot_failure = [&](const std::string& what) {
     spdlog::critical("worker {} cannot start: {}", ctx.worker_id, what);

@@ -13,6 +13,8 @@
 
 namespace aiowsgi::worker {
 
+class ModuleFileReporter;  // worker/module_files.h
+
 // Before Python starts: every signal back to its default (the master's libev handlers must
 // not leak, NOTES.md), SIGPIPE ignored, nothing blocked.
 void reset_signals();
@@ -27,8 +29,10 @@ PyObject* make_loop(const std::string& kind);
 // asyncio.set_event_loop(loop). False with a Python exception set.
 bool set_current_loop(PyObject* loop);
 // The app is imported and |loop| is this process's own current loop: serve until stopped.
-// Returns the exit status (kExitOk, or kExitBootError after telling the master).
-int serve_app(const WorkerContext& ctx, PyObject* loop, PyObject* app);
+// |reload_reporter| ([app] reload) has reported the files loaded so far; it rescans while the
+// loop runs. Returns the exit status (kExitOk, or kExitBootError after telling the master).
+int serve_app(const WorkerContext& ctx, PyObject* loop, PyObject* app,
+              ModuleFileReporter& reload_reporter);
 // At exit: atexit callbacks, then the app's streams and the log flushed (no Py_Finalize).
 void finish_python();
 
