@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -11,11 +12,13 @@
 
 #include "common/guarded.h"
 #include "common/log.h"
+#include "common/watch_report.h"
 
 namespace aiowsgi::master {
 
-Preloader::Preloader(struct ev_loop* loop, std::function<void(bool)> on_ready)
-    : loop_(loop), on_ready_(std::move(on_ready)) {}
+Preloader::Preloader(struct ev_loop* loop, std::function<void(bool)> on_ready,
+                     FilesCallback on_files)
+    : loop_(loop), on_ready_(std::move(on_ready)), on_files_(std::move(on_files)) {}
 
 Preloader::~Preloader() {
   // Closing the channels is enough: a preload process exits when the master's end closes.
@@ -62,6 +65,19 @@ void Preloader::channel_cb(struct ev_loop*, ev_io* w, int) noexcept {
 
 void Preloader::on_channel(PreloadProcess* p) {
   for (;;) {
+    if (!p->channel) return;
+    // Two kinds of datagram share the channel, told apart by size: preload messages, and the
+    // watch reports ([app] reload) the process sends after its import.
+    ssize_t size = ::recv(p->channel.get(), nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+    if (size > static_cast<ssize_t>(sizeof(PreloadMessage))) {
+      ControlMessage cm;
+      std::string files;
+      RecvResult r = recv_control_or_files(p->channel.get(), &cm, &files);
+      if (r == RecvResult::kMessage && cm.type == ControlType::kWatchFiles && on_files_) {
+        on_files_(files, "preload process (pid " + std::to_string(p->pid) + ")");
+      }
+      if (r == RecvResult::kMessage) continue;
+    }
     PreloadMessage m;
     RecvResult r = recv_preload(p->channel.get(), &m, nullptr);
     if (r == RecvResult::kAgain) return;
@@ -121,6 +137,8 @@ Status Preloader::fork_worker(PreloadProcess* p, const PreloadMessage& request, 
 bool Preloader::on_child(pid_t pid, PreloadProcess* was) {
   auto take = [&](std::unique_ptr<PreloadProcess>& slot) {
     if (!slot || slot->pid != pid) return false;
+    // What it said last (an import failure's watch report) before forgetting it.
+    if (slot->channel && !slot->ready) on_channel(slot.get());
     close_channel(slot.get());
     was->pid = slot->pid;
     was->ready = slot->ready;

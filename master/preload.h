@@ -39,8 +39,11 @@ struct PreloadProcess {
 class Preloader {
  public:
   // |on_ready| runs from the loop when a preload process has imported the app (|booting|:
-  // it is a reload's).
-  Preloader(struct ev_loop* loop, std::function<void(bool booting)> on_ready);
+  // it is a reload's). |on_files| gets the [app] reload watch reports (common/watch_report.h)
+  // it sends after the import, failed or not, with a name for the log.
+  using FilesCallback = std::function<void(const std::string& payload, const std::string& who)>;
+  Preloader(struct ev_loop* loop, std::function<void(bool booting)> on_ready,
+            FilesCallback on_files = nullptr);
   ~Preloader();
   Preloader(const Preloader&) = delete;
   Preloader& operator=(const Preloader&) = delete;
@@ -91,6 +94,7 @@ class Preloader {
 
   struct ev_loop* loop_;
   std::function<void(bool)> on_ready_;
+  FilesCallback on_files_;
   std::unique_ptr<PreloadProcess> serving_;
   std::unique_ptr<PreloadProcess> booting_;
   std::vector<std::unique_ptr<PreloadProcess>> retired_;  // told to exit, not reaped yet

@@ -175,7 +175,13 @@ int run_preload(const WorkerContext& ctx) noexcept {
     if (!setup_python_module(ctx, loop.get())) return boot_failure(fetch_exception_text());
     if (!call_module_helper("_preload_begin", nullptr) || !extend_sys_path(cfg.app))
       return boot_failure(fetch_exception_text());
+    // [app] reload: the files imported (or named by a failed import) go to the master over
+    // the channel, so an edit that fixes a broken import is seen.
+    WorkerContext reporting = ctx;
+    reporting.control_fd = channel_fd;
+    ModuleFileReporter reload_reporter(reporting);
     PyRef app = PyRef::steal(load_app(cfg.app));
+    reload_reporter.report();
     if (!app) {
       std::string where = cfg.app.wsgi_file.empty() ? cfg.app.module : cfg.app.wsgi_file;
       spdlog::critical("preload: cannot load the application from {}:\n{}", where,
