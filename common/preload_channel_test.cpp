@@ -5,12 +5,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <utility>
+
 namespace aiowsgi {
 namespace {
 
 TEST(PreloadChannel, MessageCarriesADescriptor) {
-  UniqueFd master_end, child_end;
-  ASSERT_TRUE(make_control_pair(&master_end, &child_end).ok());
+  Result<ControlPair> pair = make_control_pair();
+  ASSERT_TRUE(pair.ok());
+  UniqueFd master_end = std::move(pair.value().master_end);
+  UniqueFd child_end = std::move(pair.value().worker_end);
   int p[2];
   ASSERT_EQ(::pipe(p), 0);
   UniqueFd rd(p[0]), wr(p[1]);
@@ -40,8 +44,10 @@ TEST(PreloadChannel, MessageCarriesADescriptor) {
 }
 
 TEST(PreloadChannel, SkipsForeignDatagramsAndSeesTheClose) {
-  UniqueFd master_end, child_end;
-  ASSERT_TRUE(make_control_pair(&master_end, &child_end).ok());
+  Result<ControlPair> pair = make_control_pair();
+  ASSERT_TRUE(pair.ok());
+  UniqueFd master_end = std::move(pair.value().master_end);
+  UniqueFd child_end = std::move(pair.value().worker_end);
   PreloadMessage m;
   EXPECT_EQ(recv_preload(master_end.get(), &m, nullptr), RecvResult::kAgain);
   EXPECT_FALSE(wait_readable(master_end.get(), 0));
