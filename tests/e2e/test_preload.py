@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import test_supervision as sup
-from conftest import EXAMPLES, Server
+from conftest import EXAMPLES, Server, free_port, wait_for
 
 APP = '''
 import asyncio, os, random
@@ -165,8 +165,8 @@ def test_a_killed_worker_is_replaced_from_the_same_preload_process(tmp_path):
     victim = sorted(seen)[0]
     os.kill(victim, signal.SIGKILL)
     assert "respawning" in server.wait_log("respawning", timeout=10)
-    assert sup.wait_for(lambda: server.log_text().count("ready (pid") >= 3, timeout=15)
-    after = sup.wait_for(lambda: (lambda s: s if len(s) == 2 and victim not in s else None)(
+    assert wait_for(lambda: server.log_text().count("ready (pid") >= 3, timeout=15)
+    after = wait_for(lambda: (lambda s: s if len(s) == 2 and victim not in s else None)(
         infos(server, 2)), timeout=15)
     assert after and victim not in after, after
     for ppid, _, _, _ in after.values():
@@ -181,15 +181,15 @@ def test_a_killed_preload_process_is_replaced_and_serving_goes_on(tmp_path):
     first = preload_pids(server)
     assert len(first) == 1
     os.kill(first[0], signal.SIGKILL)
-    assert sup.wait_for(lambda: len(preload_pids(server)) == 2, timeout=15), server.log_text()
+    assert wait_for(lambda: len(preload_pids(server)) == 2, timeout=15), server.log_text()
     assert "starting a new one" in server.log_text()
     for _ in range(10):
         assert server.request("GET", "/version")[2] == b"v1"
     # The new preload process serves respawns: kill a worker, it comes back.
-    assert sup.wait_for(lambda: len(imports(tmp_path)) == 2, timeout=15)
+    assert wait_for(lambda: len(imports(tmp_path)) == 2, timeout=15)
     victim = sorted(infos(server, 2))[0]
     os.kill(victim, signal.SIGKILL)
-    assert sup.wait_for(lambda: server.log_text().count("ready (pid") >= 3, timeout=15)
+    assert wait_for(lambda: server.log_text().count("ready (pid") >= 3, timeout=15)
     assert server.stop() == 0
 
 
@@ -205,7 +205,7 @@ def test_hup_under_load_drops_nothing_and_imports_the_new_code_once(tmp_path):
         write_app(tmp_path / "app.py", version="v2")
         os.kill(server.pid, signal.SIGHUP)
         assert "reload complete" in server.wait_log("reload complete", timeout=30)
-        assert sup.wait_for(lambda: not ({p for p, _ in live_workers(server)} & old_workers),
+        assert wait_for(lambda: not ({p for p, _ in live_workers(server)} & old_workers),
                             timeout=15)
         time.sleep(1.0)
     finally:
@@ -218,7 +218,7 @@ def test_hup_under_load_drops_nothing_and_imports_the_new_code_once(tmp_path):
     # One import per generation; the old preload process is gone.
     assert [v for _, v in imports(tmp_path)] == ["v1", "v2"]
     new_preload = int(imports(tmp_path)[1][0])
-    assert sup.wait_for(lambda: {p for p, _ in live_workers(server)} ==
+    assert wait_for(lambda: {p for p, _ in live_workers(server)} ==
                         set(infos(server, 2)) | {new_preload}, timeout=15)
     assert server.stop() == 0
 
@@ -238,7 +238,7 @@ def test_hup_with_a_broken_edit_keeps_the_old_generation(tmp_path):
     write_app(tmp_path / "app.py", version="v3")
     os.kill(server.pid, signal.SIGHUP)
     assert "reload complete" in server.wait_log("reload complete", timeout=30)
-    assert sup.wait_for(lambda: server.request("GET", "/version")[2] == b"v3")
+    assert wait_for(lambda: server.request("GET", "/version")[2] == b"v3")
     assert server.stop() == 0
 
 
@@ -246,7 +246,7 @@ def test_an_import_error_at_start_exits_3_with_the_traceback(tmp_path):
     app = tmp_path / "app.py"
     write_app(app, broken=True)
     server = Server(tmp_path, app, workers=2, server={"preload": True})
-    server.port = sup._free_port()
+    server.port = free_port()
     server.config_path.write_text(server.config_text())
     import subprocess
     proc = subprocess.run(server.command(), cwd=str(tmp_path), capture_output=True, timeout=30)
