@@ -118,7 +118,11 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
       return usage_error("unknown option '" + std::string(name) + "' (see --help)");
     }
     std::string_view value;
-    if (key != nullptr || !option->metavar.empty()) {
+    if (key != nullptr && key->type == Type::kBool && !inline_value &&
+        (i + 1 >= argc ||
+         (std::string_view(argv[i + 1]) != "true" && std::string_view(argv[i + 1]) != "false"))) {
+      value = "true";  // a switch: "--preload" alone; "--preload false" and "=false" work too
+    } else if (key != nullptr || !option->metavar.empty()) {
       if (inline_value) {
         value = *inline_value;
       } else if (i + 1 < argc) {

@@ -22,7 +22,8 @@ struct ServerConfig {
   int cores = 100;
   int backlog = 1024;
   bool reuse_port = false;
-  std::string pidfile;  // absolute after load ("" = none)
+  bool preload = false;  // import the app once per generation, in a preload process
+  std::string pidfile;   // absolute after load ("" = none)
   std::string user;
   std::string group;
   double graceful_timeout = 30;  // seconds

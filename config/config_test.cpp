@@ -207,6 +207,7 @@ TEST_F(ConfigTest, DefaultsForKeysNotWritten) {
   EXPECT_EQ(cfg.server.cores, 100);
   EXPECT_EQ(cfg.server.backlog, 1024);
   EXPECT_FALSE(cfg.server.reuse_port);
+  EXPECT_FALSE(cfg.server.preload);
   EXPECT_EQ(cfg.server.pidfile, "");
   EXPECT_DOUBLE_EQ(cfg.server.graceful_timeout, 30);
   EXPECT_TRUE(cfg.server.uwsgi_listen.empty());
@@ -226,6 +227,29 @@ TEST_F(ConfigTest, DefaultsForKeysNotWritten) {
   EXPECT_EQ(cfg.log.file, "");
   EXPECT_TRUE(cfg.log.access);
   EXPECT_EQ(cfg.log.format, "text");
+}
+
+TEST_F(ConfigTest, PreloadIsASwitchFlag) {
+  const std::string file = write("server.toml", kMinimal);
+  EXPECT_FALSE(load_ok(cli({"-c", file})).server.preload);
+  // Alone, before another option, or with an explicit value.
+  EXPECT_TRUE(load_ok(cli({"-c", file, "--preload"})).server.preload);
+  EXPECT_TRUE(load_ok(cli({"--preload", "-c", file})).server.preload);
+  EXPECT_TRUE(load_ok(cli({"-c", file, "--preload", "true"})).server.preload);
+  EXPECT_FALSE(load_ok(cli({"-c", file, "--preload=false"})).server.preload);
+  std::string with_key = R"([server]
+listen = ["127.0.0.1:21000"]
+preload = true
+[app]
+wsgi_file = "app.py"
+)";
+  EXPECT_TRUE(load_file_ok(with_key).server.preload);
+  Argv argv({"--preload=yes"});
+  auto r = parse_command_line(argv.argc(), argv.argv());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("not true or false"), std::string::npos)
+      << r.status().message();
+  EXPECT_NE(usage_text().find("--preload [true|false]"), std::string::npos);
 }
 
 TEST_F(ConfigTest, IntegersAndFloatsForSeconds) {
@@ -325,6 +349,7 @@ TEST_F(ConfigTest, WrongType) {
       {"server", "listen = \":21000\"", "[server] listen: expected array of strings, got string"},
       {"server", "listen = [21000]", "[server] listen: expected array of strings, got integer"},
       {"server", "reuse_port = 1", "[server] reuse_port: expected boolean, got integer"},
+      {"server", "preload = \"yes\"", "[server] preload: expected boolean, got string"},
       {"log", "access = 1", "[log] access: expected boolean, got integer"},
       {"stats", "listen = 21010", "[stats] listen: expected string, got integer"},
       {"limits", "max_body_bytes = 1e6", "[limits] max_body_bytes: expected integer, got float"},

@@ -48,6 +48,9 @@ constexpr Key kKeys[] = {
     {.table = "server", .name = "graceful_timeout", .type = Type::kSeconds,
      .field = FIELD(server.graceful_timeout),
      .doc = "seconds a stopping worker may finish its requests"},
+    {.table = "server", .name = "preload", .type = Type::kBool, .field = FIELD(server.preload),
+     .doc = "import the app once per generation, before the workers fork (copy-on-write)",
+     .flag = {.name = "--preload"}},
 
     // [app]
     {.table = "app", .name = "wsgi_file", .type = Type::kPath, .field = FIELD(app.wsgi_file),

@@ -93,7 +93,9 @@ file to the file's folder. Options take their value as "--opt value" or "--opt=v
       std::string how = f.adds                           ? "repeatable; adds to the file's"
                         : key.type == Type::kAddressList ? "repeatable; replaces the file's"
                                                          : "";
-      line(&out, flag_text(f.short_name, f.name, mv), how);
+      // A boolean flag is a switch; its value may follow.
+      line(&out, flag_text(f.short_name, f.name, key.type == Type::kBool ? "[" + mv + "]" : mv),
+           how);
       if (!f.uwsgi.empty()) {
         line(&out, flag_text(0, f.uwsgi, mv),
              "same as " + std::string(f.name) + " (uWSGI spelling)");

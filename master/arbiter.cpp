@@ -19,6 +19,7 @@
 #include "common/stats_board.h"
 #include "common/watch_report.h"
 #include "master/file_watcher.h"
+#include "master/preload.h"
 #include "master/stats_server.h"
 #include "master/systemd.h"
 
@@ -53,10 +54,11 @@ const char* startup_failure_text(int code) {
 
 Arbiter::Arbiter(struct ev_loop* loop, config::CommandLine cli,
                  std::shared_ptr<const config::Config> config, ListenerSet listeners,
-                 WorkerMain worker_main)
+                 WorkerMain worker_main, WorkerMain preload_main)
     : loop_(loop),
       reload_(std::move(cli), std::move(config), std::move(listeners)),
-      spawner_(loop, worker_main) {
+      spawner_(loop, worker_main),
+      preload_main_(preload_main) {
   target_workers_ = std::max(1, cfg().server.workers);
 }
 
@@ -100,6 +102,11 @@ int Arbiter::run() {
   file_watcher_ = std::make_unique<FileWatcher>(loop_, [this](const std::string& path, size_t n) {
     request_reload(n > 1 ? fmt::format("{} changed ({} events)", path, n) : path + " changed");
   });
+  preload_ = std::make_unique<Preloader>(
+      loop_, [this](bool booting) { on_preload_ready(booting); },
+      [this](const std::string& files, const std::string& who) {
+        if (file_watcher_) file_watcher_->add_report(files, who);
+      });
   maintain();  // spawns the first generation
   if (state_ != MasterState::kDone) ev_run(loop_, 0);
   return exit_code_;
@@ -182,6 +189,7 @@ void Arbiter::request_reload(const std::string& cause) {
 }
 
 void Arbiter::on_child(pid_t pid, int status) {
+  if (on_preload_exit(pid, status)) return;  // a preload process, not a worker
   // Read what the worker said last (kAppLoadError, ...) before forgetting it: libev may run
   // this callback before the control pipe's, and closing the pipe would discard the message.
   if (WorkerProcess* live = table_.find(pid); live && live->control) on_control(live);
@@ -383,6 +391,7 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
     case MasterState::kRunning:
       if (from == MasterState::kReloading && e == Event::kReloadDone) {
         reload_.commit();
+        if (preload_) preload_->promote();  // the old generation's preload process exits
         spdlog::info("reload complete: generation {} serving", reload_.generation());
       }
       return;
@@ -394,6 +403,7 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
       stop_deadline_ = now + grace;
       spdlog::info("stopping {} worker{} gracefully (up to {} s)", table_.size(),
                    table_.size() == 1 ? "" : "s", grace);
+      if (preload_) preload_->stop_all(SIGTERM);  // it holds no request
       for (WorkerProcess* p : table_.all()) {
         if (p->active()) drain(p);
         if (p->stop_deadline == 0 || stop_deadline_ < p->stop_deadline) {
@@ -403,6 +413,7 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
       return;
     }
     case MasterState::kKilling:
+      if (preload_) preload_->stop_all(SIGKILL);
       if (e == Event::kGraceExpired) {
         spdlog::warn("graceful_timeout passed with {} worker{} left; sending SIGKILL",
                      table_.size(), table_.size() == 1 ? "" : "s");
@@ -421,6 +432,8 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
 // --- processes -------------------------------------------------------------------------------
 
 void Arbiter::spawn(int id) {
+  // With preload, workers come from the preload process once it has imported the app.
+  if (cfg().server.preload && !preload_gate()) return;
   WorkerSlot& slot = table_.slot(id);
   double now = ev_now(loop_);
   Result<ControlPair> pair = make_control_pair();
@@ -440,12 +453,7 @@ void Arbiter::spawn(int id) {
 
   ChildSetup setup;
   setup.process_name = "worker " + std::to_string(id);
-  // The master ends of every control pipe, this one's included, are master-only; so is a
-  // listener a reload is removing (master/listener_set.h removed_fds).
-  for (WorkerProcess* q : table_.all()) {
-    if (q->control) setup.close_first.push_back(q->control.get());
-  }
-  for (int fd : reload_.listeners().removed_fds()) setup.close_first.push_back(fd);
+  setup.close_first = master_only_fds();
   WorkerContext& ctx = setup.context;
   ctx.config = p->config.get();
   ctx.worker_id = id;
@@ -461,7 +469,8 @@ void Arbiter::spawn(int id) {
       c->board = stats->board_for_child(p);
     };
   }
-  Result<pid_t> pid = spawner_.spawn(setup);
+  Result<pid_t> pid =
+      cfg().server.preload ? fork_preloaded(p, ctx.control_fd) : spawner_.spawn(setup);
   // The worker's end lives on in the child only (closed here when |pair| goes).
   if (!pid.ok()) {
     if (stats_) stats_->on_exit(p);
@@ -545,6 +554,7 @@ void Arbiter::start_reload() {
 
 void Arbiter::fail_reload(const std::string& reason) {
   spdlog::error("reload failed ({}); the previous generation keeps serving", reason);
+  if (preload_) preload_->discard_booting();  // the old preload process keeps spawning
   if (std::optional<int> previous_target = reload_.rollback()) {
     target_workers_ = *previous_target;
     // Stop the new generation's workers that are not serving yet; their slots are still held

@@ -26,6 +26,7 @@
 namespace aiowsgi::master {
 
 class StatsServer;
+class Preloader;
 class FileWatcher;
 
 // How long INT/QUIT leaves workers to exit after SIGQUIT before SIGKILL.
@@ -36,10 +37,11 @@ class Arbiter {
   // |listeners| are the bound listen sockets, now owned by the Arbiter: a reload binds the
   // addresses added to the file and closes the removed ones; the destructor removes the unix
   // socket files. |cli| is kept to re-read the configuration on HUP. Every worker runs
-  // |worker_main| in its forked child.
+  // |worker_main| in its forked child; with [server] preload, a generation's preload process
+  // runs |preload_main| (its control_fd is the preload channel) and forks the workers.
   Arbiter(struct ev_loop* loop, config::CommandLine cli,
           std::shared_ptr<const config::Config> config, ListenerSet listeners,
-          WorkerMain worker_main);
+          WorkerMain worker_main, WorkerMain preload_main = nullptr);
   ~Arbiter();
   Arbiter(const Arbiter&) = delete;
   Arbiter& operator=(const Arbiter&) = delete;
@@ -104,6 +106,18 @@ class Arbiter {
   // HUP's reload, also run by [app] reload on a file change; |cause| starts the log line.
   void request_reload(const std::string& cause);
 
+  // [server] preload (master/arbiter_preload.cpp): workers come from the generation's
+  // preload process. ensure_preload() starts the one the state needs if it is missing;
+  // preload_gate() is true when spawn() may ask it for a worker now; fork_preloaded() asks.
+  void ensure_preload();
+  bool preload_gate();
+  Result<pid_t> fork_preloaded(WorkerProcess* p, int worker_end);
+  void on_preload_ready(bool booting);
+  bool on_preload_exit(pid_t pid, int status);
+  // Master-only fds every forked child closes first: control pipes, removed listeners, the
+  // preload channels.
+  std::vector<int> master_only_fds() const;
+
   const config::Config& cfg() const { return *reload_.config(); }
 
   struct ev_loop* loop_;
@@ -123,8 +137,12 @@ class Arbiter {
   ev_child child_watcher_{};
   ev_timer tick_{};    // 0.5 s: heartbeat silence, harakiri, recycling, pending respawns
   ev_timer wakeup_{};  // one-shot: the nearest deadline or respawn time
-  std::unique_ptr<StatsServer> stats_;  // [stats] endpoints and the workers' StatsBoard
+  std::unique_ptr<StatsServer> stats_;         // [stats] endpoints and the workers' StatsBoard
   std::unique_ptr<FileWatcher> file_watcher_;  // [app] reload: inotify on the app's files
+  WorkerMain preload_main_;                    // what a preload process runs
+  std::unique_ptr<Preloader> preload_;         // [server] preload: the preload processes
+  double preload_backoff_ = 0;                 // next_backoff() of the serving preload process
+  double preload_retry_at_ = 0;                // no new serving preload process before this
 };
 
 }  // namespace aiowsgi::master

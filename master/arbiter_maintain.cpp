@@ -10,6 +10,7 @@
 #include "common/stats_board.h"
 #include "master/arbiter.h"
 #include "master/file_watcher.h"
+#include "master/preload.h"
 #include "master/proc_stats.h"
 #include "master/stats_server.h"
 
@@ -31,9 +32,11 @@ void Arbiter::maintain() {
   if (file_watcher_) file_watcher_->configure(cfg());
   murder_stale();
   recycle();
+  ensure_preload();  // a preload process that died is replaced even when no worker is due
   manage_count();
   // Lifecycle checks that follow from the table, not from one event.
-  if ((state_ == MasterState::kStopping || state_ == MasterState::kKilling) && table_.empty()) {
+  if ((state_ == MasterState::kStopping || state_ == MasterState::kKilling) && table_.empty() &&
+      (!preload_ || preload_->empty())) {
     on_event(Event::kAllExited);
     return;
   }

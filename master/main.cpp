@@ -22,6 +22,7 @@
 #include "master/pidfile.h"
 #include "master/privileges.h"
 #include "master/systemd.h"
+#include "worker/preload.h"
 #include "worker/worker.h"
 
 namespace {
@@ -127,7 +128,8 @@ int run(int argc, char** argv) {
     // unix socket files when it is destroyed.
     // The one place the master meets the worker: what each forked child runs.
     aiowsgi::master::Arbiter arbiter(loop, std::move(cli), std::move(config),
-                                     std::move(listeners.value()), &aiowsgi::worker::run_worker);
+                                     std::move(listeners.value()), &aiowsgi::worker::run_worker,
+                                     &aiowsgi::worker::run_preload);
     if (pidfile.fd() >= 0) arbiter.close_in_workers(pidfile.fd());
     status = arbiter.run();
   }

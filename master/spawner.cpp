@@ -39,7 +39,7 @@ void Spawner::run_child(ChildSetup& setup) noexcept {
     WorkerContext& ctx = setup.context;
     ctx.close_fds.insert(ctx.close_fds.end(), close_in_workers_.begin(), close_in_workers_.end());
     if (setup.in_child) setup.in_child(&ctx);
-    code = worker_main_(ctx);
+    code = setup.main ? setup.main(ctx) : worker_main_(ctx);
   } catch (...) {
     code = kExitBootError;
   }

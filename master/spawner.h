@@ -32,6 +32,9 @@ struct ChildSetup {
   // Runs in the child right before the worker function, for what must not happen in the
   // master (the StatsBoard slot may be a private record allocated there). May be empty.
   std::function<void(WorkerContext*)> in_child;
+  // What the child runs instead of the Spawner's worker function: a preload process
+  // ([server] preload) runs the preload function. Null: the worker function.
+  WorkerMain main = nullptr;
 };
 
 class Spawner {

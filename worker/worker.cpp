@@ -17,10 +17,9 @@
 #include "worker/python/uwsgi_module.h"
 #include "worker/python/wsgi_input.h"
 #include "worker/server.h"
+#include "worker/worker_boot.h"
 
 namespace aiowsgi::worker {
-
-namespace {
 
 // Runs in the child before Python starts. The master's libev handlers and mask must not
 // leak into the worker (a TERM would be swallowed, NOTES.md), and a shell may have left
@@ -86,6 +85,8 @@ PyObject* make_loop(const std::string& kind) {
   if (!asyncio) return nullptr;
   return PyObject_CallMethod(asyncio.get(), "new_event_loop", nullptr);
 }
+
+namespace {
 
 // Signal callbacks installed with loop.add_signal_handler (asyncio's self-pipe).
 PyObject* on_sigterm(PyObject*, PyObject*) noexcept {
@@ -160,7 +161,32 @@ int serve(const WorkerContext& ctx) {
     return kExitAppLoadError;
   }
 
-  Server server(ctx, loop.get(), app.get());
+  return serve_app(ctx, loop.get(), app.get(), reload_reporter);
+}
+
+}  // namespace
+
+bool set_current_loop(PyObject* loop) {
+  PyRef asyncio = PyRef::steal(PyImport_ImportModule("asyncio"));
+  PyRef r = asyncio ? PyRef::steal(PyObject_CallMethod(asyncio.get(), "set_event_loop", "O", loop))
+                    : PyRef();
+  return static_cast<bool>(r);
+}
+
+bool prepare_python_types() {
+  return greenlet::import_api() && init_input_type() && init_request_bound_type();
+}
+
+int serve_app(const WorkerContext& ctx, PyObject* loop_obj, PyObject* app,
+              ModuleFileReporter& reload_reporter) {
+  const config::Config& cfg = *ctx.config;
+  auto boot_failure = [&](const std::string& what) {
+    spdlog::critical("worker {} cannot start: {}", ctx.worker_id, what);
+    ControlLink::boot_error(ctx.control_fd, ctx.worker_id);
+    return kExitBootError;
+  };
+  PyRef loop = PyRef::borrow(loop_obj);
+  Server server(ctx, loop.get(), app);
   if (!server.start()) return boot_failure(fetch_exception_text());
   if (!add_signal_handlers(loop.get())) return boot_failure(fetch_exception_text());
   ControlLink::ready(ctx.control_fd, ctx.worker_id);
@@ -177,7 +203,21 @@ int serve(const WorkerContext& ctx) {
   return kExitOk;
 }
 
-}  // namespace
+void finish_python() {
+  // Flush the app's streams; skip Py_Finalize: it would run the destructors of objects
+  // the app left suspended in greenlets, which may block, and the process ends anyway.
+  PyRef atexit = PyRef::steal(PyImport_ImportModule("atexit"));
+  if (atexit) {
+    PyRef r = PyRef::steal(PyObject_CallMethod(atexit.get(), "_run_exitfuncs", nullptr));
+  }
+  PyErr_Clear();
+  PyObject* out = PySys_GetObject("stdout");
+  PyObject* err = PySys_GetObject("stderr");
+  if (out) Py_XDECREF(PyObject_CallMethod(out, "flush", nullptr));
+  if (err) Py_XDECREF(PyObject_CallMethod(err, "flush", nullptr));
+  PyErr_Clear();
+  log::flush();
+}
 
 int run_worker(const WorkerContext& ctx) noexcept {
   try {
@@ -200,19 +240,7 @@ int run_worker(const WorkerContext& ctx) noexcept {
       return kExitBootError;
     }
     int rc = serve(ctx);
-    // Flush the app's streams; skip Py_Finalize: it would run the destructors of objects
-    // the app left suspended in greenlets, which may block, and the process ends anyway.
-    PyRef atexit = PyRef::steal(PyImport_ImportModule("atexit"));
-    if (atexit) {
-      PyRef r = PyRef::steal(PyObject_CallMethod(atexit.get(), "_run_exitfuncs", nullptr));
-    }
-    PyErr_Clear();
-    PyObject* out = PySys_GetObject("stdout");
-    PyObject* err = PySys_GetObject("stderr");
-    if (out) Py_XDECREF(PyObject_CallMethod(out, "flush", nullptr));
-    if (err) Py_XDECREF(PyObject_CallMethod(err, "flush", nullptr));
-    PyErr_Clear();
-    log::flush();
+    finish_python();
     return rc;
   } catch (const std::exception& e) {
     spdlog::critical("worker {}: {}", ctx.worker_id, e.what());

@@ -36,6 +36,8 @@ EXAMPLES = REPO / "examples"
 BACKEND = os.environ.get("AIOWSGI_E2E_BACKEND", "aiowsgi")
 # AIOWSGI_E2E_LOOP=uvloop runs every server with [app] loop = "uvloop" (CTest e2e_uvloop).
 LOOP = os.environ.get("AIOWSGI_E2E_LOOP", "")
+# AIOWSGI_E2E_PRELOAD=1 runs every server with [server] preload = true.
+PRELOAD = os.environ.get("AIOWSGI_E2E_PRELOAD", "") not in ("", "0")
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
 
@@ -174,6 +176,8 @@ class Server:
     def config_text(self):
         server = {"listen": ["127.0.0.1:%d" % self.port], "workers": self.workers,
                   "cores": self.cores, "graceful_timeout": 5}
+        if PRELOAD:
+            server["preload"] = True
         server.update(self.server_extra)
         app = {"wsgi_file": self.app}
         if self.env:
@@ -283,8 +287,16 @@ class Server:
         except (ProcessLookupError, PermissionError):
             pass
 
-    def group_pids(self):
-        """Live processes of the server's session (master + workers), zombies excluded."""
+    def preload_pids(self):
+        """Every preload process the master started ([server] preload), from its log."""
+        marker = "preload process started, pid "
+        return [int(line.split(marker, 1)[1].split()[0])
+                for line in self.log_text().splitlines() if marker in line]
+
+    def group_pids(self, include_preload=False):
+        """Live processes of the server's session (master + workers), zombies excluded; the
+        preload processes too with `include_preload`."""
+        skip = set() if include_preload else set(self.preload_pids())
         pids = []
         for stat in glob.glob("/proc/[0-9]*/stat"):
             try:
@@ -292,8 +304,9 @@ class Server:
             except OSError:
                 continue
             # fields[0] = state, [3] = session id
-            if int(fields[3]) == self.proc.pid and fields[0] != "Z":
-                pids.append(int(stat.split("/")[2]))
+            pid = int(stat.split("/")[2])
+            if int(fields[3]) == self.proc.pid and fields[0] != "Z" and pid not in skip:
+                pids.append(pid)
         return pids
 
     # ---- observation ----

@@ -298,3 +298,42 @@ def _reload_new_files(always=()):
         if not path.startswith(_reload_skip):
             out.append(path)
     return out
+
+
+# ---- preload ([server] preload = true) -----------------------------------------------------
+# The preload process imports the app with a loop of its own as the current loop, so
+# asyncio.get_event_loop() and aiowsgi.loop() work at import time (run_until_complete too).
+# That loop is closed before the workers fork: each worker makes its own (no epoll instance
+# or self-pipe is shared), so callbacks and tasks left on it never run, and we say so.
+
+def _preload_begin():
+    import gc
+    # No collection while the app is imported: it would leave holes in pages that the
+    # workers' allocations then fill, unsharing them (the gc.freeze() documentation).
+    gc.disable()
+
+
+def _preload_imported():
+    import gc
+    loop = _loop
+    if loop is not None and not loop.is_closed():
+        dropped = len([t for t in _asyncio.all_tasks(loop) if not t.done()])
+        dropped += len(getattr(loop, '_ready', ())) + len(getattr(loop, '_scheduled', ()))
+        if dropped:
+            _log(30, 'preload: %d callback(s) or task(s) scheduled on the import-time event '
+                     'loop will not run: each worker has its own loop; start them from a '
+                     'request or with aiowsgi.spawn() there' % dropped)
+        loop.close()
+    # Objects that exist now are moved out of the collector's reach, so collections in the
+    # workers do not write to (and unshare) the pages they live in.
+    gc.freeze()
+
+
+def _bind_worker(worker_id, numproc, loop):
+    import gc
+    global _worker_id, _numproc, _loop
+    _worker_id, _numproc, _loop = worker_id, numproc, loop
+    uwsgi = _sys.modules.get('uwsgi')
+    if uwsgi is not None:
+        uwsgi.numproc = numproc
+    gc.enable()

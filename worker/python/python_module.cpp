@@ -88,6 +88,20 @@ PyObject* load_app(const config::AppConfig& app) noexcept {
                                app.callable.c_str());
 }
 
+bool call_module_helper(const char* name, PyObject* args) noexcept {
+  if (g_module == nullptr) {
+    PyErr_SetString(PyExc_RuntimeError, "aiowsgi module not set up");
+    return false;
+  }
+  PyObject* fn = PyDict_GetItemString(PyModule_GetDict(g_module), name);  // borrowed
+  if (fn == nullptr) {
+    PyErr_Format(PyExc_RuntimeError, "aiowsgi module has no %s", name);
+    return false;
+  }
+  PyRef r = PyRef::steal(args ? PyObject_Call(fn, args, nullptr) : PyObject_CallNoArgs(fn));
+  return static_cast<bool>(r);
+}
+
 bool notify_client_gone(int core_id) noexcept {
   if (g_module == nullptr) return false;
   PyObject* waiters = PyDict_GetItemString(PyModule_GetDict(g_module), "_gone_waiters");

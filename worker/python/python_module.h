@@ -21,6 +21,10 @@ bool setup_python_module(const WorkerContext& ctx, PyObject* loop) noexcept;
 // Python exception set (the caller logs its traceback).
 PyObject* load_app(const config::AppConfig& app) noexcept;
 
+// Calls the module's Python helper |name| (aiowsgi_bootstrap.py) with |args| (a tuple or
+// nullptr). False with a Python exception set on failure.
+bool call_module_helper(const char* name, PyObject* args) noexcept;
+
 // The server saw the client of core |core_id| close its connection: a request of that core
 // suspended in aiowsgi.await_() is resumed from a loop callback, its awaitable cancelled.
 // No effect otherwise. Called on the loop's greenlet. True when such a request was resumed.
