@@ -278,25 +278,21 @@ def test_greenlet_exit_after_headers_closes_the_connection(one_core):
 
 # ---- a list response the app empties while the server sends it ---------------------------
 
-def test_big_list_mutated_during_a_slow_send_keeps_its_bytes(srv):
-    pid = pid_of(srv)
-    t = token()
-    items, size = 64, 256 * 1024
-    expected = b"".join((b"%s:%d:" % (t.encode(), i)).ljust(size, bytes([65 + i % 26]))
-                        for i in range(items))
+def slow_download(srv, path, t, done):
+    """Requests |path| with a small receive buffer and reads nothing until the app's callback
+    recorded a result for which done(result) holds (the server is then suspended in the middle
+    of the send); then reads everything. Returns (head, body)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
     sock.settimeout(20)
     sock.connect(("127.0.0.1", srv.port))
     try:
-        sock.sendall(("GET /biglist?t=%s&items=%d&size=%d&d=0.2 HTTP/1.1\r\nHost: x\r\n"
-                      "Connection: close\r\n\r\n" % (t, items, size)).encode())
-        # Read nothing until the app has dropped its items: the server is suspended in
-        # the middle of sending them.
+        sock.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                      % path).encode())
         deadline = time.monotonic() + 10
-        while get(srv, "/result?t=" + t)[1] != "mutated" and time.monotonic() < deadline:
+        while not done(get(srv, "/result?t=" + t)[1]) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert get(srv, "/result?t=" + t)[1] == "mutated"
+        assert done(get(srv, "/result?t=" + t)[1])
         data = b""
         while True:
             chunk = sock.recv(1 << 20)
@@ -306,6 +302,18 @@ def test_big_list_mutated_during_a_slow_send_keeps_its_bytes(srv):
     finally:
         sock.close()
     head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_big_list_mutated_during_a_slow_send_keeps_its_bytes(srv):
+    pid = pid_of(srv)
+    t = token()
+    items, size = 64, 256 * 1024
+    expected = b"".join((b"%s:%d:" % (t.encode(), i)).ljust(size, bytes([65 + i % 26]))
+                        for i in range(items))
+    # The app drops its items (and reuses the memory) while the server is mid-send.
+    head, body = slow_download(srv, "/biglist?t=%s&items=%d&size=%d&d=0.2" % (t, items, size),
+                               t, lambda r: r == "mutated")
     assert head.startswith(b"HTTP/1.1 200 "), head[:200]
     assert b"content-length: %d" % len(expected) in head.lower()
     assert len(body) == len(expected)
@@ -320,27 +328,8 @@ def test_file_closed_by_the_app_during_a_slow_sendfile_keeps_its_bytes(srv):
     t = token()
     size = 8 * 1024 * 1024
     expected = t.encode().ljust(size, b"F")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
-    sock.settimeout(20)
-    sock.connect(("127.0.0.1", srv.port))
-    try:
-        sock.sendall(("GET /filewrapper-close?t=%s&size=%d&d=0.2 HTTP/1.1\r\nHost: x\r\n"
-                      "Connection: close\r\n\r\n" % (t, size)).encode())
-        deadline = time.monotonic() + 10
-        while not get(srv, "/result?t=" + t)[1].startswith("closed") and \
-                time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert get(srv, "/result?t=" + t)[1].startswith("closed")
-        data = b""
-        while True:
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            data += chunk
-    finally:
-        sock.close()
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, body = slow_download(srv, "/filewrapper-close?t=%s&size=%d&d=0.2" % (t, size), t,
+                               lambda r: r.startswith("closed"))
     assert head.startswith(b"HTTP/1.1 200 "), head[:200]
     assert len(body) == len(expected)
     assert body == expected, "bytes changed in flight"
