@@ -10,27 +10,15 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/unit/scratch_dir.h"
+
 namespace aiowsgi::master {
 namespace {
 
-class ScratchDir {
+// Each test's own folder: "aiowsgi-listener-set-XXXXXX" under /tmp.
+class ScratchDir : public aiowsgi::testing::ScratchDir {
  public:
-  ScratchDir() {
-    char tmpl[] = "/tmp/aiowsgi-listener-set-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  ScratchDir(ScratchDir&&) = delete;
-  ScratchDir& operator=(ScratchDir&&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
+  ScratchDir() : aiowsgi::testing::ScratchDir("aiowsgi-listener-set") {}
 };
 
 bool exists(const std::string& path) {
