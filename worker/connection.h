@@ -33,8 +33,9 @@ struct Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Closed with the Connection, which Server::close_connection destroys once the loop no
-  // longer watches it: asyncio must forget a number before it can be reused.
+  // Closed with the Connection, which Server::close_connection destroys once nothing
+  // watches it any more (the server's ReadinessSet, and an upgraded connection's app readers
+  // on the asyncio loop, which must forget a number before it can be reused).
   UniqueFd fd;
   ConnState state = ConnState::kReadingHead;
   RequestParser parser;
@@ -46,7 +47,7 @@ struct Connection {
   size_t rpos = 0;
   Core* core = nullptr;
   size_t listener = 0;             // index of the listen socket it came from
-  bool reader_registered = false;  // loop.add_reader is in place for fd
+  bool reader_registered = false;  // fd is in the server's ReadinessSet
   bool head_started = false;       // bytes of the current head have arrived
   bool peer_closed = false;        // EOF seen while a core had it
   bool upgraded = false;           // taken over by the app (websocket): the app may own readers

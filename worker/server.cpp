@@ -26,8 +26,8 @@ constexpr double kDrainIdleGraceSeconds = 1.0;
 
 // Module-level C callbacks handed to the asyncio loop. Each forwards to the server and never
 // lets an exception out: asyncio would only log it, and the state would be half-updated.
-PyObject* cb_readable(PyObject*, PyObject* arg) noexcept {
-  if (Server* s = Server::instance()) s->on_readable(static_cast<int>(PyLong_AsLong(arg)));
+PyObject* cb_poll(PyObject*, PyObject*) noexcept {
+  if (Server* s = Server::instance()) s->on_poll();
   Py_RETURN_NONE;
 }
 PyObject* cb_writable(PyObject*, PyObject* arg) noexcept {
@@ -47,7 +47,7 @@ PyObject* cb_settle(PyObject*, PyObject* arg) noexcept {
   Py_RETURN_NONE;
 }
 
-PyMethodDef kReadableDef = {"_aiowsgi_readable", cb_readable, METH_O, nullptr};
+PyMethodDef kPollDef = {"_aiowsgi_poll", cb_poll, METH_NOARGS, nullptr};
 PyMethodDef kWritableDef = {"_aiowsgi_writable", cb_writable, METH_O, nullptr};
 PyMethodDef kTickDef = {"_aiowsgi_tick", cb_tick, METH_NOARGS, nullptr};
 PyMethodDef kControlDef = {"_aiowsgi_control", cb_control, METH_NOARGS, nullptr};
@@ -102,13 +102,24 @@ bool Server::start() noexcept {
     *m.slot = PyRef::steal(PyObject_GetAttrString(loop_.get(), m.name));
     if (!*m.slot) return false;
   }
-  on_readable_fn_ = PyRef::steal(PyCFunction_New(&kReadableDef, nullptr));
+  on_poll_fn_ = PyRef::steal(PyCFunction_New(&kPollDef, nullptr));
   on_writable_fn_ = PyRef::steal(PyCFunction_New(&kWritableDef, nullptr));
   on_tick_fn_ = PyRef::steal(PyCFunction_New(&kTickDef, nullptr));
   on_control_fn_ = PyRef::steal(PyCFunction_New(&kControlDef, nullptr));
   on_settle_fn_ = PyRef::steal(PyCFunction_New(&kSettleDef, nullptr));
-  if (!on_readable_fn_ || !on_writable_fn_ || !on_tick_fn_ || !on_control_fn_ || !on_settle_fn_)
+  if (!on_poll_fn_ || !on_writable_fn_ || !on_tick_fn_ || !on_control_fn_ || !on_settle_fn_)
     return false;
+  if (!readiness_.open()) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return false;
+  }
+  {
+    PyRef fd = PyRef::steal(PyLong_FromLong(readiness_.fd()));
+    if (!fd) return false;
+    PyRef r = PyRef::steal(PyObject_CallFunctionObjArgs(calls_.add_reader.get(), fd.get(),
+                                                        on_poll_fn_.get(), nullptr));
+    if (!r) return false;
+  }
   if (!acceptor_.start()) return false;
   if (!build_templates()) return false;
   cores_.reserve(static_cast<size_t>(config().server.cores));
@@ -400,6 +411,10 @@ void Server::shutdown() noexcept {
   retired_.clear();
   for (auto& up : conns_) {
     if (up) close_connection(up.get());
+  }
+  if (readiness_.fd() >= 0) {
+    PyRef fd = PyRef::steal(PyLong_FromLong(readiness_.fd()));
+    if (fd) call_logged(calls_.remove_reader.get(), "remove_reader", fd.get());
   }
 }
 

@@ -16,6 +16,7 @@
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/python/py_ref.h"
+#include "worker/readiness_set.h"
 #include "worker/request_budget.h"
 #include "worker/static_files.h"
 #include "worker/worker.h"
@@ -130,6 +131,8 @@ class Server {
   uint64_t requests() const { return requests_; }
 
   // --- Loop callbacks (module-level C functions forward here) --------------------------------
+  // The client connections' epoll set is readable: serves every ready connection of the batch.
+  void on_poll() noexcept;
   void on_readable(int fd) noexcept;
   void on_writable(int fd) noexcept;
   void on_tick() noexcept;
@@ -156,9 +159,10 @@ class Server {
   WorkerContext ctx_;
   PyRef loop_, app_, main_greenlet_;
   LoopCalls calls_;
-  PyRef on_readable_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_, on_settle_fn_;
+  PyRef on_poll_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_, on_settle_fn_;
   std::vector<PyRef> templates_;                    // environ template per listener
   std::vector<std::unique_ptr<Connection>> conns_;  // indexed by fd
+  ReadinessSet readiness_;                          // conns_ watched for input
   std::vector<std::unique_ptr<Core>> cores_;        // created lazily up to config cores
   std::vector<Core*> free_cores_;
   std::unique_ptr<StaticFiles> statics_;  // null without a [static] map

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -90,15 +91,24 @@ bool Server::cores_full() const noexcept {
 
 void Server::set_reader(Connection* conn, bool on) noexcept {
   if (conn->reader_registered == on) return;
-  PyRef fd = PyRef::steal(PyLong_FromLong(conn->fd.get()));
-  if (!fd) {
-    PyErr_Clear();
+  int fd = conn->fd.get();
+  if (on ? readiness_.add(fd) : readiness_.remove(fd)) {
+    conn->reader_registered = on;
+  } else {
+    spdlog::error("{} connection fd {}: {}", on ? "watching" : "unwatching", fd, strerror(errno));
+  }
+}
+
+void Server::on_poll() noexcept {
+  int n = readiness_.wait();
+  if (n < 0) {
+    spdlog::error("epoll_wait on the connections: {}", strerror(errno));
     return;
   }
-  bool ok = on ? call_logged(calls_.add_reader.get(), "add_reader", fd.get(), on_readable_fn_.get(),
-                             fd.get())
-               : call_logged(calls_.remove_reader.get(), "remove_reader", fd.get());
-  if (ok) conn->reader_registered = on;
+  // An entry may be stale by the time it is reached (an earlier one closed its connection):
+  // on_readable checks that a connection still has the number, and a spurious read of a
+  // live one finds nothing (EAGAIN).
+  for (int i = 0; i < n; ++i) on_readable(readiness_.ready_fd(i));
 }
 
 bool Server::watch_readable(Connection* conn) noexcept {
@@ -289,7 +299,8 @@ void Server::close_connection(Connection* conn) noexcept {
   }
   if (conn->static_send && statics_) statics_->forget(conn);
   if (conn->reader_registered) set_reader(conn, false);
-  // If remove_reader failed, asyncio may still map fd; the flag follows the fd's closing.
+  // If the removal failed, closing the fd below ends the registration (the kernel drops it
+  // with the last descriptor of the socket).
   conn->reader_registered = false;
   if (conn->reserved) {
     conn->reserved = false;
