@@ -314,8 +314,10 @@ bool Core::handle_request() noexcept {
     ok = false;
   }
   // PEP 3333: close() is called whatever happened, also when the client went away.
+  // An exact list or tuple (the usual result) has no close(), and no attribute can be added.
   PyObject* close = interned().close.get();
-  if (PyObject_HasAttr(result.get(), close)) {
+  if (!PyList_CheckExact(result.get()) && !PyTuple_CheckExact(result.get()) &&
+      PyObject_HasAttr(result.get(), close)) {
     PyRef r = PyRef::steal(PyObject_CallMethodNoArgs(result.get(), close));
     if (!r) {
       if (killed_) {

@@ -91,8 +91,8 @@ bool ResponseWriter::start_response(PyObject* status, PyObject* headers,
   const char* st = PyUnicode_AsUTF8AndSize(status, &slen);
   if (st == nullptr) return false;
   // Validated and copied now: what the app does to its objects later never reaches the wire.
-  staged_.reset();
-  if (HeadError e = staged_.set_status(std::string_view(st, static_cast<size_t>(slen)));
+  staged_->reset();
+  if (HeadError e = staged_->set_status(std::string_view(st, static_cast<size_t>(slen)));
       e != HeadError::kOk) {
     PyErr_Format(PyExc_ValueError, "invalid status line %R: %s", status, head_error_text(e));
     return false;
@@ -118,8 +118,8 @@ bool ResponseWriter::start_response(PyObject* status, PyObject* headers,
     const char* name = PyUnicode_AsUTF8AndSize(name_obj, &nl);
     const char* value = PyUnicode_AsUTF8AndSize(value_obj, &vl);
     if (name == nullptr || value == nullptr) return false;
-    HeadError e = staged_.add_header(std::string_view(name, static_cast<size_t>(nl)),
-                                     std::string_view(value, static_cast<size_t>(vl)));
+    HeadError e = staged_->add_header(std::string_view(name, static_cast<size_t>(nl)),
+                                      std::string_view(value, static_cast<size_t>(vl)));
     switch (e) {
       case HeadError::kOk:
         continue;
@@ -143,11 +143,11 @@ bool ResponseWriter::start_response(PyObject* status, PyObject* headers,
     return false;
   }
   std::swap(head_, staged_);
-  status_code_ = head_.status_code();
-  no_body_status_ = head_.no_body_status();
-  has_content_length_ = head_.has_content_length();
-  content_length_ = head_.content_length();
-  if (head_.wants_close()) keep_alive_ = false;
+  status_code_ = head_->status_code();
+  no_body_status_ = head_->no_body_status();
+  has_content_length_ = head_->has_content_length();
+  content_length_ = head_->content_length();
+  if (head_->wants_close()) keep_alive_ = false;
   headers_set_ = true;
   return true;
 }
@@ -171,7 +171,7 @@ bool ResponseWriter::build_head(int64_t known_length) noexcept {
   o.keep_alive = keep_alive_ && server->keep_alive_allowed(conn);
   o.known_length = known_length;
   o.date = server->date_header();
-  HeadPlan plan = append_head(head_, o, &out_);
+  HeadPlan plan = append_head(*head_, o, &out_);
   chunked_ = plan.framing == Framing::kChunked;
   if (plan.framing == Framing::kContentLength) {
     has_content_length_ = true;

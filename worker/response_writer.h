@@ -80,9 +80,11 @@ class ResponseWriter {
 
   Core* core_;
   // What start_response was given, validated and copied: the app may change or reuse its
-  // list afterwards. staged_ takes a new call and is swapped in only once all of it is valid.
-  ResponseHead head_;
-  ResponseHead staged_;
+  // list afterwards. *staged_ takes a new call and becomes *head_ only once all of it is valid;
+  // the two swap roles by pointer, so both keep their buffers and nothing is copied.
+  ResponseHead heads_[2];
+  ResponseHead* head_ = &heads_[0];
+  ResponseHead* staged_ = &heads_[1];
   int status_code_ = 0;
   bool headers_set_ = false;
   bool headers_sent_ = false;

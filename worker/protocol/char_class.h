@@ -16,6 +16,9 @@ inline constexpr uint8_t kRequestLine = 1;  // anything but SP, CTLs and DEL (ob
 inline constexpr uint8_t kField = 2;        // field-vchar, SP, HTAB (RFC 9110 5.5)
 inline constexpr uint8_t kToken = 4;        // tchar (RFC 9110 5.6.2)
 inline constexpr uint8_t kHex = 8;          // HEXDIG
+// Any byte but NUL, CR and LF: what a response field value (or status line) may carry
+// without splitting the head. Looser than kField on purpose: other CTLs are the app's business.
+inline constexpr uint8_t kFieldValue = 16;
 
 inline constexpr std::array<uint8_t, 256> kTable = [] {
   std::array<uint8_t, 256> t{};
@@ -29,6 +32,7 @@ inline constexpr std::array<uint8_t, 256> kTable = [] {
       v |= kToken;
     }
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) v |= kHex;
+    if (c != 0 && c != '\r' && c != '\n') v |= kFieldValue;
     t[c] = v;
   }
   return t;
@@ -39,13 +43,15 @@ constexpr bool is(uint8_t cls, char c) {
   return (kTable[static_cast<unsigned char>(c)] & cls) != 0;
 }
 
-constexpr bool is_token(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!is(kToken, c)) return false;
-  }
-  return true;
+// True when every byte of |s| is in the one class |cls| (true for an empty |s|). Branch-free
+// over the bytes: the short strings it checks (header names and values) are mostly valid.
+constexpr bool all_in(uint8_t cls, std::string_view s) {
+  uint8_t acc = cls;
+  for (char c : s) acc &= kTable[static_cast<unsigned char>(c)];
+  return acc != 0;
 }
+
+constexpr bool is_token(std::string_view s) { return !s.empty() && all_in(kToken, s); }
 
 // Value of a HEXDIG; only defined for bytes of class kHex.
 constexpr int hex_value(char c) { return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10; }

@@ -1,6 +1,8 @@
 #include "worker/protocol/response_head.h"
 
+#include <algorithm>
 #include <array>
+#include <initializer_list>
 #include <limits>
 
 #include "worker/protocol/char_class.h"
@@ -14,10 +16,15 @@ using char_class::is_ows;
 
 // CR and LF would end the field (or the head) early; NUL is refused by many peers.
 bool valid_field_value(std::string_view s) {
-  for (unsigned char c : s) {
-    if (c <= '\r' && (c == '\r' || c == '\n' || c == '\0')) return false;
-  }
-  return true;
+  return char_class::all_in(char_class::kFieldValue, s);
+}
+
+// Appends the pieces to *out, growing it at most once.
+void append_all(std::string* out, std::initializer_list<std::string_view> parts) {
+  size_t n = out->size();
+  for (std::string_view p : parts) n += p.size();
+  if (n > out->capacity()) out->reserve(std::max(n, 2 * out->capacity()));
+  for (std::string_view p : parts) out->append(p);
 }
 
 // RFC 9110 7.6.1: Connection = #connection-option; true when one option is "close".
@@ -104,9 +111,7 @@ HeadError ResponseHead::set_status(std::string_view status) {
   // A 1xx is interim: the client would read the next response as the answer to this one.
   if (code < 200) return HeadError::kInformational;
   status_code_ = code;
-  fixed_.append("HTTP/1.1 ");
-  fixed_.append(status);
-  fixed_.append("\r\n");
+  append_all(&fixed_, {"HTTP/1.1 ", status, "\r\n"});
   return HeadError::kOk;
 }
 
@@ -139,10 +144,7 @@ HeadError ResponseHead::add_header(std::string_view name, std::string_view value
     default:
       break;
   }
-  fixed_.append(name);
-  fixed_.append(": ");
-  fixed_.append(value);
-  fixed_.append("\r\n");
+  append_all(&fixed_, {name, ": ", value, "\r\n"});
   return HeadError::kOk;
 }
 

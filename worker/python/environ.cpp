@@ -4,6 +4,7 @@
 
 #include "worker/connection.h"
 #include "worker/core.h"
+#include "worker/protocol/char_class.h"
 #include "worker/protocol/header_fields.h"
 #include "worker/protocol/request_target.h"
 #include "worker/python/wsgi_input.h"
@@ -17,17 +18,22 @@ namespace {
 // or nullptr for a name the environ cannot carry unambiguously (an underscore would collide
 // with the dash spelling, the spoofing hole nginx and gunicorn close the same way).
 PyObject* header_key(std::string_view name) {
-  std::string lower(name);
-  for (char& ch : lower) {
-    if (ch == '_') return nullptr;
-    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+  // Lower-cased on the stack: looking up a cached name allocates nothing.
+  char stack[64];
+  std::string heap;
+  char* buf = stack;
+  if (name.size() > sizeof stack) {
+    heap.resize(name.size());
+    buf = heap.data();
   }
+  for (size_t i = 0; i < name.size(); ++i) {
+    if (name[i] == '_') return nullptr;
+    buf[i] = char_class::lower(name[i]);
+  }
+  const std::string_view lower(buf, name.size());
   auto& cache = interned().header_keys;
-  auto it = cache.find(lower);
-  if (it != cache.end()) {
-    Py_INCREF(it->second.get());
-    return it->second.get();
-  }
+  if (auto it = cache.find(lower); it != cache.end())
+    return PyRef::borrow(it->second.get()).release();
   std::string key = "HTTP_";
   for (char ch : lower) key += ch == '-' ? '_' : static_cast<char>(toupper(ch));
   PyObject* k = PyUnicode_DecodeLatin1(key.data(), static_cast<Py_ssize_t>(key.size()), nullptr);
@@ -35,18 +41,9 @@ PyObject* header_key(std::string_view name) {
   // Bounded: a client inventing header names must not grow the cache forever.
   if (cache.size() < 512) {
     PyUnicode_InternInPlace(&k);
-    cache.emplace(std::move(lower), PyRef::borrow(k));
+    cache.emplace(std::string(lower), PyRef::borrow(k));
   }
   return k;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (tolower(static_cast<unsigned char>(a[i])) != tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
 }
 
 // d[key] = value, taking the reference to |value| (which may be nullptr after a failed
@@ -143,12 +140,19 @@ PyObject* build_environ(Core& core) noexcept {
     return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr);
   };
   std::string_view method = p.method();
-  auto mit = s.methods.find(std::string(method));
+  auto mit = s.methods.find(method);
   PyObject* m =
       mit != s.methods.end() ? PyRef::borrow(mit->second.get()).release() : latin1(method);
   if (!set(s.request_method.get(), m)) return nullptr;
-  std::string path;
-  percent_decode(p.path(), &path);
+  // Most paths have nothing to decode; the others are decoded into a buffer that keeps its
+  // capacity (the worker's only thread).
+  std::string_view path = p.path();
+  if (path.find('%') != std::string_view::npos) {
+    static std::string decoded;
+    decoded.clear();
+    percent_decode(path, &decoded);
+    path = decoded;
+  }
   if (!set(s.path_info.get(), latin1(path))) return nullptr;
   if (!set(s.query_string.get(), latin1(p.query()))) return nullptr;
   if (!set(s.request_uri.get(), latin1(p.target()))) return nullptr;
@@ -161,9 +165,9 @@ PyObject* build_environ(Core& core) noexcept {
   for (const JoinedHeaders::Field& field : joined.fields()) {
     std::string_view name = field.name, value = field.value;
     PyRef key;
-    if (iequals(name, "content-type")) {
+    if (name.size() == 12 && char_class::iequals(name, "content-type")) {
       key = PyRef::borrow(s.content_type.get());
-    } else if (iequals(name, "content-length")) {
+    } else if (name.size() == 14 && char_class::iequals(name, "content-length")) {
       if (p.chunked()) continue;  // SPEC: absent for a chunked body
       key = PyRef::borrow(s.content_length.get());
     } else {

@@ -5,7 +5,9 @@
 
 #include <Python.h>
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "worker/python/py_ref.h"
@@ -13,6 +15,14 @@
 namespace aiowsgi::worker {
 
 class Core;
+
+// A map keyed by std::string that is also searched with a std::string_view (C++20
+// heterogeneous lookup): a per-request lookup builds no std::string.
+struct StringViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+using PyRefByName = std::unordered_map<std::string, PyRef, StringViewHash, std::equal_to<>>;
 
 // Interned environ keys and values reused by every request. Created on first use (after
 // Py_Initialize) and kept for the process's lifetime.
@@ -31,8 +41,8 @@ struct InternedStrings {
   PyRef http10;
   PyRef http11;
   PyRef close;
-  std::unordered_map<std::string, PyRef> methods;
-  std::unordered_map<std::string, PyRef> header_keys;  // lower-case name -> environ key
+  PyRefByName methods;
+  PyRefByName header_keys;  // lower-case name -> environ key
 };
 InternedStrings& interned() noexcept;
 

@@ -1,0 +1,64 @@
+// The byte-class table against the plain predicates of RFC 9110 it stands for, byte by byte,
+// and the whole-string checks built on it. Pure C++, no Python.
+#include "worker/protocol/char_class.h"
+
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <cstring>
+#include <string>
+
+namespace aiowsgi::worker::char_class {
+namespace {
+
+// The definitions written out the slow way (RFC 9110 5.6.2 tchar, 5.5 field-vchar).
+bool slow_token(int c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+         (c != 0 && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+}
+bool slow_field_value(int c) { return c != '\0' && c != '\r' && c != '\n'; }
+bool slow_field(int c) { return c == '\t' || (c >= 0x20 && c != 0x7f); }
+bool slow_request_line(int c) { return c > 0x20 && c != 0x7f; }
+bool slow_hex(int c) { return std::isxdigit(c) != 0 && c < 0x80; }
+
+TEST(CharClassTable, AgreesWithThePredicatesForEveryByte) {
+  for (int c = 0; c < 256; ++c) {
+    const char ch = static_cast<char>(c);
+    SCOPED_TRACE(c);
+    EXPECT_EQ(is(kToken, ch), slow_token(c));
+    EXPECT_EQ(is(kFieldValue, ch), slow_field_value(c));
+    EXPECT_EQ(is(kField, ch), slow_field(c));
+    EXPECT_EQ(is(kRequestLine, ch), slow_request_line(c));
+    EXPECT_EQ(is(kHex, ch), slow_hex(c));
+  }
+}
+
+TEST(CharClassTable, AllInChecksEveryByteOfEveryLength) {
+  // One bad byte at each position of strings long enough to cover any unrolling.
+  for (size_t len = 1; len <= 40; ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      for (char bad : {'\0', '\r', '\n'}) {
+        std::string s(len, 'a');
+        s[at] = bad;
+        EXPECT_FALSE(all_in(kFieldValue, s)) << len << " " << at << " " << int(bad);
+      }
+      std::string t(len, 'x');
+      t[at] = ' ';
+      EXPECT_FALSE(is_token(t)) << len << " " << at;
+    }
+    EXPECT_TRUE(all_in(kFieldValue, std::string(len, '\x80')));
+    EXPECT_TRUE(is_token(std::string(len, 'x')));
+  }
+  EXPECT_TRUE(all_in(kFieldValue, ""));
+  EXPECT_FALSE(is_token(""));
+}
+
+TEST(CharClassTable, IequalsFoldsAsciiLettersOnly) {
+  EXPECT_TRUE(iequals("Content-Length", "content-length"));
+  EXPECT_FALSE(iequals("content-lengtH ", "content-length"));
+  EXPECT_FALSE(iequals("\xc0", "\xe0"));  // Latin-1 letters are not folded
+  EXPECT_FALSE(iequals("[", "{"));        // 0x5b and 0x7b differ only in the case bit
+}
+
+}  // namespace
+}  // namespace aiowsgi::worker::char_class
