@@ -84,6 +84,22 @@ inline size_t skip_plain(const char* data, size_t i, size_t n, uint8_t below, ui
   return i;
 }
 
+// all_in(kFieldValue, s), eight bytes at a time: no byte is NUL, CR or LF ("haszero" from Bit
+// Twiddling Hacks, exact as a yes/no answer). Response field values can be long (CSP, cookies).
+inline bool is_field_value(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr uint64_t kHigh = kOnes * 0x80;
+  auto has_zero = [](uint64_t v) { return ((v - kOnes) & ~v & kHigh) != 0; };
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) {
+    uint64_t x;
+    std::memcpy(&x, p, 8);
+    if (has_zero(x) || has_zero(x ^ (kOnes * '\r')) || has_zero(x ^ (kOnes * '\n'))) return false;
+  }
+  return all_in(kFieldValue, std::string_view(p, n));
+}
+
 constexpr bool is_ows(char c) { return c == ' ' || c == '\t'; }
 
 // |s| without leading and trailing OWS (SP, HTAB).

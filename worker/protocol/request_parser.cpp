@@ -47,6 +47,8 @@ using char_class::trim_ows;
 constexpr uint8_t kRequestLineChar = char_class::kRequestLine;
 constexpr uint8_t kFieldChar = char_class::kField;
 
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
 // Content-Length = 1*DIGIT (RFC 9110 8.6); no sign, no list, no overflow.
 std::optional<uint64_t> parse_content_length(std::string_view v) {
   if (v.empty()) return std::nullopt;
@@ -114,6 +116,14 @@ struct RequestParser::Impl {
             // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3): the non-strict library
             // only spot-checks the name ("HXXP/1.1" passes), so it is matched here.
             static constexpr std::string_view kVersion = "HTTP/0.0";
+            // The whole version in this read (the usual case): matched in one step.
+            if (r->version_pos_ == 0 && n - i >= kVersion.size() &&
+                std::memcmp(data + i, "HTTP/", 5) == 0 && is_digit(data[i + 5]) &&
+                data[i + 6] == '.' && is_digit(data[i + 7])) {
+              r->version_pos_ = kVersion.size();
+              i += kVersion.size();
+              break;
+            }
             if (c == '\r' && r->version_pos_ == kVersion.size()) {
               st = ScanState::kRequestLineLf;
             } else if (r->version_pos_ == kVersion.size() ||

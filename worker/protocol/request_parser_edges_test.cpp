@@ -206,3 +206,39 @@ TEST(RequestParserHeadStarted, OnlyBetweenTheFirstByteAndTheEndOfAHead) {
 
 }  // namespace
 }  // namespace aiowsgi::worker
+
+namespace aiowsgi::worker {
+namespace {
+
+// The version is matched in one step when a read holds all of it, byte by byte otherwise:
+// both must agree on every version, whole or split anywhere.
+TEST(RequestParserVersion, SameVerdictWholeAndSplitAtEveryByte) {
+  for (std::string_view version :
+       {"HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.2", "HTTP/1.10", "HTTP/1", "HTXP/1.1",
+        "http/1.1", "HTTP/1.x", "HTTP/a.1", "HTTP/1,1", "HTTP/1.1 ", "HTTP/1.1\n"}) {
+    const std::string in = "GET / " + std::string(version) + "\r\nHost: h\r\n\r\n";
+    RequestParser whole({});
+    const Result expected = run(whole, in);
+    for (size_t cut = 1; cut < in.size(); ++cut) {
+      RequestParser p({});
+      Result r = run(p, in.substr(0, cut));
+      if (r == Result::kIncomplete) r = run(p, in.substr(cut));
+      EXPECT_EQ(r, expected) << version << " cut at " << cut;
+      EXPECT_EQ(p.error_status(), whole.error_status()) << version << " cut at " << cut;
+      if (r != Result::kError) {
+        EXPECT_EQ(p.http_minor(), whole.http_minor()) << version;
+      }
+    }
+    RequestParser bytes({});
+    EXPECT_EQ(run(bytes, in, nullptr, true), expected) << version;
+  }
+  RequestParser ok({});
+  EXPECT_EQ(run(ok, "GET / HTTP/1.0\r\n\r\n"), Result::kMessageComplete);
+  EXPECT_EQ(ok.http_minor(), 0);
+  RequestParser bad({});
+  EXPECT_EQ(run(bad, "GET / HTTP/1.x\r\nHost: h\r\n\r\n"), Result::kError);
+  EXPECT_EQ(bad.error_status(), 400);
+}
+
+}  // namespace
+}  // namespace aiowsgi::worker
