@@ -15,9 +15,7 @@ using char_class::iequals;
 using char_class::is_ows;
 
 // CR and LF would end the field (or the head) early; NUL is refused by many peers.
-bool valid_field_value(std::string_view s) {
-  return char_class::all_in(char_class::kFieldValue, s);
-}
+bool valid_field_value(std::string_view s) { return char_class::is_field_value(s); }
 
 // Appends the pieces to *out, growing it at most once.
 void append_all(std::string* out, std::initializer_list<std::string_view> parts) {
