@@ -120,8 +120,9 @@ InternedStrings& interned() noexcept {
     t->http10 = mk("HTTP/1.0");
     t->http11 = mk("HTTP/1.1");
     t->close = mk("close");
+    size_t i = 0;
     for (const char* m : {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"})
-      t->methods[m] = mk(m);
+      t->methods[i++] = {m, mk(m)};
     return t;
   }();
   return *s;
@@ -140,9 +141,14 @@ PyObject* build_environ(Core& core) noexcept {
     return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr);
   };
   std::string_view method = p.method();
-  auto mit = s.methods.find(method);
-  PyObject* m =
-      mit != s.methods.end() ? PyRef::borrow(mit->second.get()).release() : latin1(method);
+  PyObject* m = nullptr;
+  for (const MethodName& known : s.methods) {
+    if (known.name == method) {
+      m = PyRef::borrow(known.value.get()).release();
+      break;
+    }
+  }
+  if (m == nullptr) m = latin1(method);
   if (!set(s.request_method.get(), m)) return nullptr;
   // Most paths have nothing to decode; the others are decoded into a buffer that keeps its
   // capacity (the worker's only thread).

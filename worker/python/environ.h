@@ -5,6 +5,7 @@
 
 #include <Python.h>
 
+#include <array>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -20,9 +21,17 @@ class Core;
 // heterogeneous lookup): a per-request lookup builds no std::string.
 struct StringViewHash {
   using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  // Not noexcept on purpose: libstdc++ then keeps each node's hash, so a lookup compares
+  // stored hashes instead of hashing again every key it walks past in a bucket.
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 using PyRefByName = std::unordered_map<std::string, PyRef, StringViewHash, std::equal_to<>>;
+
+// One interned value per common request method, found by a scan (seven short names).
+struct MethodName {
+  std::string_view name;
+  PyRef value;
+};
 
 // Interned environ keys and values reused by every request. Created on first use (after
 // Py_Initialize) and kept for the process's lifetime.
@@ -41,7 +50,7 @@ struct InternedStrings {
   PyRef http10;
   PyRef http11;
   PyRef close;
-  PyRefByName methods;
+  std::array<MethodName, 7> methods;
   PyRefByName header_keys;  // lower-case name -> environ key
 };
 InternedStrings& interned() noexcept;
