@@ -10,6 +10,7 @@
 
 #include "worker/access_log.h"
 #include "worker/control_link.h"
+#include "worker/python/frame_stack.h"
 #include "worker/python/greenlet_api.h"
 #include "worker/python/python_module.h"
 #include "worker/static_files.h"
@@ -123,6 +124,10 @@ bool Server::start() noexcept {
   if (!acceptor_.start()) return false;
   if (!build_templates()) return false;
   cores_.reserve(static_cast<size_t>(config().server.cores));
+  // One small frame-stack chunk per core greenlet, the retired ones included.
+  size_t chunks = static_cast<size_t>(config().server.cores) + kMaxRetiredGreenlets + 1;
+  if (!frame_stack::init(chunks))
+    spdlog::debug("small frame-stack chunks unavailable: cores use CPython's own");
   if (!config().statics.map.empty()) statics_ = std::make_unique<StaticFiles>(this);
   update_date();
   acceptor_.resume();
@@ -401,6 +406,8 @@ void Server::stop_now() noexcept {
 
 void Server::shutdown() noexcept {
   acceptor_.log_totals();
+  spdlog::debug("small frame-stack chunks: {} in use, {} cores went deeper", frame_stack::in_use(),
+                frame_stack::overflows());
   for (auto& core : cores_) core->kill();
   for (PyRef& g : retired_) {
     if (!greenlet::active(g.get())) continue;
