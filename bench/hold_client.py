@@ -4,7 +4,9 @@
 Connections are opened and the requests sent first, with plain sockets (a loopback connect
 completes in the kernel, so N requests are in flight within a fraction of a second); an
 asyncio loop then reads every response to EOF. Prints one JSON line: ok, failed, wall_s
-(first connect to last response), connect_s (until every request was sent), first errors.
+(first connect to last response), connect_s (until every request was sent), first errors, and
+held_max: the most requests the server held at one time, from the "BEGAN ENDED" times
+(CLOCK_MONOTONIC) that bench/apps/suspend_hold.py puts in each body (None for another app).
 """
 import argparse
 import asyncio
@@ -24,6 +26,11 @@ async def read_all(loop, sock, state):
             data += chunk
         if data.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
             state["ok"] += 1
+            try:
+                began, ended = data.split(b"\r\n\r\n", 1)[1].split()
+                state["spans"].append((float(began), float(ended)))
+            except ValueError:
+                pass  # not the hold app's body: no concurrency figure
         else:
             raise RuntimeError("bad response %r" % data[:60])
     except Exception as e:  # counted and reported, never fatal
@@ -39,8 +46,19 @@ async def collect(socks, state, timeout):
     await asyncio.wait_for(asyncio.gather(*(read_all(loop, s, state) for s in socks)), timeout)
 
 
+def most_at_once(spans):
+    """The largest number of [began, ended] intervals that overlap at one instant."""
+    events = sorted([(b, 1) for b, _ in spans] + [(e, -1) for _, e in spans],
+                    key=lambda ev: (ev[0], ev[1]))  # an end before a begin at the same time
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
 def main(args):
-    state = {"ok": 0, "failed": 0, "errors": []}
+    state = {"ok": 0, "failed": 0, "errors": [], "spans": []}
     request = (b"GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n"
                % (args.path.encode(), args.host.encode()))
     socks = []
@@ -59,6 +77,7 @@ def main(args):
     asyncio.run(collect(socks, state, args.timeout))
     print(json.dumps({"ok": state["ok"], "failed": state["failed"],
                       "wall_s": time.monotonic() - start, "connect_s": connect_s,
+                      "held_max": most_at_once(state["spans"]) if state["spans"] else None,
                       "errors": state["errors"]}))
 
 
