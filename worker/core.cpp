@@ -82,10 +82,9 @@ bool Core::enter() noexcept {
     if (!capsule) return false;
     PyRef run = PyRef::steal(PyCFunction_New(&kRunDef, capsule.get()));
     if (!run) return false;
-    PyRef g = PyRef::steal(greenlet::create(run.get(), server_->main_greenlet()));
+    PyRef g =
+        PyRef::steal(greenlet::create_core(run.get(), server_->main_greenlet(), id_obj_.get()));
     if (!g) return false;
-    // Lets aiowsgi.core_id() and await_() recognise a core from inside the app.
-    if (PyObject_SetAttrString(g.get(), "_aiowsgi_core", id_obj_.get()) < 0) return false;
     greenlet_ = std::move(g);
     lease_ = std::make_shared<Lease>();
     lease_->core_id = id_;
@@ -296,8 +295,10 @@ bool Core::handle_request() noexcept {
     writer_.send_simple_error(500);
     return false;
   }
-  PyRef result = PyRef::steal(
-      PyObject_CallFunctionObjArgs(server_->app(), environ.get(), start_response_.get(), nullptr));
+  // A vectorcall, not PyObject_CallFunctionObjArgs: its varargs frames (~350 bytes) would sit
+  // on the C stack under the app, and be copied out on every switch away from a held request.
+  PyObject* args[] = {environ.get(), start_response_.get()};
+  PyRef result = PyRef::steal(PyObject_Vectorcall(server_->app(), args, 2, nullptr));
   if (!result) {
     if (cancelled_) return finish_cancelled();
     // The server's own GreenletExit (shutdown). One the app raises itself is an app

@@ -13,6 +13,9 @@ namespace aiowsgi::worker::greenlet {
 
 namespace {
 PyObject* g_empty_args = nullptr;
+// greenlet.greenlet with one slot, _aiowsgi_core: the id a core's greenlet carries. A slot and
+// not an attribute in the instance __dict__, which would cost every core a dict of its own.
+PyObject* g_core_type = nullptr;
 
 // AddressSanitizer builds only. greenlet runs every greenlet on the one C stack, copying
 // slices of it to the heap and back; frames that are switched out never return, so the
@@ -35,11 +38,17 @@ bool import_api() noexcept {
   PyGreenlet_Import();
   if (_PyGreenlet_API == nullptr) return false;
   g_empty_args = PyTuple_New(0);
-  return g_empty_args != nullptr;
+  if (g_empty_args == nullptr) return false;
+  g_core_type = PyObject_CallFunction(reinterpret_cast<PyObject*>(&PyType_Type), "s(O){s(s)ss}",
+                                      "CoreGreenlet", &PyGreenlet_Type, "__slots__",
+                                      "_aiowsgi_core", "__module__", "aiowsgi");
+  return g_core_type != nullptr;
 }
 
-PyObject* create(PyObject* run, PyObject* parent) noexcept {
-  return reinterpret_cast<PyObject*>(PyGreenlet_New(run, reinterpret_cast<PyGreenlet*>(parent)));
+PyObject* create_core(PyObject* run, PyObject* parent, PyObject* core_id) noexcept {
+  PyObject* g = PyObject_CallFunctionObjArgs(g_core_type, run, parent, nullptr);
+  if (g != nullptr && PyObject_SetAttrString(g, "_aiowsgi_core", core_id) < 0) Py_CLEAR(g);
+  return g;
 }
 
 PyObject* current() noexcept { return reinterpret_cast<PyObject*>(PyGreenlet_GetCurrent()); }

@@ -9,8 +9,10 @@ namespace aiowsgi::worker::greenlet {
 // Imports greenlet's C API. Returns false with a Python exception set on failure.
 bool import_api() noexcept;
 
-// A new greenlet running |run| whose parent is |parent|. New reference, or nullptr + exception.
-PyObject* create(PyObject* run, PyObject* parent) noexcept;
+// A core's greenlet: a new greenlet running |run| whose parent is |parent|, of a greenlet
+// subclass whose _aiowsgi_core slot holds |core_id| (how aiowsgi.core_id() and await_() recognise a
+// core from inside the app).
+PyObject* create_core(PyObject* run, PyObject* parent, PyObject* core_id) noexcept;
 
 // The current greenlet (new reference).
 PyObject* current() noexcept;
