@@ -141,6 +141,32 @@ bool Server::start() noexcept {
   return true;
 }
 
+namespace {
+
+// A copy of the environ template |d| with room for a request's own keys. New reference.
+PyObject* presized_template(PyObject* d) noexcept {
+  // PyDict_Copy clones a compact dict's key table as it is, size included. Each request adds
+  // about 11 keys to the template's 10 (its line, address, Host and a few other headers):
+  // with the table the template gets by plain insertion (16 slots, room for 10) every environ
+  // grew once more; with 32 slots (room for 21, still str-keyed and small) most fit as copied.
+  // CPython sizes a merge into a non-empty dict for the sum of both sizes: seeding the
+  // target with a few of the template's own items (overwritten by the merge, so no deleted
+  // entries that would use up room) gets that table.
+  constexpr Py_ssize_t kPerRequestKeys = 11;
+  PyRef out = PyRef::steal(PyDict_New());
+  if (!out) return nullptr;
+  Py_ssize_t seed = std::max<Py_ssize_t>(1, kPerRequestKeys - PyDict_GET_SIZE(d));
+  Py_ssize_t pos = 0;
+  PyObject *key, *value;
+  while (seed-- > 0 && PyDict_Next(d, &pos, &key, &value)) {
+    if (PyDict_SetItem(out.get(), key, value) < 0) return nullptr;
+  }
+  if (PyDict_Merge(out.get(), d, 1) < 0) return nullptr;
+  return out.release();
+}
+
+}  // namespace
+
 bool Server::build_templates() noexcept {
   // PEP 3333 keys whose values never change for a listener: copied into each environ.
   const auto& cfg = config();
@@ -202,7 +228,9 @@ bool Server::build_templates() noexcept {
       if (v.get() == nullptr) continue;  // no sys.stderr: leave wsgi.errors out
       if (PyDict_SetItemString(d.get(), it.key, v.get()) < 0) return false;
     }
-    templates_.push_back(std::move(d));
+    PyRef sized = PyRef::steal(presized_template(d.get()));
+    if (!sized) return false;
+    templates_.push_back(std::move(sized));
   }
   return true;
 }
