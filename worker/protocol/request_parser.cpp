@@ -354,8 +354,8 @@ RequestParser::RequestParser(Limits limits) : limits_(limits) {
   settings_.on_header_value = &RequestParser::on_header_value;
   settings_.on_headers_complete = &RequestParser::on_headers_complete;
   settings_.on_message_complete = &RequestParser::on_message_complete;
-  head_.reserve(1024);
-  headers_.reserve(32);
+  // Nothing reserved up front: a connection keeps its parser (and what it reserved) as long
+  // as it is open, held requests included. feed_head() sizes both for the head it sees.
   reset();
 }
 
@@ -400,6 +400,19 @@ RequestParser::Result RequestParser::feed_head(const char* data, size_t len, siz
     bool done = false;
     const size_t m = Impl::scan_head(this, data, n, &done);
     if (m == Impl::kFail) return Result::kError;
+    try {
+      // One allocation each for what this call adds: head_ grows by at most the bytes scanned
+      // (plus a method the library tokenized in an earlier call), headers_ by the field lines
+      // the pre-scan counted (when it counts them). Growth stays geometric, so a head arriving
+      // a byte at a time costs no more copying than it did.
+      auto grow = [](auto& v, size_t want) {
+        if (want > v.capacity()) v.reserve(std::max(want, 2 * v.capacity()));
+      };
+      grow(head_, head_.size() + m + 16);
+      grow(headers_, field_lines_);
+    } catch (...) {
+      // Left to the callbacks, which answer an allocation failure with a 400.
+    }
     // Only head bytes reach the library, so it can never run into the body. (No call with
     // m == 0: the library takes an empty buffer for the end of the stream.)
     const size_t parsed = m > 0 ? http_parser_execute(&parser_, &settings_, data, m) : 0;
