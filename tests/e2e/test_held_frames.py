@@ -59,3 +59,22 @@ def test_core_greenlet_carries_its_id_without_an_instance_dict(server):
     assert info["custom"] == "apps may still set attributes"
     # The core id is a slot: nothing but what the app set itself is in the instance dict.
     assert info["dict"] == ["custom"]
+
+
+@pytest.fixture(scope="module")
+def harakiri(server_factory):
+    return server_factory(APPS / "held_frames_app.py", workers=1, cores=4,
+                          limits={"harakiri": 1})
+
+
+def test_harakiri_unwinds_deep_held_requests_and_the_cores_serve_on(harakiri):
+    depths = [0, 400, 900]  # 900 calls: frames over several regular chunks
+
+    def one(n):
+        return get(harakiri, "/deep?n=%d&t=30" % n, timeout=30)[0]
+
+    with concurrent.futures.ThreadPoolExecutor(len(depths)) as pool:
+        assert list(pool.map(one, depths)) == [504] * len(depths)
+    for n in depths:
+        status, body = get(harakiri, "/deep?n=%d&t=0.05" % n)
+        assert status == 200 and int(body.split()[0]) == n, (n, status, body)
