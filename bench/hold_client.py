@@ -6,7 +6,9 @@ completes in the kernel, so N requests are in flight within a fraction of a seco
 asyncio loop then reads every response to EOF. Prints one JSON line: ok, failed, wall_s
 (first connect to last response), connect_s (until every request was sent), first errors, and
 held_max: the most requests the server held at one time, from the "BEGAN ENDED" times
-(CLOCK_MONOTONIC) that bench/apps/suspend_hold.py puts in each body (None for another app).
+(CLOCK_MONOTONIC) that bench/apps/suspend_hold.py puts in each body (None for another app),
+with last_begin and first_end: all were held between those two times. Before that, once
+every request is sent, one line {"sent": CLOCK_MONOTONIC time}.
 """
 import argparse
 import asyncio
@@ -74,10 +76,15 @@ def main(args):
             if len(state["errors"]) < 5:
                 state["errors"].append(repr(e))
     connect_s = time.monotonic() - start
+    print(json.dumps({"sent": time.monotonic()}), flush=True)  # bench/run samples RSS from here
     asyncio.run(collect(socks, state, args.timeout))
+    spans = state["spans"]
     print(json.dumps({"ok": state["ok"], "failed": state["failed"],
                       "wall_s": time.monotonic() - start, "connect_s": connect_s,
-                      "held_max": most_at_once(state["spans"]) if state["spans"] else None,
+                      "held_max": most_at_once(spans) if spans else None,
+                      # all requests were held from last_begin to first_end (if it is later)
+                      "last_begin": max(b for b, _ in spans) if spans else None,
+                      "first_end": min(e for _, e in spans) if spans else None,
                       "errors": state["errors"]}))
 
 
