@@ -38,6 +38,7 @@ def application(environ, start_response):
         me.custom = "apps may still set attributes"
         body = json.dumps({"core_id": aiowsgi.core_id(), "environ_core": environ["aiowsgi.core"],
                            "is_greenlet": isinstance(me, greenlet.greenlet),
+                           "is_core_greenlet": type(me) is aiowsgi.CoreGreenlet,
                            "custom": me.custom, "dict": sorted(vars(me))})
         del me.custom
     else:

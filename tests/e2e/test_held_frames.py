@@ -56,6 +56,7 @@ def test_core_greenlet_carries_its_id_without_an_instance_dict(server):
     info = json.loads(body)
     assert info["core_id"] == info["environ_core"]
     assert info["is_greenlet"] is True
+    assert info["is_core_greenlet"] is True  # the type apps can see as aiowsgi.CoreGreenlet
     assert info["custom"] == "apps may still set attributes"
     # The core id is a slot: nothing but what the app set itself is in the instance dict.
     assert info["dict"] == ["custom"]

@@ -37,6 +37,7 @@ inline void clear_stale_stack_poison() noexcept {
 bool import_api() noexcept {
   PyGreenlet_Import();
   if (_PyGreenlet_API == nullptr) return false;
+  if (g_core_type != nullptr) return true;  // one type per process, however often called
   g_empty_args = PyTuple_New(0);
   if (g_empty_args == nullptr) return false;
   g_core_type = PyObject_CallFunction(reinterpret_cast<PyObject*>(&PyType_Type), "s(O){s(s)ss}",
@@ -50,6 +51,8 @@ PyObject* create_core(PyObject* run, PyObject* parent, PyObject* core_id) noexce
   if (g != nullptr && PyObject_SetAttrString(g, "_aiowsgi_core", core_id) < 0) Py_CLEAR(g);
   return g;
 }
+
+PyObject* core_type() noexcept { return g_core_type; }
 
 PyObject* current() noexcept { return reinterpret_cast<PyObject*>(PyGreenlet_GetCurrent()); }
 

@@ -14,6 +14,10 @@ bool import_api() noexcept;
 // core from inside the app).
 PyObject* create_core(PyObject* run, PyObject* parent, PyObject* core_id) noexcept;
 
+// That subclass (borrowed; nullptr before import_api()): the aiowsgi module shows it to apps
+// as aiowsgi.CoreGreenlet.
+PyObject* core_type() noexcept;
+
 // The current greenlet (new reference).
 PyObject* current() noexcept;
 

@@ -6,6 +6,7 @@
 #include "worker/core.h"
 #include "worker/python/aiowsgi_bootstrap_py.h"  // generated from aiowsgi_bootstrap.py
 #include "worker/python/embedded_python.h"
+#include "worker/python/greenlet_api.h"
 #include "worker/python/py_ref.h"
 
 namespace aiowsgi::worker {
@@ -66,6 +67,8 @@ bool setup_python_module(const WorkerContext& ctx, PyObject* loop) noexcept {
   if (!wid || !np || PyDict_SetItemString(dict, "_worker_id", wid.get()) < 0 ||
       PyDict_SetItemString(dict, "_numproc", np.get()) < 0 ||
       PyDict_SetItemString(dict, "_loop", loop) < 0)
+    return false;
+  if (PyObject* t = greenlet::core_type(); t && PyDict_SetItemString(dict, "CoreGreenlet", t) < 0)
     return false;
   g_file_wrapper = PyDict_GetItemString(dict, "FileWrapper");
   Py_XINCREF(g_file_wrapper);
