@@ -3,9 +3,11 @@
 edit the app or the config and reload."""
 import http.client
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -365,18 +367,20 @@ def test_user_and_group_are_dropped_after_binding(tmp_path):
     nobody = pwd.getpwnam("nobody")
     group = grp.getgrgid(nobody.pw_gid).gr_name
     if os.geteuid() == 0:
-        # Workers run the app as nobody: the app file must be readable by it.
-        os.chmod(tmp_path, 0o755)
-        for parent in tmp_path.parents:
-            if str(parent) in ("/", "/tmp"):
-                break
-            os.chmod(parent, os.stat(parent).st_mode | 0o005)
-        server = start(tmp_path, workers=1, server={"user": "nobody", "group": group})
-        pid, uid, gid = map(int, get(server, "/ids")[1].split())
-        assert (uid, gid) == (nobody.pw_uid, nobody.pw_gid)
-        status = Path("/proc/%d/status" % server.pid).read_text()
-        assert "Uid:\t%d\t%d" % (nobody.pw_uid, nobody.pw_uid) in status
-        assert server.stop() == 0
+        # Workers run the app as nobody: the app file must be readable by it. Not under
+        # pytest's own folder: a pytest starting meanwhile (ctest runs modules side by side)
+        # makes that private again.
+        workdir = Path(tempfile.mkdtemp(prefix="aiowsgi-user-test-"))
+        try:
+            os.chmod(workdir, 0o755)
+            server = start(workdir, workers=1, server={"user": "nobody", "group": group})
+            pid, uid, gid = map(int, get(server, "/ids")[1].split())
+            assert (uid, gid) == (nobody.pw_uid, nobody.pw_gid)
+            status = Path("/proc/%d/status" % server.pid).read_text()
+            assert "Uid:\t%d\t%d" % (nobody.pw_uid, nobody.pw_uid) in status
+            assert server.stop() == 0
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
     else:
         # Not root: another user cannot be taken; the master refuses to start (exit 1).
         app = tmp_path / "app.py"
