@@ -109,8 +109,11 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
 void ErrorList::at(const std::string& file, uint32_t line, uint32_t column,
                    const std::string& msg) {
   located_.emplace_back(
-      line, column, file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + msg);
+      line, column,
+      one_line(file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + msg));
 }
+
+void ErrorList::add(std::string msg) { plain_.push_back(one_line(msg)); }
 
 std::vector<std::string> ErrorList::take() {
   std::stable_sort(located_.begin(), located_.end(), [](const auto& a, const auto& b) {

@@ -421,6 +421,33 @@ TEST_F(ConfigTest, OutOfRange) {
   }
 }
 
+TEST_F(ConfigTest, ErrorsEchoingControlCharactersStayOneLine) {
+  // A value, a path, a host and a key name with escaped control characters in the file: each
+  // error shows them as the file writes them, on one line (logs and terminals stay readable).
+  const struct {
+    std::string text, want;
+  } cases[] = {
+      {"[app]\nmodule = \"a:b c\\n = \"\n",
+       "[app] module = \"a:b c\\n = \": the callable after ':' must be a Python name"},
+      {"[server]\nlisten = [\"a\\nb:80\"]\n", "bad host 'a\\nb'"},
+      {"[app]\nchdir = \"miss\\u001bing\"\n", "no such directory: "},
+      {"[server]\n\"we\\tird\" = 1\n", "[server] we\\tird: unknown key"},
+      {"[app]\nmodule = \"a\\\"b\\\\c\"\n", "[app] module = \"a\\\"b\\\\c\""},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> errors;
+    Config cfg;
+    EXPECT_FALSE(load_config_from_string(c.text, toml_path(), &cfg, &errors)) << c.text;
+    ASSERT_FALSE(errors.empty()) << c.text;
+    bool found = false;
+    for (const std::string& e : errors) {
+      for (unsigned char ch : e) EXPECT_TRUE(ch >= 0x20 && ch != 0x7f) << e;
+      found = found || e.find(c.want) != std::string::npos;
+    }
+    EXPECT_TRUE(found) << c.text << "\nwanted: " << c.want << "\nfirst: " << errors[0];
+  }
+}
+
 TEST_F(ConfigTest, BadAddresses) {
   std::string e = error_for(
       "[server]\nlisten = [\":21000\",\n  \"foo bar:80\"]\n[app]\nwsgi_file = \"app.py\"\n");

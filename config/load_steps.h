@@ -18,8 +18,9 @@ namespace aiowsgi::config {
 // one follow in the order they were found.
 class ErrorList {
  public:
+  // Each message is kept on one line (config/values.h one_line).
   void at(const std::string& file, uint32_t line, uint32_t column, const std::string& msg);
-  void add(std::string msg) { plain_.push_back(std::move(msg)); }
+  void add(std::string msg);
   bool empty() const { return located_.empty() && plain_.empty(); }
   size_t size() const { return located_.size() + plain_.size(); }
   std::vector<std::string> take();

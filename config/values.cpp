@@ -123,7 +123,55 @@ std::string format_double(double d) {
   return std::string(buf, end);
 }
 
-std::string quote(std::string_view s) { return std::string("\"").append(s) + "\""; }
+namespace {
+
+// Appends |c| to |out| as a TOML basic string would write it, if it is a control character.
+bool append_escaped_control(std::string* out, unsigned char c) {
+  switch (c) {
+    case '\n':
+      *out += "\\n";
+      return true;
+    case '\t':
+      *out += "\\t";
+      return true;
+    case '\r':
+      *out += "\\r";
+      return true;
+    default:
+      if (c >= 0x20 && c != 0x7f) return false;
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      *out += "\\u00";
+      *out += kHex[c >> 4];
+      *out += kHex[c & 0xf];
+      return true;
+  }
+}
+
+}  // namespace
+
+std::string one_line(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (!append_escaped_control(&out, c)) out += static_cast<char>(c);
+  }
+  return out;
+}
+
+std::string quote(std::string_view s) {
+  // A TOML basic string: shows what the file holds (a newline written as \n in the file reads
+  // back as \n here), on one line.
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (!append_escaped_control(&out, c)) {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
 
 std::string render(const Value& v) {
   if (const auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);

@@ -34,8 +34,11 @@ using Entry = std::pair<std::string, std::string>;  // one NAME = "value" of a t
 
 // As it would be written in the file: 0, 2.5, true, "text".
 std::string render(const Value& v);
-std::string format_double(double d);  // fixed notation, shortest exact: "10000000", "2.5"
-std::string quote(std::string_view s);
+std::string format_double(double d);    // fixed notation, shortest exact: "10000000", "2.5"
+std::string quote(std::string_view s);  // "text", escaped as a TOML basic string
+// |s| with control characters written as TOML escapes (\n, \t, \u001B): a message that echoes
+// a path, host or key name from the file stays one line.
+std::string one_line(std::string_view s);
 
 // A flag's text as a value of |key|'s type ("4" -> 4 for an integer key).
 Result<Value> parse_text(const Key& key, std::string_view text);
