@@ -58,7 +58,7 @@ fi
 step "control fields"
 depends=$(dpkg-deb -f "$deb" Depends)
 echo "Depends: $depends"
-for dep in libpython3.11 libev4 libspdlog1 libfmt9 libhttp-parser2.9 python3-greenlet \
+for dep in libpython3.11 libev4 libspdlog1 libfmt9 python3-greenlet \
            libpython3.11-stdlib python3 libc6 libstdc++6; do
   [[ ", $depends" == *", $dep"[\ .-]* || ", $depends," == *", $dep,"* ]] || fail "Depends lacks $dep"
 done

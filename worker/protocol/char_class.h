@@ -109,4 +109,41 @@ constexpr std::string_view trim_ows(std::string_view s) {
   return s;
 }
 
+// The elements of a #list field value (RFC 9110 5.6.1), left to right, each with its OWS (SP
+// and HTAB alike) trimmed: "a ,\tb," gives "a", "b", "". n commas give n + 1 elements, empty
+// ones included, so each caller decides whether to skip or refuse them. Every token compared
+// in a request head (Connection, Transfer-Encoding, Expect, Upgrade) is split here, so a tab
+// is whitespace wherever a space is.
+class ListElements {
+ public:
+  explicit constexpr ListElements(std::string_view value) : rest_(value) {}
+  // Sets *e to the next element; false once every element has been returned.
+  constexpr bool next(std::string_view* e) {
+    if (done_) return false;
+    const size_t comma = rest_.find(',');
+    *e = trim_ows(rest_.substr(0, comma));
+    if (comma == std::string_view::npos) {
+      done_ = true;
+    } else {
+      rest_.remove_prefix(comma + 1);
+    }
+    return true;
+  }
+
+ private:
+  std::string_view rest_;
+  bool done_ = false;
+};
+
+// True when the #list |value| holds |token| (ASCII case-insensitive): "close" is in
+// "keep-alive , Close\t".
+constexpr bool list_has_token(std::string_view value, std::string_view token) {
+  ListElements list(value);
+  std::string_view e;
+  while (list.next(&e)) {
+    if (iequals(e, token)) return true;
+  }
+  return false;
+}
+
 }  // namespace aiowsgi::worker::char_class

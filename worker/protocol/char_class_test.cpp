@@ -7,6 +7,8 @@
 #include <cctype>
 #include <cstring>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace aiowsgi::worker::char_class {
 namespace {
@@ -76,6 +78,33 @@ TEST(CharClassTable, IequalsFoldsAsciiLettersOnly) {
   EXPECT_FALSE(iequals("content-lengtH ", "content-length"));
   EXPECT_FALSE(iequals("\xc0", "\xe0"));  // Latin-1 letters are not folded
   EXPECT_FALSE(iequals("[", "{"));        // 0x5b and 0x7b differ only in the case bit
+}
+
+TEST(CharClassLists, TrimSpaceAndTabAlikeAroundEveryElement) {
+  EXPECT_EQ(trim_ows(" \tclose\t "), "close");
+  EXPECT_EQ(trim_ows("\t"), "");
+  EXPECT_EQ(trim_ows("a \tb"), "a \tb");  // whitespace inside stays
+  std::vector<std::string_view> got;
+  ListElements list("a ,\tb\t,, c,");
+  for (std::string_view e; list.next(&e);) got.push_back(e);
+  EXPECT_EQ(got, (std::vector<std::string_view>{"a", "b", "", "c", ""}));
+  got.clear();
+  ListElements empty("");
+  for (std::string_view e; empty.next(&e);) got.push_back(e);
+  EXPECT_EQ(got, (std::vector<std::string_view>{""}));
+}
+
+TEST(CharClassLists, TokenFoundWhateverTheWhitespaceAndCase) {
+  EXPECT_TRUE(list_has_token("close\t", "close"));
+  EXPECT_TRUE(list_has_token("\tClose", "close"));
+  EXPECT_TRUE(list_has_token("keep-alive,\tclose\t,foo", "close"));
+  EXPECT_TRUE(list_has_token("Upgrade", "upgrade"));
+  EXPECT_TRUE(list_has_token(" keep-alive ,\tUPGRADE ", "upgrade"));
+  EXPECT_FALSE(list_has_token("upgrade-insecure", "upgrade"));
+  EXPECT_FALSE(list_has_token("closed", "close"));
+  EXPECT_FALSE(list_has_token("clo se", "close"));
+  EXPECT_FALSE(list_has_token("close\v", "close"));  // only SP and HTAB are OWS
+  EXPECT_FALSE(list_has_token("", "close"));
 }
 
 }  // namespace

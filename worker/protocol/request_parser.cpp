@@ -1,30 +1,45 @@
-// RequestParser: the head goes through libhttp-parser 2.9.4 behind a byte-level pre-scan; a
-// Content-Length body is counted here, a chunked one decoded by ChunkedDecoder. See
-// request_parser.h.
+// RequestParser: the head is parsed here in two steps, a byte-level pre-scan (line structure,
+// forbidden bytes, limits) and a tokenizer that splits each complete line; a Content-Length
+// body is counted here, a chunked one decoded by ChunkedDecoder. See request_parser.h.
 //
-// Why the split: Debian builds http_parser with HTTP_PARSER_STRICT=0, which accepts a bare LF
-// or any byte after a CR, obs-fold continuation lines, a space before the colon, HTTP/0.9
-// request lines, and any two bytes as the CRLF that ends chunk data. Each of those lets a
-// front proxy and this server disagree on where a message ends (request smuggling), so the
-// pre-scan enforces the line structure and the callbacks enforce the field rules, while the
-// library keeps doing what it does well: method, target and field tokenization.
+// Why no library: libhttp-parser (archived upstream; Debian 12 has no C llhttp) has a fixed
+// method table, so extension methods (QUERY, PURGE, MKCALENDAR, any RFC 9110 token) got 400,
+// and it reads Connection, Content-Length, Transfer-Encoding and Upgrade values with its own
+// state machines, which treat a tab as part of the token ("Connection: close<TAB>" was not a
+// close). Debian also builds it with HTTP_PARSER_STRICT=0 (bare LF, obs-fold, a space before
+// the colon, HTTP/0.9, any two bytes after chunk data), which the pre-scan already had to
+// refuse. Feeding it a substitute method would have kept two parsers that must agree on where
+// a message ends (request smuggling) while fixing only one of the two defects. The pre-scan
+// already enforced everything about bytes and lines; what the library still did (split the
+// request line at its two spaces, split a field line at its colon) is a few lines here, and
+// every token is now compared after the same OWS trimming (char_class::ListElements).
+// The tokenizer works on complete lines only, so a head cut anywhere parses the same as a
+// whole one, and it allocates nothing: head_ and headers_ keep their capacity.
 //
 // Decisions a reader may look for:
 // - Every line of the head must end in CRLF; a bare LF is rejected like a bare CR (RFC 9112
 //   2.2 allows either choice; accepting it is a known smuggling vector).
-// - Duplicate Content-Length headers are rejected even when equal (libhttp-parser does the
-//   same, and RFC 9112 6.3 allows it).
-// - Transfer-Encoding lists with empty elements ("chunked,") are rejected, as the library
-//   does: RFC 9110 5.6.1 asks recipients to ignore them, but no real client sends them and
-//   accepting them here while the library's framing disagrees would be worse.
+// - Duplicate Content-Length headers are rejected even when equal (RFC 9112 6.3 allows it).
+// - Transfer-Encoding lists with empty elements ("chunked,") are rejected: RFC 9110 5.6.1
+//   asks recipients to ignore them, but no real client sends them, and a front proxy that
+//   reads such a value differently (nginx answers 501) is how framing disagreements start.
+// - Methods are an open set (RFC 9110 9.1): any token reaches the app, case as sent, its body
+//   framed by Content-Length or chunked like any other. Only CONNECT (authority-form target,
+//   no content) and OPTIONS (asterisk-form allowed) have rules of their own here.
+// - Connection is a list of tokens: "close" ends the connection whatever the version (even
+//   beside "keep-alive"); HTTP/1.0 persists only with "keep-alive". The request is an upgrade
+//   when Connection lists "upgrade" and an Upgrade field is present, or for CONNECT.
+// - Host (RFC 9112 3.2): exactly one in HTTP/1.1, at most one in HTTP/1.0, and its value is
+//   uri-host [":" port] or empty (RFC 9110 7.2 allows an empty value when the target has no
+//   authority; an empty Host passes as before). Anything else is 400.
 // - Only HTTP/1.0 and HTTP/1.1 are served: any other version gets 505. A request line
 //   without a version (HTTP/0.9) is malformed: 400.
 // - path() ends at the first '?' or '#', query() at the first '#': clients should not send a
 //   fragment, but one must not leak into QUERY_STRING.
 // - Request-target forms (RFC 9112 3.2): origin-form ("/a?b") for any method; absolute-form
 //   ("http://host/a?b", http and https only, no userinfo) for any method, served like its
-//   origin-form with the authority standing in for Host; authority-form only for CONNECT
-//   (the library checks it); asterisk-form ("*") only for OPTIONS. Anything else: 400.
+//   origin-form with the authority standing in for Host; authority-form ("host:port") only
+//   for CONNECT; asterisk-form ("*") only for OPTIONS. Anything else: 400.
 
 #include "worker/protocol/request_parser.h"
 
@@ -42,6 +57,9 @@ using Result = RequestParser::Result;
 
 using char_class::iequals;
 using char_class::is;
+using char_class::is_token;
+using char_class::list_has_token;
+using char_class::ListElements;
 using char_class::skip_plain;
 using char_class::trim_ows;
 constexpr uint8_t kRequestLineChar = char_class::kRequestLine;
@@ -65,8 +83,6 @@ std::optional<uint64_t> parse_content_length(std::string_view v) {
 }  // namespace
 
 struct RequestParser::Impl {
-  static RequestParser* self(http_parser* p) { return static_cast<RequestParser*>(p->data); }
-
   static void fail(RequestParser* r, int status, std::string_view reason) {
     if (r->error_status_ == 0) {
       r->error_status_ = status;
@@ -113,8 +129,8 @@ struct RequestParser::Impl {
           break;
         case ScanState::kRequestLine:
           if (r->request_line_spaces_ == 2) {
-            // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3): the non-strict library
-            // only spot-checks the name ("HXXP/1.1" passes), so it is matched here.
+            // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3), matched byte by byte so
+            // the tokenizer can read the digits at fixed offsets.
             static constexpr std::string_view kVersion = "HTTP/0.0";
             // The whole version in this read (the usual case): matched in one step.
             if (r->version_pos_ == 0 && n - i >= kVersion.size() &&
@@ -160,7 +176,7 @@ struct RequestParser::Impl {
             return failed(r, 400, "obs-fold or whitespace at the start of a field line");
           } else {
             // An endless run of tiny fields stops at the first byte of the field past the
-            // limit. The 431 waits until the library has seen the bytes before it: an
+            // limit. The 431 waits until the tokenizer has seen the lines before it: an
             // error it finds there comes first in the byte stream, and must win whether
             // or not those bytes arrived in the same read as this one.
             const size_t max_fields = r->limits_.max_header_fields;
@@ -194,13 +210,73 @@ struct RequestParser::Impl {
     return n;
   }
 
-  // Trims the value of the last header: libhttp-parser drops leading OWS but keeps trailing.
-  static void finish_header(RequestParser* r) {
-    if (r->headers_.empty()) return;
-    Span& v = r->headers_.back().value;
-    const std::string_view t = trim_ows(std::string_view(r->head_).substr(v.off, v.len));
-    v.off = static_cast<uint32_t>(t.data() - r->head_.data());
-    v.len = static_cast<uint32_t>(t.size());
+  static Span span_of(const RequestParser* r, std::string_view piece) {
+    return {static_cast<uint32_t>(piece.data() - r->head_.data()),
+            static_cast<uint32_t>(piece.size())};
+  }
+
+  // Tokenizes the lines of head_ completed since the last call (the pre-scan has checked
+  // every byte of them, and that each ends in CRLF), and checks the head once its empty line
+  // is in. Searching resumes where the last call stopped, so a head arriving a byte at a time
+  // costs one pass. Returns false after recording the error.
+  static bool parse_lines(RequestParser* r) {
+    const std::string_view head(r->head_);
+    while (true) {
+      const size_t lf = head.find('\n', r->searched_);
+      if (lf == std::string_view::npos) {
+        r->searched_ = head.size();
+        return true;
+      }
+      const std::string_view line = head.substr(r->line_start_, lf - 1 - r->line_start_);
+      r->line_start_ = r->searched_ = lf + 1;
+      if (!r->request_line_done_) {
+        if (line.empty()) continue;  // an empty line before the request line (RFC 9112 2.2)
+        if (!parse_request_line(r, line)) return false;
+        r->request_line_done_ = true;
+      } else if (line.empty()) {
+        return check_head(r);  // the pre-scan stopped the head right after this line
+      } else if (!parse_field_line(r, line)) {
+        return false;
+      }
+    }
+  }
+
+  // request-line = method SP request-target SP HTTP-version (RFC 9112 3). The pre-scan
+  // counted exactly two SP and matched the version as "HTTP/" DIGIT "." DIGIT; whether the
+  // version is served is decided with the whole head (505 only for a head without a 400).
+  static bool parse_request_line(RequestParser* r, std::string_view line) {
+    const size_t sp1 = line.find(' ');
+    const size_t sp2 = line.find(' ', sp1 + 1);
+    const std::string_view method = line.substr(0, sp1);
+    const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+    const std::string_view version = line.substr(sp2 + 1);
+    if (method.empty()) return rejected(r, 400, "malformed request line");
+    if (!is_token(method)) return rejected(r, 400, "method is not a token");
+    if (target.empty()) return rejected(r, 400, "empty request target");
+    r->method_ = span_of(r, method);
+    r->target_ = span_of(r, target);
+    r->http_major_ = static_cast<uint8_t>(version[5] - '0');
+    r->http_minor_ = static_cast<uint8_t>(version[7] - '0');
+    return check_target(r);
+  }
+
+  // field-line = field-name ":" OWS field-value OWS (RFC 9112 5). The name must be a token:
+  // whitespace before the colon is a 400 (5.1). The value's bytes were checked by the
+  // pre-scan; its OWS is trimmed here, so every consumer of header_value() sees it trimmed.
+  static bool parse_field_line(RequestParser* r, std::string_view line) {
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) return rejected(r, 400, "header line without a colon");
+    const std::string_view name = line.substr(0, colon);
+    if (name.empty()) return rejected(r, 400, "empty header field name");
+    if (!is_token(name)) {
+      return rejected(r, 400,
+                      name.find_first_of(" \t") != std::string_view::npos
+                          ? "whitespace in header field name"
+                          : "invalid character in header field name");
+    }
+    const std::string_view value = trim_ows(line.substr(colon + 1));
+    r->headers_.push_back({span_of(r, name), span_of(r, value)});
+    return true;
   }
 
   // Sorts the request-target into its form (see the decisions above) and sets origin_ and
@@ -209,11 +285,17 @@ struct RequestParser::Impl {
     const std::string_view t = r->target();
     r->origin_ = r->target_;
     r->authority_ = {};
-    const auto method = static_cast<http_method>(r->parser_.method);
-    if (method == HTTP_CONNECT) return true;  // authority-form, tokenized by the library
-    if (t.empty()) return rejected(r, 400, "empty request target");
+    const std::string_view method = r->method();
+    if (method == "CONNECT") {
+      // authority-form = uri-host ":" port (RFC 9112 3.2.3): the port is required here.
+      const size_t colon = t.rfind(':');
+      const bool has_port = colon != std::string_view::npos && colon + 1 < t.size() &&
+                            (t.front() != '[' || colon > t.find(']'));
+      return (has_port && valid_authority(t)) ||
+             rejected(r, 400, "CONNECT target is not host:port");
+    }
     if (t == "*") {
-      return method == HTTP_OPTIONS || rejected(r, 400, "asterisk-form target outside OPTIONS");
+      return method == "OPTIONS" || rejected(r, 400, "asterisk-form target outside OPTIONS");
     }
     if (t.front() == '/') return true;
     const size_t colon = t.find(':');
@@ -240,29 +322,50 @@ struct RequestParser::Impl {
   // Framing and field rules, applied once the whole head is known. Returns false after
   // recording the error.
   static bool check_head(RequestParser* r) {
-    const http_parser& p = r->parser_;
-    if (p.http_major != 1 || p.http_minor > 1) {
+    if (r->http_major_ != 1 || r->http_minor_ > 1) {
       return rejected(r, 505, "HTTP version not supported");
     }
-    if (!check_target(r)) return false;
+    const bool http11 = r->http_minor_ == 1;
     size_t hosts = 0;
     size_t lengths = 0;
     bool has_te = false;
     bool te_chunked_last = false;  // the final transfer coding is chunked
     size_t te_chunked = 0;         // how many times chunked appears
     bool te_other = false;         // a coding we do not decode
+    bool te_empty = false;         // an empty list element ("chunked,")
+    bool conn_close = false, conn_keep_alive = false, conn_upgrade = false;
+    bool has_upgrade = false;
     for (size_t i = 0; i < r->headers_.size(); ++i) {
       const std::string_view name = r->header_name(i);
       const std::string_view value = r->header_value(i);
       switch (name.size()) {
         case 4:
-          if (iequals(name, "host")) ++hosts;
+          if (iequals(name, "host")) {
+            ++hosts;
+            // RFC 9112 3.2: an invalid Host value is a 400 like a missing one.
+            if (!value.empty() && !valid_authority(value)) {
+              return rejected(r, 400, "invalid Host value");
+            }
+          }
           break;
         case 6:
           // RFC 9110 10.1.1: an HTTP/1.0 client never waits for 100 Continue, and a server
           // must ignore the expectation there.
-          if (p.http_minor >= 1 && iequals(name, "expect") && iequals(value, "100-continue")) {
+          if (http11 && iequals(name, "expect") && list_has_token(value, "100-continue")) {
             r->expect_continue_ = true;
+          }
+          break;
+        case 7:
+          if (iequals(name, "upgrade") && !value.empty()) has_upgrade = true;
+          break;
+        case 10:
+          if (iequals(name, "connection")) {
+            ListElements list(value);
+            for (std::string_view option; list.next(&option);) {
+              conn_close |= iequals(option, "close");
+              conn_keep_alive |= iequals(option, "keep-alive");
+              conn_upgrade |= iequals(option, "upgrade");
+            }
           }
           break;
         case 14:
@@ -276,13 +379,12 @@ struct RequestParser::Impl {
         case 17:
           if (iequals(name, "transfer-encoding")) {
             has_te = true;
-            // #transfer-coding (RFC 9112 6.1): empty list elements are ignored.
-            std::string_view rest = value;
-            while (!rest.empty()) {
-              const size_t comma = rest.find(',');
-              const std::string_view coding = trim_ows(rest.substr(0, comma));
-              rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-              if (coding.empty()) continue;
+            ListElements list(value);
+            for (std::string_view coding; list.next(&coding);) {
+              if (coding.empty()) {
+                te_empty = true;
+                continue;
+              }
               te_chunked_last = iequals(coding, "chunked");
               if (te_chunked_last) {
                 ++te_chunked;
@@ -297,30 +399,27 @@ struct RequestParser::Impl {
       }
     }
     if (hosts > 1) return rejected(r, 400, "multiple Host headers");
-    if (hosts == 0 && p.http_minor == 1) return rejected(r, 400, "HTTP/1.1 request without Host");
+    if (hosts == 0 && http11) return rejected(r, 400, "HTTP/1.1 request without Host");
     if (has_te) {
       // RFC 9112 6.1 and 6.3: TE with CL, TE in HTTP/1.0, or a final coding other than
       // chunked leave the body length undeterminable: 400 and close.
       if (lengths > 0) return rejected(r, 400, "both Transfer-Encoding and Content-Length");
-      if (p.http_minor == 0) return rejected(r, 400, "Transfer-Encoding in HTTP/1.0");
+      if (!http11) return rejected(r, 400, "Transfer-Encoding in HTTP/1.0");
       if (!te_chunked_last) return rejected(r, 400, "final transfer coding is not chunked");
       if (te_chunked > 1) return rejected(r, 400, "chunked applied more than once");
       if (te_other) return rejected(r, 501, "unsupported transfer coding");
-      // The library rejects empty list elements ("chunked,") once this callback returns; fail
-      // here so head_complete_ is never set on a head that ends in an error.
-      if ((p.flags & F_CHUNKED) == 0) return rejected(r, 400, "malformed Transfer-Encoding");
+      if (te_empty) return rejected(r, 400, "malformed Transfer-Encoding");
       r->chunked_ = true;
     }
-    if (p.method == HTTP_CONNECT && r->has_body()) {
-      // RFC 9110 9.3.6; libhttp-parser would also stop reading at the head.
-      return rejected(r, 400, "CONNECT with content");
-    }
+    const bool connect = r->method() == "CONNECT";
+    if (connect && r->has_body()) return rejected(r, 400, "CONNECT with content");  // 9110 9.3.6
     if (r->limits_.max_body_bytes != 0 && r->content_length_ &&
         *r->content_length_ > r->limits_.max_body_bytes) {
       return rejected(r, 413, "Content-Length over max_body_bytes");
     }
-    r->keep_alive_ = http_should_keep_alive(&p) != 0;
-    r->upgrade_ = p.upgrade != 0;
+    // RFC 9112 9.3: "close" wins; HTTP/1.0 persists only when asked to.
+    r->keep_alive_ = !conn_close && (http11 || conn_keep_alive);
+    r->upgrade_ = connect || (conn_upgrade && has_upgrade);
     if (r->chunked_) {
       r->body_state_ = BodyState::kChunked;
       r->chunked_body_.reset({.max_body_bytes = r->limits_.max_body_bytes,
@@ -341,35 +440,24 @@ RequestParser::RequestParser(Limits limits) : limits_(limits) {
   // Spans are 32-bit offsets into head_.
   limits_.max_header_bytes =
       std::min<size_t>(limits_.max_header_bytes, std::numeric_limits<uint32_t>::max() / 2);
-  // The pre-scan enforces the limit exactly; the library's own counter (80 KiB by default,
-  // a process-wide setting) must never trip first. Only ever raised, never lowered.
-  static uint32_t library_limit = HTTP_MAX_HEADER_SIZE;
-  if (limits_.max_header_bytes >= library_limit) {
-    library_limit = static_cast<uint32_t>(limits_.max_header_bytes) + 1;
-    http_parser_set_max_header_size(library_limit);
-  }
-  http_parser_settings_init(&settings_);
-  settings_.on_url = &RequestParser::on_url;
-  settings_.on_header_field = &RequestParser::on_header_field;
-  settings_.on_header_value = &RequestParser::on_header_value;
-  settings_.on_headers_complete = &RequestParser::on_headers_complete;
-  settings_.on_message_complete = &RequestParser::on_message_complete;
   // Nothing reserved up front: a connection keeps its parser (and what it reserved) as long
   // as it is open, held requests included. feed_head() sizes both for the head it sees.
   reset();
 }
 
 void RequestParser::reset() {
-  http_parser_init(&parser_, HTTP_REQUEST);
-  parser_.data = this;
   head_.clear();
   method_ = {};
   target_ = {};
   origin_ = {};
   authority_ = {};
   headers_.clear();
-  in_value_ = false;
   head_bytes_ = 0;
+  line_start_ = 0;
+  searched_ = 0;
+  request_line_done_ = false;
+  http_major_ = 0;
+  http_minor_ = 0;
   scan_state_ = ScanState::kLeading;
   request_line_spaces_ = 0;
   version_pos_ = 0;
@@ -393,7 +481,6 @@ RequestParser::Result RequestParser::feed_head(const char* data, size_t len, siz
   *consumed = 0;
   if (error_status_ != 0) return Result::kError;
   if (head_complete_) return Result::kHeadComplete;
-  if (len == 0) return Result::kIncomplete;  // http_parser_execute reads len == 0 as EOF
   const size_t room = limits_.max_header_bytes - head_bytes_;
   const size_t n = std::min(len, room);
   if (n > 0) {
@@ -401,37 +488,34 @@ RequestParser::Result RequestParser::feed_head(const char* data, size_t len, siz
     const size_t m = Impl::scan_head(this, data, n, &done);
     if (m == Impl::kFail) return Result::kError;
     try {
-      // One allocation each for what this call adds: head_ grows by at most the bytes scanned
-      // (plus a method the library tokenized in an earlier call), headers_ by the field lines
-      // the pre-scan counted (when it counts them). Growth stays geometric, so a head arriving
-      // a byte at a time costs no more copying than it did.
+      // One allocation each for what this call adds, none once a connection's buffers have
+      // grown to its usual head: head_ by the bytes scanned, headers_ by the field lines the
+      // pre-scan counted (when it counts them). Growth stays geometric, so a head arriving a
+      // byte at a time costs no more copying than a whole one.
       auto grow = [](auto& v, size_t want) {
         if (want > v.capacity()) v.reserve(std::max(want, 2 * v.capacity()));
       };
-      grow(head_, head_.size() + m + 16);
+      grow(head_, head_.size() + m);
       grow(headers_, field_lines_);
+      head_.append(data, m);
+      head_bytes_ += m;
+      if (!Impl::parse_lines(this)) {
+        *consumed = m;
+        return Result::kError;
+      }
     } catch (...) {
-      // Left to the callbacks, which answer an allocation failure with a 400.
-    }
-    // Only head bytes reach the library, so it can never run into the body. (No call with
-    // m == 0: the library takes an empty buffer for the end of the stream.)
-    const size_t parsed = m > 0 ? http_parser_execute(&parser_, &settings_, data, m) : 0;
-    head_bytes_ += m;
-    const http_errno err = HTTP_PARSER_ERRNO(&parser_);
-    if (err != HPE_OK && err != HPE_PAUSED) {
-      // Callback errors are already recorded with their own status.
-      Impl::fail(this, err == HPE_HEADER_OVERFLOW ? 431 : 400, http_errno_description(err));
-      *consumed = parsed;
+      Impl::fail(this, 400, "out of memory");
+      *consumed = m;
       return Result::kError;
     }
     if (too_many_fields_) {
       Impl::fail(this, 431, "more header fields than max_header_fields");
-      *consumed = parsed;
+      *consumed = m;
       return Result::kError;
     }
-    if (parsed != m || done != head_complete_) {
+    if (done != head_complete_) {  // cannot happen: the pre-scan and the tokenizer agree
       Impl::fail(this, 400, "request head not recognised");
-      *consumed = parsed;
+      *consumed = m;
       return Result::kError;
     }
     if (done) {
@@ -478,83 +562,6 @@ RequestParser::Result RequestParser::feed_body(const char* data, size_t len, siz
   return Result::kMessageComplete;
 }
 
-int RequestParser::on_url(http_parser* p, const char* at, size_t len) noexcept {
-  RequestParser* r = Impl::self(p);
-  try {
-    if (r->method_.len == 0) {
-      // The method has been tokenized by now; keep it in head_ so method() needs no lookup.
-      const std::string_view m = http_method_str(static_cast<http_method>(p->method));
-      r->method_ = {0, static_cast<uint32_t>(m.size())};
-      r->head_.append(m);
-      r->target_.off = static_cast<uint32_t>(r->head_.size());
-    }
-    r->head_.append(at, len);
-    r->target_.len += static_cast<uint32_t>(len);
-    return 0;
-  } catch (...) {
-    Impl::fail(r, 400, "out of memory");
-    return 1;
-  }
-}
-
-int RequestParser::on_header_field(http_parser* p, const char* at, size_t len) noexcept {
-  RequestParser* r = Impl::self(p);
-  // The non-strict library lets SP into field names (HTAB it rejects); RFC 9112 5.1 requires
-  // a 400 for whitespace before the colon.
-  if (std::memchr(at, ' ', len) != nullptr) {
-    Impl::fail(r, 400, "whitespace in header field name");
-    return 1;
-  }
-  try {
-    if (r->headers_.empty() || r->in_value_) {  // a new field; else another piece of the name
-      Impl::finish_header(r);
-      const auto off = static_cast<uint32_t>(r->head_.size());
-      r->headers_.push_back({{off, 0}, {off, 0}});
-      r->in_value_ = false;
-    }
-    r->head_.append(at, len);
-    r->headers_.back().name.len += static_cast<uint32_t>(len);
-    return 0;
-  } catch (...) {
-    Impl::fail(r, 400, "out of memory");
-    return 1;
-  }
-}
-
-int RequestParser::on_header_value(http_parser* p, const char* at, size_t len) noexcept {
-  RequestParser* r = Impl::self(p);
-  if (r->headers_.empty()) {
-    Impl::fail(r, 400, "header value without a name");
-    return 1;
-  }
-  try {
-    HeaderSpan& h = r->headers_.back();
-    if (!r->in_value_) {
-      h.value.off = static_cast<uint32_t>(r->head_.size());
-      r->in_value_ = true;
-    }
-    r->head_.append(at, len);
-    h.value.len += static_cast<uint32_t>(len);
-    return 0;
-  } catch (...) {
-    Impl::fail(r, 400, "out of memory");
-    return 1;
-  }
-}
-
-int RequestParser::on_headers_complete(http_parser* p) noexcept {
-  RequestParser* r = Impl::self(p);
-  Impl::finish_header(r);
-  return Impl::check_head(r) ? 0 : 1;
-}
-
-int RequestParser::on_message_complete(http_parser* p) noexcept {
-  // Only bodiless messages complete inside the library (body bytes never reach it). Pausing
-  // guarantees it would not start on a pipelined request even if it were handed more bytes.
-  http_parser_pause(p, 1);
-  return 0;
-}
-
 std::string_view RequestParser::method() const {
   return std::string_view(head_).substr(method_.off, method_.len);
 }
@@ -583,8 +590,8 @@ std::string_view RequestParser::query() const {
   return t.substr(q + 1, end == std::string_view::npos ? std::string_view::npos : end - q - 1);
 }
 
-int RequestParser::http_major() const { return parser_.http_major; }
-int RequestParser::http_minor() const { return parser_.http_minor; }
+int RequestParser::http_major() const { return http_major_; }
+int RequestParser::http_minor() const { return http_minor_; }
 size_t RequestParser::header_count() const { return headers_.size(); }
 
 std::string_view RequestParser::header_name(size_t i) const {

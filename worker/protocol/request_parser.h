@@ -1,10 +1,8 @@
-// RequestParser: incremental HTTP/1.1 request parser for one connection (RFC 9112), a thin
-// wrapper over libhttp-parser that adds the limits and the strictness the server needs.
-// Used in workers, on the loop's greenlet or in a core; no Python, no allocation in the
-// steady state (buffers keep their capacity across requests on a keep-alive connection).
+// RequestParser: incremental HTTP/1.1 request parser for one connection (RFC 9112), with the
+// limits and the strictness the server needs. Used in workers, on the loop's greenlet or in a
+// core; no Python, no allocation in the steady state (buffers keep their capacity across
+// requests on a keep-alive connection).
 #pragma once
-
-#include <http_parser.h>
 
 #include <cstdint>
 #include <optional>
@@ -46,7 +44,7 @@ class RequestParser {
   Result feed_body(const char* data, size_t len, size_t* consumed, std::string* out);
 
   // Valid after kHeadComplete.
-  std::string_view method() const;
+  std::string_view method() const;  // as sent: any token (RFC 9110 9.1), case-sensitive
   std::string_view target() const;  // raw request-target as sent
   // For an absolute-form target ("http://example.com/a?b", RFC 9112 3.2.2) path and query come
   // from the part after the authority, and path() is "/" when that part has no path.
@@ -71,24 +69,18 @@ class RequestParser {
   bool head_started() const { return head_bytes_ > 0 && !head_complete_; }
   uint64_t body_bytes() const { return body_bytes_; }  // decoded body bytes fed so far
 
-  // After kError: 400 (malformed, smuggling attempts, bad chunk framing, a chunk size that
-  // does not fit in 64 bits, a target in a form the method does not allow), 413 (body over
+  // After kError: 400 (malformed, a method that is not a token, smuggling attempts, bad chunk
+  // framing, a chunk size that does not fit in 64 bits, a target in a form the method does
+  // not allow, no Host in HTTP/1.1, several Host fields or an invalid Host value), 413 (body over
   // max_body_bytes), 431 (head over max_header_bytes, more than max_header_fields fields),
   // 501 (unsupported transfer coding), 505 (HTTP version other than 1.0 and 1.1).
   int error_status() const;
   std::string_view error_reason() const;  // short text for the log
 
  private:
-  // Helpers live in request_parser.cpp (head pre-scan, header checks).
+  // Helpers live in request_parser.cpp (head pre-scan, line tokenizer, header checks).
   struct Impl;
   friend struct Impl;
-  // Only the head goes through libhttp-parser; a chunked body is decoded by ChunkedDecoder
-  // because Debian's non-strict build accepts any two bytes as the CRLF after chunk data.
-  static int on_url(http_parser*, const char*, size_t) noexcept;
-  static int on_header_field(http_parser*, const char*, size_t) noexcept;
-  static int on_header_value(http_parser*, const char*, size_t) noexcept;
-  static int on_headers_complete(http_parser*) noexcept;
-  static int on_message_complete(http_parser*) noexcept;
 
   struct Span {
     uint32_t off = 0;
@@ -117,15 +109,17 @@ class RequestParser {
   };
 
   Limits limits_;
-  http_parser parser_{};
-  http_parser_settings settings_{};
-  std::string head_;  // method, target, header names and values, back to back
+  std::string head_;  // the head's bytes as received (leading empty lines included)
   Span method_, target_;
   Span origin_;     // the target from its path on (all of it unless absolute-form)
   Span authority_;  // absolute-form only
   std::vector<HeaderSpan> headers_;
-  bool in_value_ = false;
   size_t head_bytes_ = 0;
+  size_t line_start_ = 0;  // offset in head_ of the first line not tokenized yet
+  size_t searched_ = 0;    // head_ holds no LF in [line_start_, searched_)
+  bool request_line_done_ = false;
+  uint8_t http_major_ = 0;
+  uint8_t http_minor_ = 0;
   ScanState scan_state_ = ScanState::kLeading;
   uint8_t request_line_spaces_ = 0;
   uint8_t version_pos_ = 0;       // bytes of "HTTP/x.y" matched so far

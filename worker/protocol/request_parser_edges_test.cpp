@@ -1,8 +1,10 @@
 // Tests for RequestParser's edge rules: the header field count limit, absolute-form targets,
-// chunk-size bounds, Expect on HTTP/1.0 and head_started(). Inputs end against a guard page.
+// chunk-size bounds, Expect on HTTP/1.0, head_started(), extension methods, optional
+// whitespace around list elements and Host values. Inputs end against a guard page.
 
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -238,6 +240,157 @@ TEST(RequestParserVersion, SameVerdictWholeAndSplitAtEveryByte) {
   RequestParser bad({});
   EXPECT_EQ(run(bad, "GET / HTTP/1.x\r\nHost: h\r\n\r\n"), Result::kError);
   EXPECT_EQ(bad.error_status(), 400);
+}
+
+// RFC 9110 9.1: methods are an open set of tokens, case-sensitive, passed on as sent; the body
+// is framed as for any method.
+TEST(RequestParserMethods, AnyTokenIsServedWithItsBody) {
+  for (const char* method : {"QUERY", "PURGE", "MKCALENDAR", "FOO-BAR", "get", "M-SEARCH",
+                             "!#$%&'*+-.^_`|~09azAZ", "PROPFIND", "connect"}) {
+    for (bool byte_by_byte : {false, true}) {
+      RequestParser p({});
+      std::string body;
+      const std::string req = std::string(method) +
+                              " /contacts?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\n"
+                              "hello";
+      ASSERT_EQ(run(p, req, &body, byte_by_byte), Result::kMessageComplete) << method;
+      EXPECT_EQ(p.method(), method);
+      EXPECT_EQ(p.path(), "/contacts");
+      EXPECT_EQ(p.query(), "x=1");
+      EXPECT_EQ(body, "hello");
+      EXPECT_FALSE(p.upgrade()) << method;  // "connect" is not CONNECT
+    }
+    RequestParser c({});
+    std::string body;
+    const std::string chunked = std::string(method) +
+                                " / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "3\r\nabc\r\n0\r\n\r\n";
+    ASSERT_EQ(run(c, chunked, &body), Result::kMessageComplete) << method;
+    EXPECT_EQ(body, "abc");
+  }
+}
+
+TEST(RequestParserMethods, ConnectKeepsItsRules) {
+  RequestParser p({});
+  ASSERT_EQ(run(p, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n"),
+            Result::kMessageComplete);
+  EXPECT_EQ(p.method(), "CONNECT");
+  EXPECT_EQ(p.target(), "example.com:443");
+  EXPECT_TRUE(p.upgrade());  // the rest of the stream is not HTTP
+  RequestParser v6({});
+  EXPECT_EQ(run(v6, "CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n"),
+            Result::kMessageComplete);
+  for (const char* bad :
+       {"CONNECT [::1] HTTP/1.1\r\nHost: h\r\n\r\n", "CONNECT h: HTTP/1.1\r\nHost: h\r\n\r\n",
+        "CONNECT http://h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        "CONNECT h:443 HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\n\r\nx"}) {
+    RequestParser q({});
+    EXPECT_EQ(run(q, bad), Result::kError) << bad;
+    EXPECT_EQ(q.error_status(), 400) << bad;
+  }
+  // Asterisk-form stays OPTIONS only, whatever other token is used.
+  RequestParser star({});
+  EXPECT_EQ(run(star, "QUERY * HTTP/1.1\r\nHost: h\r\n\r\n"), Result::kError);
+}
+
+TEST(RequestParserMethods, NonTokenMethodIs400WholeAndByteByByte) {
+  for (const char* bad : {"GE(T", "GET@", "G\"T", "G{T", "G\x80T", "GET,POST", "[GET]"}) {
+    const std::string req = std::string(bad) + " / HTTP/1.1\r\nHost: h\r\n\r\n";
+    for (bool byte_by_byte : {false, true}) {
+      RequestParser p({});
+      EXPECT_EQ(run(p, req, nullptr, byte_by_byte), Result::kError) << bad;
+      EXPECT_EQ(p.error_status(), 400) << bad;
+    }
+  }
+}
+
+// RFC 9110 5.6.1, 5.5: OWS is SP or HTAB, around every list element and field value.
+TEST(RequestParserOws, TabTrimmedLikeSpaceInEveryComparedField) {
+  struct Case {
+    const char* fields;
+    bool keep_alive, chunked, expect_continue, upgrade;
+    std::optional<uint64_t> length;
+  };
+  const Case cases[] = {
+      {"Connection: close\t\r\n", false, false, false, false, {}},
+      {"Connection:\tclose\r\n", false, false, false, false, {}},
+      {"Connection: keep-alive,\tclose\t\r\n", false, false, false, false, {}},
+      {"Connection: foo ,\t close\r\n", false, false, false, false, {}},
+      {"Connection: closed\r\n", true, false, false, false, {}},
+      {"Content-Length: 3\t\r\n", true, false, false, false, 3},
+      {"Content-Length:\t3 \t\r\n", true, false, false, false, 3},
+      {"Transfer-Encoding: chunked\t\r\n", true, true, false, false, {}},
+      {"Transfer-Encoding:\tChunked \r\n", true, true, false, false, {}},
+      {"Expect: 100-continue\t\r\nContent-Length: 3\r\n", true, false, true, false, 3},
+      {"Expect:\t100-continue , foo\r\nContent-Length: 3\r\n", true, false, true, false, 3},
+      {"Connection: Upgrade\t\r\nUpgrade:\twebsocket\t\r\n", true, false, false, true, {}},
+      {"Connection:\tkeep-alive,\tupgrade\r\nUpgrade: websocket\r\n", true, false, false, true, {}},
+      {"Connection: upgrade\r\nUpgrade: \t\r\n", true, false, false, false, {}},
+  };
+  for (const Case& c : cases) {
+    const std::string req = std::string("PUT /url HTTP/1.1\r\nHost: example.com\r\n") + c.fields +
+                            "\r\n" + (c.chunked ? "3\r\nabc\r\n0\r\n\r\n" : "abc");
+    for (bool byte_by_byte : {false, true}) {
+      RequestParser p({});
+      std::string body;
+      ASSERT_EQ(run(p, req, &body, byte_by_byte), Result::kMessageComplete) << c.fields;
+      EXPECT_EQ(p.keep_alive(), c.keep_alive) << c.fields;
+      EXPECT_EQ(p.chunked(), c.chunked) << c.fields;
+      EXPECT_EQ(p.expect_continue(), c.expect_continue) << c.fields;
+      EXPECT_EQ(p.upgrade(), c.upgrade) << c.fields;
+      EXPECT_EQ(p.content_length(), c.length) << c.fields;
+      EXPECT_EQ(body, c.length || c.chunked ? "abc" : "") << c.fields;
+    }
+  }
+}
+
+TEST(RequestParserOws, CloseWinsOverKeepAliveOnBothVersions) {
+  for (const char* v : {"HTTP/1.0", "HTTP/1.1"}) {
+    RequestParser p({});
+    const std::string req =
+        std::string("GET / ") + v + "\r\nHost: h\r\nConnection: keep-alive,\tclose\r\n\r\n";
+    ASSERT_EQ(run(p, req), Result::kMessageComplete);
+    EXPECT_FALSE(p.keep_alive()) << v;
+  }
+}
+
+// RFC 9112 3.2: Host = uri-host [":" port]; an invalid value is a 400.
+TEST(RequestParserHost, ValidAndInvalidValues) {
+  const char* valid[] = {"example.com",
+                         "127.0.0.1:8080",
+                         "[::1]:80",
+                         "[::1]",
+                         "[2001:db8::7]",
+                         "[::ffff:192.0.2.1]:443",
+                         "[v1.fe80::a+en1]",
+                         "xn--bcher-kva.example",
+                         "example.com:",  // port = *DIGIT
+                         "h%41st",
+                         "a-b_c~d.e!$&'()*+,;=",
+                         ""};  // kept as before: an empty Host passes (RFC 9110 7.2)
+  const char* invalid[] = {"###",      "a b",       "[::1",      "a:b",    "[::1]x",
+                           "[::1]:8a", "a:80:90",   "user@host", "h/x",    "h?x",
+                           "[:::1::]", "[1.2.3.4]", "[v1]",      "[vx.a]", "%4",
+                           "h%zz",     ":80",       "[]",        "h\"",    "\xc3\xa9.fr"};
+  for (const char* host : valid) {
+    RequestParser p({});
+    const std::string req = std::string("GET / HTTP/1.1\r\nHost: ") + host + "\r\n\r\n";
+    EXPECT_EQ(run(p, req), Result::kMessageComplete) << host << ": " << p.error_reason();
+    EXPECT_EQ(p.header_value(0), host);
+  }
+  for (const char* host : invalid) {
+    for (bool byte_by_byte : {false, true}) {
+      RequestParser p({});
+      const std::string req = std::string("GET / HTTP/1.1\r\nHost: ") + host + "\r\n\r\n";
+      EXPECT_EQ(run(p, req, nullptr, byte_by_byte), Result::kError) << host;
+      EXPECT_EQ(p.error_status(), 400) << host;
+    }
+  }
+  // Missing Host: 400 in HTTP/1.1, allowed in HTTP/1.0, as before.
+  RequestParser none11({});
+  EXPECT_EQ(run(none11, "GET / HTTP/1.1\r\n\r\n"), Result::kError);
+  RequestParser none10({});
+  EXPECT_EQ(run(none10, "GET / HTTP/1.0\r\n\r\n"), Result::kMessageComplete);
 }
 
 }  // namespace

@@ -400,8 +400,10 @@ std::vector<BadCase> bad_cases() {
   const std::string h = "Host: h\r\n";
   return {
       {"garbage request line", "HELLO\r\n\r\n", 400},
-      {"unknown method", "FETCH / HTTP/1.1\r\n" + h + "\r\n", 400},
-      {"lowercase method", "get / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method not a token", "GE(T / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method with a slash", "GET/1 / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method with obs-text", "G\xc9T / HTTP/1.1\r\n" + h + "\r\n", 400},
+      {"method with a colon", "X:Y / HTTP/1.1\r\n" + h + "\r\n", 400},
       {"missing version (HTTP/0.9)", "GET /\r\n\r\n", 400},
       {"double space", "GET  / HTTP/1.1\r\n" + h + "\r\n", 400},
       {"trailing space", "GET / HTTP/1.1 \r\n" + h + "\r\n", 400},
@@ -471,6 +473,12 @@ std::vector<BadCase> bad_cases() {
       {"no Host in 1.1", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400},
       {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n", 400},
       {"two Hosts in 1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+      {"invalid Host ###", "GET / HTTP/1.1\r\nHost: ###\r\n\r\n", 400},
+      {"invalid Host in 1.0", "GET / HTTP/1.0\r\nHost: a b\r\n\r\n", 400},
+      {"CONNECT without port", "CONNECT h HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+      {"CONNECT origin-form", "CONNECT / HTTP/1.1\r\nHost: h\r\n\r\n", 400},
+      {"TE chunked then tab-padded gzip",
+       "POST / HTTP/1.1\r\n" + h + "Transfer-Encoding: chunked,\tgzip\t\r\n\r\n", 400},
       {"CONNECT with body", "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\nContent-Length: 2\r\n\r\nab",
        400},
       // Chunked framing.

@@ -7,9 +7,11 @@
 
 namespace aiowsgi::worker {
 
-// authority = host [ ":" port ] as an absolute-form http(s) target may carry it: reg-name,
-// IPv4 or a bracketed IP-literal, and digits after a colon. userinfo ("user@") is refused
-// (RFC 9110 4.2.4 asks recipients to treat it as an error), and so is an empty host.
+// authority = host [ ":" port ] as an absolute-form http(s) target or a Host field (RFC 9112
+// 3.2) may carry it: reg-name (pct-encoding checked), IPv4, or a bracketed IPv6 address or
+// IPvFuture, and digits after a colon (an empty port is valid: port = *DIGIT). userinfo
+// ("user@") is refused (RFC 9110 4.2.4 asks recipients to treat it as an error), and so is
+// an empty host.
 bool valid_authority(std::string_view a);
 
 // Percent-decodes |in| (each valid %XX to one byte; an invalid escape is kept as is), appending

@@ -116,21 +116,16 @@ std::string base64(std::string_view data) {
   return out;
 }
 
-bool has_token(std::string_view list, std::string_view token) {
-  while (!list.empty()) {
-    const size_t comma = list.find(',');
-    std::string_view item = list.substr(0, comma);
-    list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
-    if (char_class::iequals(char_class::trim_ows(item), token)) return true;
-  }
-  return false;
-}
-
 std::string_view handshake_error(const HandshakeRequest& r) {
   if (r.method != "GET") return "the request method is not GET";
   if (!r.http11) return "the request is not HTTP/1.1";
-  if (!has_token(r.upgrade, "websocket")) return "the request has no Upgrade: websocket";
-  if (!has_token(r.connection, "upgrade")) return "the request has no Connection: upgrade";
+  // The same list splitting and OWS trimming as the request parser's Connection handling.
+  if (!char_class::list_has_token(r.upgrade, "websocket")) {
+    return "the request has no Upgrade: websocket";
+  }
+  if (!char_class::list_has_token(r.connection, "upgrade")) {
+    return "the request has no Connection: upgrade";
+  }
   if (r.version != "13") return "Sec-WebSocket-Version is not 13";
   // base64 of 16 bytes: 22 alphabet characters, then "==" (RFC 6455 4.1, RFC 4648 4).
   const std::string_view k = r.key;

@@ -44,8 +44,6 @@ struct HandshakeRequest {
 // "websocket" in Upgrade, "upgrade" in Connection (both token lists, any case),
 // Sec-WebSocket-Version 13, and a Sec-WebSocket-Key that is the base64 of 16 bytes.
 std::string_view handshake_error(const HandshakeRequest& r);
-// A token in a comma-separated field value, ASCII case-insensitive ("keep-alive, Upgrade").
-bool has_token(std::string_view list, std::string_view token);
 
 // SHA-1 (FIPS 180-4) and base64 (RFC 4648), exposed for the tests.
 std::string sha1(std::string_view data);  // 20 raw bytes

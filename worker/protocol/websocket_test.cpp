@@ -281,13 +281,5 @@ TEST(WebSocketHandshake, ChecksMethodVersionHeadersAndKey) {
   EXPECT_NE(with([](HandshakeRequest& r) { r.key = "dGhlIHNhbXBsZSBub25jZQ==x"; }), "");
 }
 
-TEST(WebSocketHandshake, TokenLists) {
-  EXPECT_TRUE(has_token("Upgrade", "upgrade"));
-  EXPECT_TRUE(has_token(" keep-alive ,\tUPGRADE ", "upgrade"));
-  EXPECT_FALSE(has_token("", "upgrade"));
-  EXPECT_FALSE(has_token("upgrade-insecure", "upgrade"));
-  EXPECT_FALSE(has_token("up grade", "upgrade"));
-}
-
 }  // namespace
 }  // namespace aiowsgi::worker::websocket
