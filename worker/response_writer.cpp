@@ -51,12 +51,15 @@ const char* reason_phrase(int status) {
 
 }  // namespace
 
-std::string error_response(int status) {
+std::string error_response(int status, std::string_view date) {
   const char* reason = reason_phrase(status);
   std::string body = std::to_string(status) + " " + reason + "\n";
   std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason +
                   "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\nConnection: close\r\n\r\n" + body;
+                  "\r\n";
+  r += date;
+  r += "Connection: close\r\n\r\n";
+  r += body;
   return r;
 }
 
@@ -376,7 +379,7 @@ bool ResponseWriter::iterate_result(PyObject* result) noexcept {
 bool ResponseWriter::send_simple_error(int status) noexcept {
   keep_alive_ = false;
   status_code_ = status;  // for the access log and the status-class counters
-  std::string r = error_response(status);
+  std::string r = error_response(status, core_->server()->date_header());
   headers_sent_ = true;
   iovec iov{r.data(), r.size()};
   return send_all(&iov, 1);

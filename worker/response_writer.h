@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "worker/protocol/response_head.h"
 
@@ -18,8 +19,10 @@ namespace aiowsgi::worker {
 class Core;
 
 // The canned response for a request the server rejects before (or instead of) any app
-// response: "HTTP/1.1 <status> <reason>", a short text body, Connection: close.
-std::string error_response(int status);
+// response: "HTTP/1.1 <status> <reason>", |date| (the server's cached "Date: ...\r\n" line,
+// the one app responses carry: RFC 9110 6.6.1 asks an origin server with a clock for it), a
+// short text body, Connection: close.
+std::string error_response(int status, std::string_view date);
 
 class ResponseWriter {
  public:
