@@ -99,6 +99,19 @@ TEST(UwsgiParser, StopsAtTheEndOfThePacketAndLeavesTheBody) {
   EXPECT_EQ(consumed, 0u);
 }
 
+// The web server in front has parsed the request line: whatever method it passes (extension
+// methods included) reaches the app as sent, like over HTTP.
+TEST(UwsgiParser, PassesAnyMethodThrough) {
+  for (const char* method : {"QUERY", "PURGE", "MKCALENDAR", "FOO-BAR", "get"}) {
+    UwsgiParser p(default_limits());
+    const std::string head = packet({{"REQUEST_METHOD", method}, {"CONTENT_LENGTH", "5"}});
+    size_t consumed = 0;
+    ASSERT_EQ(feed_all(p, head + "hello", &consumed), Result::kHeadComplete) << method;
+    EXPECT_EQ(p.find("REQUEST_METHOD"), method);
+    EXPECT_EQ(p.content_length(), 5u);
+  }
+}
+
 TEST(UwsgiParser, EveryPrefixIsIncomplete) {
   const std::string in = packet(kGet);
   for (size_t n = 0; n < in.size(); ++n) {
