@@ -1,6 +1,7 @@
 """[server] preload (SPEC.md "Preload"): the app is imported once per generation in a preload
 process; its workers are forked from it but supervised by the master as its own children,
-each with its own event loop. Each test starts its own server from an app file it writes."""
+each with its own event loop. Each test starts its own server from an app file it writes
+(stopped when the test ends, failed or not: conftest's stop_servers_the_test_started)."""
 import os
 import signal
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import test_supervision as sup
-from conftest import EXAMPLES, Server, free_port, wait_for
+from conftest import EXAMPLES, Server, free_port, request_every_core, wait_for
 
 APP = '''
 import asyncio, os, random
@@ -26,10 +27,16 @@ IMPORTED_WITH = IMPORT_LOOP.run_until_complete(asyncio.sleep(0, result="ran at i
 BIG = [("x" * 64 + str(i)) for i in range(%(objects)d)]   # shared copy-on-write under preload
 
 
+RELEASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "release")
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     loop = asyncio.get_event_loop()
     if path == "/info":
+        # Holds its core until the test creates RELEASE (conftest.request_every_core).
+        while not os.path.exists(RELEASE):
+            aiowsgi.sleep(0.02)
         # The loop's self-pipe (a socket: its own inode) and its epoll descriptor.
         body = "%%d %%d %%d %%r %%s %%d" %% (
             os.getpid(), os.getppid(), os.fstat(loop._ssock.fileno()).st_ino,
@@ -58,11 +65,12 @@ def write_app(path, version="v1", broken=False, objects=1000):
     Path(path).write_text(text)
 
 
-def start(tmp_path, workers=2, **kwargs):
+def start(tmp_path, workers=2, cores=2, **kwargs):
     app = tmp_path / "app.py"
     if not app.exists():
         write_app(app)
-    server = Server(tmp_path, app, workers=workers, server={"preload": True}, **kwargs).start()
+    server = Server(tmp_path, app, workers=workers, cores=cores, server={"preload": True},
+                    stats_socket=True, **kwargs).start()
     server.wait_log("ready (pid", count=workers, timeout=20)
     return server
 
@@ -74,17 +82,21 @@ def imports(tmp_path):
     return [tuple(line.split()) for line in path.read_text().splitlines() if line.strip()]
 
 
-def infos(server, workers, tries=200):
-    """/info per worker pid, until every worker answered (fresh connection each time)."""
+def infos(server, workers):
+    """/info per worker pid, from every worker: its requests are held until each core of each
+    worker has one (conftest.request_every_core), so none can be missed."""
+    release = Path(server.workdir) / "release"
+    release.unlink(missing_ok=True)
+    try:
+        bodies = request_every_core(server, "/info", release.touch)
+    finally:
+        release.touch()  # a held request must not outlive a failure here
     seen = {}
-    for _ in range(tries):
-        status, _, body = server.request("GET", "/info")
-        assert status == 200, body
+    for body in bodies:
         pid, ppid, inode, rnd, wid, epfd = body.decode().split()
         seen.setdefault(int(pid), (int(ppid), int(inode), rnd, int(wid)))
         EPOLL_FDS[int(pid)] = int(epfd)
-        if len(seen) >= workers:
-            break
+    assert len(seen) == workers, seen
     return seen
 
 
