@@ -205,6 +205,45 @@ def test_a_killed_preload_process_is_replaced_and_serving_goes_on(tmp_path):
     assert server.stop() == 0
 
 
+def test_a_stopped_preload_process_does_not_stall_the_master(tmp_path):
+    # kill -STOP on the preload process, then a worker dies: the master asks the stopped
+    # process for a replacement. Its loop must not wait for the answer: signals, reaping and
+    # the stats socket go on, and TERM stops everything (the stopped process included)
+    # without starting another preload process.
+    server = start(tmp_path, workers=2)
+    (preload,) = preload_pids(server)
+    victim = server.stats()["workers"][0]["pid"]
+    os.kill(preload, signal.SIGSTOP)
+    try:
+        os.kill(victim, signal.SIGKILL)
+        assert "respawning" in server.wait_log("respawning", timeout=10)
+        # The fork request is out (the slot waits for it) while the master keeps answering.
+        for _ in range(5):
+            t0 = time.monotonic()
+            doc = server.stats()
+            assert time.monotonic() - t0 < 2.0, "the stats socket took %.1f s" % (
+                time.monotonic() - t0)
+            assert [w for w in doc["workers"] if w["pid"] != victim]
+            time.sleep(0.2)
+        # Reaped, not left a zombie by a master waiting on the stopped process.
+        assert wait_for(lambda: not Path("/proc/%d" % victim).exists() or
+                        Path("/proc/%d/stat" % victim).read_text().rsplit(")", 1)[1].split()[0]
+                        != "Z", timeout=5)
+        t0 = time.monotonic()
+        os.kill(server.pid, signal.SIGTERM)
+        server.proc.wait(timeout=20)
+        took = time.monotonic() - t0
+        # graceful_timeout is 5 s: stopping must not wait for it, let alone the fork timeout.
+        assert took < 4.0, "TERM took %.1f s" % took
+        assert server.proc.returncode == 0
+        assert preload_pids(server) == [preload], server.log_text()[-3000:]
+    finally:
+        try:
+            os.kill(preload, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
+
 # ---- reloads --------------------------------------------------------------------------------
 
 def test_hup_under_load_drops_nothing_and_imports_the_new_code_once(tmp_path):
