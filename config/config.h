@@ -15,6 +15,11 @@
 
 namespace aiowsgi::config {
 
+// A worker judges every timeout of its requests and connections (harakiri, header, keep-alive
+// and body timeouts, the graceful drain) on a timer of this period: a shorter limit could not
+// be kept, so the loader refuses seconds values below it (0 keeps meaning "off" or "at once").
+inline constexpr double kTimerTickSeconds = 0.25;
+
 struct ServerConfig {
   std::vector<std::string> listen;        // HTTP listeners, as written ("HOST:PORT", "unix:/p")
   std::vector<std::string> uwsgi_listen;  // uwsgi-protocol listeners

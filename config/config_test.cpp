@@ -15,6 +15,7 @@
 
 #include "config/command_line.h"
 #include "config/keys.h"
+#include "config/values.h"
 
 namespace aiowsgi::config {
 namespace {
@@ -413,12 +414,55 @@ TEST_F(ConfigTest, OutOfRange) {
       {"app", "chdir = \"missing-dir\"", "no such directory: " + path("missing-dir")},
       {"app", "env = { \"A=B\" = \"x\" }", "not a valid environment variable name"},
       {"app", "python_path = [\"\"]", "[app] python_path = \"\": empty path"},
+      // Below the worker's timer period (SecondsBelowTheTimerPeriodAreRefused).
+      {"limits", "harakiri = 1e-9",
+       "[limits] harakiri = 0.000000001: must be at least 0.25 seconds (timeouts are checked "
+       "every 0.25 s), or 0"},
+      {"limits", "harakiri = 0.2", "[limits] harakiri = 0.2: must be at least 0.25 seconds"},
+      {"limits", "body_timeout = 0.1", "[limits] body_timeout = 0.1: must be at least 0.25"},
+      {"limits", "keepalive_timeout = 0.001",
+       "[limits] keepalive_timeout = 0.001: must be at least 0.25 seconds (timeouts are "
+       "checked every 0.25 s)"},
+      {"limits", "header_timeout = 1e-300",
+       "[limits] header_timeout = 1e-300: must be at least 0.25 seconds"},
+      {"server", "graceful_timeout = 0.01",
+       "[server] graceful_timeout = 0.01: must be at least 0.25 seconds"},
   };
   for (const auto& c : cases) {
     std::string e = error_for(with_line(c.table, c.line));
     EXPECT_EQ(e.rfind(toml_path() + ":2:", 0), 0u) << e;
     EXPECT_NE(e.find(c.want), std::string::npos) << e << "\nwanted: " << c.want;
   }
+}
+
+// A worker checks its timeouts every 0.25 s (kTimerTickSeconds): a shorter limit is refused
+// with the minimum (OutOfRange), 0 keeps its meaning, and the minimum itself is accepted.
+TEST_F(ConfigTest, SecondsBelowTheTimerPeriodAreRefused) {
+  // keepalive_timeout cannot be 0, so its message offers no "or 0".
+  EXPECT_EQ(error_for(with_line("limits", "keepalive_timeout = 0.1")).find(", or 0"),
+            std::string::npos);
+  Config cfg = load_file_ok(std::string(kMinimal) +
+                            "[limits]\nharakiri = 0.25\nbody_timeout = 0\nheader_timeout = "
+                            "0.25\nkeepalive_timeout = 0.25\n");
+  EXPECT_DOUBLE_EQ(cfg.limits.harakiri, 0.25);
+  EXPECT_DOUBLE_EQ(cfg.limits.body_timeout, 0);
+  cfg = load_file_ok(std::string(kMinimal) + "[limits]\nharakiri = 0\n");
+  EXPECT_DOUBLE_EQ(cfg.limits.harakiri, 0);
+}
+
+// A value far out of range is echoed in a short form, not with its hundreds of digits.
+TEST_F(ConfigTest, HugeAndTinyFloatsAreEchoedShort) {
+  EXPECT_EQ(error_for(with_line("limits", "body_timeout = 1e308")),
+            toml_path() + ":2:16: [limits] body_timeout = 1e+308: must be 0..10000000 seconds");
+  EXPECT_EQ(error_for(with_line("limits", "harakiri = -1.7976931348623157e308")),
+            toml_path() +
+                ":2:12: [limits] harakiri = -1.7976931348623157e+308: must be 0..10000000 seconds");
+  EXPECT_EQ(format_double(1e7), "10000000");
+  EXPECT_EQ(format_double(2.5), "2.5");
+  EXPECT_EQ(format_double(0.25), "0.25");
+  EXPECT_EQ(format_double(1e-9), "0.000000001");
+  EXPECT_EQ(format_double(1e-300), "1e-300");
+  EXPECT_EQ(format_double(1e308), "1e+308");
 }
 
 TEST_F(ConfigTest, ErrorsEchoingControlCharactersStayOneLine) {

@@ -116,11 +116,16 @@ Status check_static_entry(std::string_view prefix, const std::string& folder) {
 }  // namespace
 
 std::string format_double(double d) {
-  char buf[400];  // fixed notation of DBL_MAX needs 309 digits
-  // Fixed notation: "10000000", not "1e+07"; still the shortest form that reads back exactly.
+  // Fixed notation reads best ("10000000", not "1e+07") as long as it is short; the buffer's
+  // size is the limit, past which to_chars fails and the exponent form is used.
+  constexpr size_t kFixedChars = 24;
+  char buf[kFixedChars];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
-  if (ec != std::errc()) return "?";
-  return std::string(buf, end);
+  if (ec == std::errc()) return std::string(buf, end);
+  char sci[32];  // the longest shortest-exact exponent form is 24 characters
+  auto [send, sec] = std::to_chars(sci, sci + sizeof sci, d, std::chars_format::scientific);
+  if (sec != std::errc()) return "?";
+  return std::string(sci, send);
 }
 
 namespace {
@@ -241,6 +246,11 @@ Status check_value(const Key& key, const Value& v) {
       if (!std::isfinite(d) || d < 0 || d > kMaxSeconds || (positive && d == 0)) {
         return refuse(positive ? "must be > 0 and <= " + format_double(kMaxSeconds) + " seconds"
                                : "must be 0.." + format_double(kMaxSeconds) + " seconds");
+      }
+      if (d != 0 && d < kMinSeconds) {
+        return refuse("must be at least " + format_double(kMinSeconds) +
+                      " seconds (timeouts are checked every " + format_double(kMinSeconds) + " s)" +
+                      (positive ? "" : ", or 0"));
       }
       return Status::Ok();
     }

@@ -25,6 +25,8 @@ constexpr int64_t kMaxHeaderBytes = int64_t{16} * 1024 * 1024;
 // Durations are seconds; the cap keeps later conversions (to ev_tstamp, to integer
 // nanoseconds for timers) far from overflow. 10^7 s is about 115 days.
 constexpr double kMaxSeconds = 1e7;
+// And at least the worker's timer period (config.h), 0 aside.
+constexpr double kMinSeconds = kTimerTickSeconds;
 // [static] expires: ten years; browsers cap max-age far lower anyway.
 constexpr int64_t kMaxExpires = int64_t{10} * 365 * 24 * 3600;
 
@@ -34,7 +36,10 @@ using Entry = std::pair<std::string, std::string>;  // one NAME = "value" of a t
 
 // As it would be written in the file: 0, 2.5, true, "text".
 std::string render(const Value& v);
-std::string format_double(double d);    // fixed notation, shortest exact: "10000000", "2.5"
+// Shortest exact form, fixed notation while short ("10000000", "2.5", "0.000001"), else
+// exponent notation ("1e+308", "1e-300"): a far out-of-range value is not echoed with
+// hundreds of digits.
+std::string format_double(double d);
 std::string quote(std::string_view s);  // "text", escaped as a TOML basic string
 // |s| with control characters written as TOML escapes (\n, \t, \u001B): a message that echoes
 // a path, host or key name from the file stays one line.

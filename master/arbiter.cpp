@@ -106,8 +106,9 @@ int Arbiter::run() {
       loop_, [this](bool booting) { on_preload_ready(booting); },
       [this](const std::string& files, const std::string& who) {
         if (file_watcher_) file_watcher_->add_report(files, who);
-      });
-  maintain();  // spawns the first generation
+      },
+      [this] { on_event(Event::kTick); });  // maintain() takes the fork outcomes
+  maintain();                               // spawns the first generation
   if (state_ != MasterState::kDone) ev_run(loop_, 0);
   return exit_code_;
 }
@@ -197,8 +198,10 @@ void Arbiter::on_child(pid_t pid, int status) {
   if (p && stats_) stats_->on_exit(p.get());
   if (!p) {
     // Not one of ours: when the master runs as PID 1 (a container) orphans are re-parented
-    // to it and libev reaps them for us. Nothing to do but not to complain loudly.
+    // to it and libev reaps them for us. Or a worker of a preload process that died before
+    // its pid arrived: kept until the pid comes (apply_fork_outcomes).
     spdlog::debug("reaped unknown child pid {} ({})", pid, describe_exit(status));
+    if (preload_ && preload_->fork_pending()) remember_unclaimed_exit(pid, status);
     return;
   }
   close_control(p.get());
@@ -469,23 +472,37 @@ void Arbiter::spawn(int id) {
       c->board = stats->board_for_child(p);
     };
   }
+  // With preload the pid comes later (apply_fork_outcomes); the slot is taken meanwhile.
   Result<pid_t> pid =
-      cfg().server.preload ? fork_preloaded(p, ctx.control_fd) : spawner_.spawn(setup);
+      cfg().server.preload ? request_preloaded(p, ctx.control_fd) : spawner_.spawn(setup);
   // The worker's end lives on in the child only (closed here when |pair| goes).
   if (!pid.ok()) {
     if (stats_) stats_->on_exit(p);
-    table_.remove(-1);
+    table_.remove_entry(p);
     spawn_failed(id, pid.status());
     return;
   }
-  p->pid = pid.value();
   if (slot.last_spawn > 0) ++slot.respawn_count;
   slot.last_spawn = now;
+  if (pid.value() > 0) started(p, pid.value());
+}
+
+void Arbiter::started(WorkerProcess* p, pid_t pid) {
+  p->pid = pid;
   ev_io_init(&p->io, &Arbiter::control_cb, p->control.get(), EV_READ);
   p->io.data = p;
   p->owner = this;
   ev_io_start(loop_, &p->io);
-  spdlog::info("worker {} started, pid {}", id, p->pid);
+  spdlog::info("worker {} started, pid {}", p->id, p->pid);
+  // Asked to leave while its pid was unknown: the signal it missed. (A command sent on the
+  // control pipe meanwhile is waiting there.)
+  if (p->kill_sent) {
+    ::kill(p->pid, SIGKILL);
+  } else if (p->state == WorkerState::kAborted) {
+    ::kill(p->pid, SIGQUIT);
+  } else if (p->state == WorkerState::kDraining) {
+    ::kill(p->pid, SIGTERM);
+  }
 }
 
 void Arbiter::spawn_failed(int id, const Status& why) {
@@ -500,21 +517,21 @@ void Arbiter::drain(WorkerProcess* p) {
   p->state = WorkerState::kDraining;
   p->stop_deadline = ev_now(loop_) + cfg().server.graceful_timeout;
   send_command(p, ControlType::kDrain);
-  ::kill(p->pid, SIGTERM);
+  if (p->forked()) ::kill(p->pid, SIGTERM);  // else started() sends it
 }
 
 void Arbiter::stop_hard(WorkerProcess* p) {
   if (p->kill_sent) return;
   p->state = WorkerState::kAborted;
   send_command(p, ControlType::kStop);
-  ::kill(p->pid, SIGQUIT);
+  if (p->forked()) ::kill(p->pid, SIGQUIT);
 }
 
 void Arbiter::kill_now(WorkerProcess* p) {
   if (p->kill_sent) return;
   p->state = WorkerState::kAborted;
   p->kill_sent = true;
-  ::kill(p->pid, SIGKILL);
+  if (p->forked()) ::kill(p->pid, SIGKILL);
 }
 
 void Arbiter::send_command(WorkerProcess* p, ControlType type) {

@@ -91,6 +91,9 @@ class Arbiter {
   void arm_wakeup();
 
   void spawn(int id);
+  // |p|'s process runs as |pid|: watches its control pipe, and sends it the stop signal it
+  // was due while its pid was unknown.
+  void started(WorkerProcess* p, pid_t pid);
   // Ends a spawn that could not fork: the slot backs off before the next try.
   void spawn_failed(int id, const Status& why);
   void drain(WorkerProcess* p);
@@ -108,10 +111,14 @@ class Arbiter {
 
   // [server] preload (master/arbiter_preload.cpp): workers come from the generation's
   // preload process. ensure_preload() starts the one the state needs if it is missing;
-  // preload_gate() is true when spawn() may ask it for a worker now; fork_preloaded() asks.
+  // preload_gate() is true when spawn() may ask it for a worker now; request_preloaded()
+  // asks (the pid comes later: -1 on success); apply_fork_outcomes() takes the answers.
   void ensure_preload();
   bool preload_gate();
-  Result<pid_t> fork_preloaded(WorkerProcess* p, int worker_end);
+  Result<pid_t> request_preloaded(WorkerProcess* p, int worker_end);
+  void apply_fork_outcomes();
+  // A reaped pid that no table entry had: perhaps a preloaded worker whose pid is on its way.
+  void remember_unclaimed_exit(pid_t pid, int status);
   void on_preload_ready(bool booting);
   bool on_preload_exit(pid_t pid, int status);
   // Master-only fds every forked child closes first: control pipes, removed listeners, the
@@ -143,6 +150,11 @@ class Arbiter {
   std::unique_ptr<Preloader> preload_;         // [server] preload: the preload processes
   double preload_backoff_ = 0;                 // next_backoff() of the serving preload process
   double preload_retry_at_ = 0;                // no new serving preload process before this
+  struct UnclaimedExit {
+    pid_t pid;
+    int status;
+  };
+  std::vector<UnclaimedExit> unclaimed_exits_;  // newest last, a few at most
 };
 
 }  // namespace aiowsgi::master

@@ -28,6 +28,7 @@ ScoreView score_view(const StatsServer* stats, const WorkerProcess* p) {
 }  // namespace
 
 void Arbiter::maintain() {
+  apply_fork_outcomes();  // before anything counts the slots that waited for them
   // [app] reload follows the configuration in force (cheap when unchanged).
   if (file_watcher_) file_watcher_->configure(cfg());
   murder_stale();
@@ -97,7 +98,9 @@ void Arbiter::murder_stale() {
       kill_now(p);
     }
   }
-  if (state_ == MasterState::kStopping && now >= stop_deadline_ && !table_.empty()) {
+  // A preload process that ignores its SIGTERM (stopped, wedged) is killed here too.
+  if (state_ == MasterState::kStopping && now >= stop_deadline_ &&
+      (!table_.empty() || (preload_ && !preload_->empty()))) {
     on_event(Event::kGraceExpired);
     return;
   }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <string>
 
 #include "common/exit_codes.h"
@@ -93,7 +94,7 @@ bool Arbiter::preload_gate() {
   return p != nullptr && p->ready && p->channel;
 }
 
-Result<pid_t> Arbiter::fork_preloaded(WorkerProcess* p, int worker_end) {
+Result<pid_t> Arbiter::request_preloaded(WorkerProcess* p, int worker_end) {
   PreloadProcess* from =
       state_ == MasterState::kReloading ? preload_->booting() : preload_->serving();
   PreloadMessage req;
@@ -106,11 +107,50 @@ Result<pid_t> Arbiter::fork_preloaded(WorkerProcess* p, int worker_end) {
     req.score = reinterpret_cast<uintptr_t>(stats_->score_for_child(p));
     req.board = reinterpret_cast<uintptr_t>(stats_->board_for_child(p));
   }
-  pid_t pid = -1;
-  if (Status s = preload_->fork_worker(from, req, worker_end, &pid); !s.ok()) {
+  if (Status s = preload_->request_fork(from, req, worker_end, p->serial); !s.ok()) {
     return Result<pid_t>::error(s);
   }
-  return Result<pid_t>::ok(pid);
+  return Result<pid_t>::ok(-1);
+}
+
+void Arbiter::apply_fork_outcomes() {
+  if (!preload_) return;
+  for (ForkOutcome& out : preload_->take_fork_outcomes()) {
+    WorkerProcess* p = table_.find_serial(out.serial);
+    if (p == nullptr || p->forked()) continue;
+    if (out.pid <= 0) {
+      // Its slot waited for nothing: it is free again (after a back-off while serving).
+      int id = p->id;
+      if (stats_) stats_->on_exit(p);
+      close_control(p);
+      table_.remove_entry(p);
+      if (state_ == MasterState::kStarting || state_ == MasterState::kRunning ||
+          state_ == MasterState::kReloading) {
+        spawn_failed(id, out.why);
+      } else {
+        spdlog::info("worker {} not started: {}", id, out.why.message());
+      }
+      continue;
+    }
+    started(p, out.pid);
+    // It may have died before its pid arrived: reaped already, as an unknown child.
+    auto it = std::find_if(unclaimed_exits_.begin(), unclaimed_exits_.end(),
+                           [&](const UnclaimedExit& e) { return e.pid == out.pid; });
+    if (it != unclaimed_exits_.end()) {
+      int status = it->status;
+      unclaimed_exits_.erase(it);
+      on_child(out.pid, status);
+    }
+  }
+  if (!preload_->fork_pending()) unclaimed_exits_.clear();
+}
+
+void Arbiter::remember_unclaimed_exit(pid_t pid, int status) {
+  // Only while fork answers are awaited, and a few: more would mean the preload process
+  // forks far more than it is asked to.
+  constexpr size_t kMaxUnclaimed = 64;
+  if (unclaimed_exits_.size() == kMaxUnclaimed) unclaimed_exits_.erase(unclaimed_exits_.begin());
+  unclaimed_exits_.push_back(UnclaimedExit{pid, status});
 }
 
 void Arbiter::on_preload_ready(bool booting) {

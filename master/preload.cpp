@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cmath>
+#include <algorithm>
 #include <utility>
 
 #include "common/guarded.h"
@@ -17,10 +17,17 @@
 namespace aiowsgi::master {
 
 Preloader::Preloader(struct ev_loop* loop, std::function<void(bool)> on_ready,
-                     FilesCallback on_files)
-    : loop_(loop), on_ready_(std::move(on_ready)), on_files_(std::move(on_files)) {}
+                     FilesCallback on_files, std::function<void()> on_forks)
+    : loop_(loop),
+      on_ready_(std::move(on_ready)),
+      on_files_(std::move(on_files)),
+      on_forks_(std::move(on_forks)) {
+  ev_init(&fork_timer_, &Preloader::fork_timer_cb);
+  fork_timer_.data = this;
+}
 
 Preloader::~Preloader() {
+  ev_timer_stop(loop_, &fork_timer_);
   // Closing the channels is enough: a preload process exits when the master's end closes.
   if (serving_) close_channel(serving_.get());
   if (booting_) close_channel(booting_.get());
@@ -60,7 +67,18 @@ Status Preloader::start(bool booting, const ForkChild& fork_child) {
 void Preloader::channel_cb(struct ev_loop*, ev_io* w, int) noexcept {
   auto* p = static_cast<PreloadProcess*>(w->data);
   auto* self = static_cast<Preloader*>(p->owner);
-  guarded("preload channel handler", [&] { self->on_channel(p); });
+  guarded("preload channel handler", [&] {
+    self->on_channel(p);
+    if (!self->outcomes_.empty() && self->on_forks_) self->on_forks_();
+  });
+}
+
+void Preloader::fork_timer_cb(struct ev_loop*, ev_timer* w, int) noexcept {
+  auto* self = static_cast<Preloader*>(w->data);
+  guarded("preload fork timer", [&] {
+    self->on_fork_timer();
+    if (!self->outcomes_.empty() && self->on_forks_) self->on_forks_();
+  });
 }
 
 void Preloader::on_channel(PreloadProcess* p) {
@@ -86,59 +104,97 @@ void Preloader::on_channel(PreloadProcess* p) {
       close_channel(p);
       return;
     }
+    if (m.type == PreloadType::kForked || m.type == PreloadType::kForkFailed) {
+      on_fork_reply(p, m);
+      continue;
+    }
     if (m.type != PreloadType::kReady || p->ready) continue;
     p->ready = true;
     spdlog::info("preload process (pid {}) imported the app in {:.2f} s", p->pid,
                  ev_now(loop_) - p->started_at);
-    // Only fork replies come from now on, and fork_worker() reads them itself.
-    ev_io_stop(loop_, &p->io);
+    // The watcher stays: fork replies come on it from now on.
     on_ready_(p->booting);
     return;
   }
 }
 
-Status Preloader::fork_worker(PreloadProcess* p, const PreloadMessage& request, int control_fd,
-                              pid_t* pid) {
+Status Preloader::request_fork(PreloadProcess* p, const PreloadMessage& request, int control_fd,
+                               uint64_t serial) {
   if (!p || !p->ready || !p->channel) {
     return Status::Io("preload process not ready", EAGAIN);
   }
   if (Status s = send_preload(p->channel.get(), request, control_fd); !s.ok()) return s;
-  // A synchronous wait: the preload process answers as soon as its fork returns (a few ms
-  // even for a large app), and the master must know the pid before its loop runs again, so
-  // that the worker's exit is never reaped as an unknown child.
-  double deadline = ev_time() + kForkTimeoutSeconds;
-  for (;;) {
-    double left = deadline - ev_time();
-    if (left <= 0 || !wait_readable(p->channel.get(), static_cast<int>(std::ceil(left * 1000)))) {
-      spdlog::error(
-          "preload process (pid {}) did not answer a fork request in {:.0f} s; killing it", p->pid,
-          kForkTimeoutSeconds);
-      stop(p, SIGKILL);
-      return Status::Io("preload process did not answer", ETIMEDOUT);
+  p->forks.push_back(PendingFork{serial, request.worker_id, ev_now(loop_) + fork_timeout_});
+  arm_fork_timer();
+  return Status::Ok();
+}
+
+void Preloader::on_fork_reply(PreloadProcess* p, const PreloadMessage& m) {
+  // Answers come in request order; one naming no pending request is stale (its request
+  // failed here already) and is dropped.
+  auto it = std::find_if(p->forks.begin(), p->forks.end(),
+                         [&](const PendingFork& f) { return f.worker_id == m.worker_id; });
+  if (it == p->forks.end()) return;
+  ForkOutcome out;
+  out.serial = it->serial;
+  if (m.type == PreloadType::kForked && m.value > 0) {
+    out.pid = static_cast<pid_t>(m.value);
+  } else {
+    out.why = Status::Io("fork in the preload process",
+                         m.type == PreloadType::kForkFailed ? m.value : EPROTO);
+  }
+  p->forks.erase(it);
+  outcomes_.push_back(std::move(out));
+  arm_fork_timer();
+}
+
+void Preloader::on_fork_timer() {
+  double now = ev_now(loop_);
+  for (PreloadProcess* p : {serving_.get(), booting_.get()}) {
+    if (p == nullptr || p->forks.empty() || p->forks.front().deadline > now) continue;
+    spdlog::error("preload process (pid {}) did not answer a fork request in {:g} s; killing it",
+                  p->pid, fork_timeout_);
+    fail_forks(p, Status::Io("preload process did not answer", ETIMEDOUT));
+    stop(p, SIGKILL);
+  }
+  arm_fork_timer();
+}
+
+void Preloader::arm_fork_timer() {
+  ev_timer_stop(loop_, &fork_timer_);
+  double next = 0;
+  for (PreloadProcess* p : {serving_.get(), booting_.get()}) {
+    if (p != nullptr && !p->forks.empty() && (next == 0 || p->forks.front().deadline < next)) {
+      next = p->forks.front().deadline;
     }
-    PreloadMessage reply;
-    RecvResult r = recv_preload(p->channel.get(), &reply, nullptr);
-    if (r == RecvResult::kAgain) continue;
-    if (r != RecvResult::kMessage) {
-      close_channel(p);
-      return Status::Io("preload process gone", EPIPE);
-    }
-    if (reply.worker_id != request.worker_id) continue;  // a stale answer
-    if (reply.type == PreloadType::kForked && reply.value > 0) {
-      *pid = static_cast<pid_t>(reply.value);
-      return Status::Ok();
-    }
-    if (reply.type == PreloadType::kForkFailed) {
-      return Status::Io("fork in the preload process", reply.value);
-    }
+  }
+  if (next == 0) return;
+  // A little past the deadline, so the comparison against ev_now() in the callback holds.
+  ev_timer_set(&fork_timer_, std::max(0.001, next - ev_now(loop_) + 0.001), 0.0);
+  ev_timer_start(loop_, &fork_timer_);
+}
+
+bool Preloader::fork_pending() const {
+  return !outcomes_.empty() || (serving_ && !serving_->forks.empty()) ||
+         (booting_ && !booting_->forks.empty());
+}
+
+void Preloader::fail_forks(PreloadProcess* p, const Status& why) {
+  while (!p->forks.empty()) {
+    ForkOutcome out;
+    out.serial = p->forks.front().serial;
+    out.why = why;
+    outcomes_.push_back(std::move(out));
+    p->forks.pop_front();
   }
 }
 
 bool Preloader::on_child(pid_t pid, PreloadProcess* was) {
   auto take = [&](std::unique_ptr<PreloadProcess>& slot) {
     if (!slot || slot->pid != pid) return false;
-    // What it said last (an import failure's watch report) before forgetting it.
-    if (slot->channel && !slot->ready) on_channel(slot.get());
+    // What it said last (an import failure's watch report, the answer to a fork request)
+    // before forgetting it.
+    if (slot->channel) on_channel(slot.get());
     close_channel(slot.get());
     was->pid = slot->pid;
     was->ready = slot->ready;
@@ -190,10 +246,17 @@ void Preloader::stop_all(int sig) {
 void Preloader::stop(PreloadProcess* p, int sig) {
   p->stopping = true;
   close_channel(p);
-  if (p->pid > 0) ::kill(p->pid, sig);
+  if (p->pid > 0) {
+    ::kill(p->pid, sig);
+    // A stopped process (SIGSTOP, a debugger) acts on the signal only once continued, as
+    // systemd does after its SIGTERM; SIGKILL needs no help.
+    if (sig != SIGKILL) ::kill(p->pid, SIGCONT);
+  }
 }
 
 void Preloader::close_channel(PreloadProcess* p) {
+  fail_forks(p, Status::Io("preload process gone", EPIPE));
+  arm_fork_timer();
   if (!p->channel) return;
   ev_io_stop(loop_, &p->io);
   p->channel.reset();

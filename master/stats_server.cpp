@@ -142,9 +142,11 @@ StatsSnapshot StatsServer::snapshot() {
       auto it = slot_of_.find(p);
       if (it != slot_of_.end()) v.score = board_.worker(it->second);
       v.core_detail = board_.core_detail();
-      ProcessMemory m = read_memory(p->pid);
-      v.rss = m.rss;
-      v.vsz = m.vsz;
+      if (p->forked()) {  // a preloaded worker's pid may still be on its way
+        ProcessMemory m = read_memory(p->pid);
+        v.rss = m.rss;
+        v.vsz = m.vsz;
+      }
       auto d = delta_requests_.find(p->pid);
       if (d != delta_requests_.end()) v.delta_requests = d->second;
     }
@@ -172,7 +174,7 @@ void StatsServer::on_tick() {
   // delta_requests: requests per worker during the last second, as uWSGI reports them.
   for (const auto& [p, slot] : slot_of_) {
     const WorkerScore* w = board_.worker(slot);
-    if (w == nullptr) continue;
+    if (w == nullptr || !p->forked()) continue;
     uint64_t now = get(w->requests);
     auto [it, fresh] = requests_at_tick_.try_emplace(p->pid, now);
     // The count is the worker's to write: one that goes backwards gives 0, not a wrap.

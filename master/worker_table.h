@@ -62,6 +62,8 @@ inline double next_backoff(double previous_delay, double lived_seconds) {
 // pointer to |io|).
 struct WorkerProcess {
   int id = 0;  // 1-based slot id
+  // -1 until known: with [server] preload the preload process forks the worker and tells
+  // its pid later. Never signal a process without checking forked().
   pid_t pid = -1;
   int generation = 0;   // bumped by each reload
   uint64_t serial = 0;  // fork order: of two processes holding one id, the newer has the larger
@@ -87,6 +89,7 @@ struct WorkerProcess {
   uint64_t cores() const {
     return static_cast<uint64_t>(std::max(1, config ? config->server.cores : 1));
   }
+  bool forked() const { return pid > 0; }
   // Alive and not asked to stop: counts towards the slot's worker.
   bool active() const { return state == WorkerState::kSpawned || state == WorkerState::kBooted; }
 };
@@ -113,6 +116,23 @@ class WorkerTable {
         procs_.erase(it);
         return p;
       }
+    }
+    return nullptr;
+  }
+  // Removes and returns |p| itself: entries still waiting for their pid all have pid -1.
+  std::unique_ptr<WorkerProcess> remove_entry(const WorkerProcess* p) {
+    for (auto it = procs_.begin(); it != procs_.end(); ++it) {
+      if (it->get() == p) {
+        std::unique_ptr<WorkerProcess> q = std::move(*it);
+        procs_.erase(it);
+        return q;
+      }
+    }
+    return nullptr;
+  }
+  WorkerProcess* find_serial(uint64_t serial) const {
+    for (const auto& p : procs_) {
+      if (p->serial == serial) return p.get();
     }
     return nullptr;
   }

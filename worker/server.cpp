@@ -21,7 +21,8 @@ Server* Server::instance_ = nullptr;
 
 namespace {
 
-constexpr double kTickSeconds = 0.25;
+// The loader's smallest timeout (config.h): a shorter one could not be judged.
+constexpr double kTickSeconds = config::kTimerTickSeconds;
 // While draining, how long an idle keep-alive connection may still bring one last request.
 constexpr double kDrainIdleGraceSeconds = 1.0;
 

@@ -287,6 +287,12 @@ void Server::linger_close(Connection* conn) noexcept {
 
 void Server::close_connection(Connection* conn) noexcept {
   int fd = conn->fd.get();
+  // Out of the ReadinessSet first, whatever else watched the fd: closing does not end the
+  // registration while the socket lives on in a duplicate (an app that kept
+  // os.dup(uwsgi.connection_fd())), and a registration left behind would report the
+  // socket ready on every loop turn, for good.
+  if (conn->reader_registered) set_reader(conn, false);
+  conn->reader_registered = false;
   if (conn->upgraded) {
     // The app may have left its own reader or writer on the fd: asyncio must forget them
     // before the number is reused, or its next registration would fail.
@@ -295,13 +301,8 @@ void Server::close_connection(Connection* conn) noexcept {
       call_logged(calls_.remove_reader.get(), "remove_reader", fdo.get());
       call_logged(calls_.remove_writer.get(), "remove_writer", fdo.get());
     }
-    conn->reader_registered = false;
   }
   if (conn->static_send && statics_) statics_->forget(conn);
-  if (conn->reader_registered) set_reader(conn, false);
-  // If the removal failed, closing the fd below ends the registration (the kernel drops it
-  // with the last descriptor of the socket).
-  conn->reader_registered = false;
   if (conn->reserved) {
     conn->reserved = false;
     budget_.release();

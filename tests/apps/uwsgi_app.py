@@ -1,6 +1,7 @@
 """Fixture for tests/e2e/test_uwsgi_compat.py and test_websocket.py: uWSGI's async API."""
 import asyncio
 import json
+import os
 import socket
 import time
 
@@ -19,6 +20,11 @@ if uwsgi is not None:
         OUTSIDE = "no error"
     except RuntimeError as e:
         OUTSIDE = str(e)
+
+
+# Duplicates of websocket connections that /ws/echo_keep_dup keeps after their request ended,
+# as an app handing the socket to other code would.
+KEPT_DUPS = []
 
 
 def decode(v):
@@ -47,9 +53,11 @@ def fd_read(timeout, send_after):
         b.close()
 
 
-def echo(environ, binary):
+def echo(environ, binary, keep_dup=False):
     # Blocking form: websocket_recv suspends only this core until a message arrives.
     uwsgi.websocket_handshake()  # key from the request's Sec-WebSocket-Key
+    if keep_dup:
+        KEPT_DUPS.append(os.dup(uwsgi.connection_fd()))
     while True:
         try:
             msg = uwsgi.websocket_recv()
@@ -104,6 +112,8 @@ def application(environ, start_response):
         return echo(environ, False)
     elif path == "/ws/echo_binary":
         return echo(environ, True)
+    elif path == "/ws/echo_keep_dup":
+        return echo(environ, False, keep_dup=True)
     elif path == "/ws/nokey":
         try:
             uwsgi.websocket_handshake()

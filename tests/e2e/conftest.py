@@ -6,7 +6,9 @@ engine instead (a cross-check of the tests themselves; uWSGI ignores [limits] an
 several behaviours SPEC.md requires, so some tests fail there by design).
 
 Servers are module-scoped: a test module starts the servers it needs once
-(`server_factory(app, ...)`) and every test in it shares them.
+(`server_factory(app, ...)`) and every test in it shares them. A server a test starts itself
+(in its body or a function-scoped fixture) is stopped when that test ends, passed or failed
+(`stop_servers_the_test_started`), so a failure cannot leave processes holding ports and CPU.
 
 Modules run side by side (one CTest entry each, `ctest -j2`), so nothing here may assume it
 has the machine to itself: ports come from free_port() (random, outside the kernel's
@@ -518,6 +520,29 @@ class RawConnection:
         return False
 
 
+def request_every_core(server, path, release, timeout=15.0):
+    """Reaches every worker on purpose, not by chance: sends one request for `path` per core
+    of every worker, each only once the ones before it are inside the app (stats socket). A
+    worker whose cores are all busy takes no new connection, so each worker gets exactly
+    `cores` of them whatever the accept balancing does. `path` must hold its core until
+    `release()` has been called. Returns the response bodies, in sending order."""
+    assert server.stats_addr, "request_every_core needs Server(..., stats_socket=True)"
+    total = server.workers * server.cores
+    conns = []
+    try:
+        for n in range(1, total + 1):
+            conn = RawConnection(server.port, timeout=timeout)
+            conns.append(conn)
+            conn.send(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
+            got = server.wait_in_request(n, timeout)
+            assert got >= n, "%d of %d requests reached a core" % (got, n)
+        release()
+        return [conn.read_response().body for conn in conns]
+    finally:
+        for conn in conns:
+            conn.close()
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: the slow tier (ctest -L slow): soak, bursts, "
                                        "slowloris; CTest runs these tests in e2e_slow_MODULE")
@@ -536,6 +561,16 @@ def server_factory(tmp_path_factory):
 
     yield make
     for server in started:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def stop_servers_the_test_started():
+    """Stops, when the test ends (failed or not), every server started during it. Servers of
+    module-scoped fixtures were started before this fixture's snapshot and stay up."""
+    before = list(_live_servers)
+    yield
+    for server in [s for s in _live_servers if not any(s is b for b in before)]:
         server.stop()
 
 

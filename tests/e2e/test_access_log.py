@@ -13,7 +13,7 @@ import subprocess
 import threading
 import time
 
-from conftest import APPS, EXAMPLES, RawConnection, Server, free_port
+from conftest import APPS, EXAMPLES, RawConnection, Server, free_port, request_every_core
 
 APP = APPS / "obs_app.py"
 
@@ -88,7 +88,8 @@ def test_json_lines_and_access_off(tmp_path):
 
 def test_log_file_is_reopened_on_sigusr1(tmp_path):
     log_file = tmp_path / "aiowsgi.log"
-    s = Server(tmp_path, APP, workers=2, cores=2, log={"file": str(log_file)}).start()
+    s = Server(tmp_path, APP, workers=2, cores=2, log={"file": str(log_file)},
+               stats_socket=True).start()
     try:
         s.request("GET", "/status/201")
         assert wait_lines(log_file, lambda l: "/status/201" in l)
@@ -98,11 +99,13 @@ def test_log_file_is_reopened_on_sigusr1(tmp_path):
         assert wait_lines(log_file, lambda l: "log files reopened" in l)
         # Each worker reopens when the master's message reaches it, and says so.
         assert len(wait_lines(log_file, lambda l: "worker log files reopened" in l, count=2)) == 2
-        for _ in range(4):  # reaches both workers
-            s.request("GET", "/status/202")
-        new = wait_lines(log_file, lambda l: "[access]" in l and "/status/202" in l, count=4)
+        # Both workers write to the new file: each gets requests (held until all are in).
+        release = tmp_path / "release"
+        request_every_core(s, "/hold?%s" % release, release.touch)
+        new = wait_lines(log_file, lambda l: "[access]" in l and "/hold" in l, count=4)
         assert len(new) == 4
-        assert "/status/202" not in rotated.read_text()
+        assert {re.search(r"worker=(\d+)", l).group(1) for l in new} == {"1", "2"}, new
+        assert "/hold" not in rotated.read_text()
         assert "/status/201" in rotated.read_text()
     finally:
         s.stop()

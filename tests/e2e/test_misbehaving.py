@@ -8,7 +8,7 @@ import http.client
 
 import pytest
 
-from conftest import APPS
+from conftest import APPS, wait_for
 
 UVLOOP = True  # misbehaving apps suspend, raise and block on the loop: both loops
 
@@ -18,7 +18,7 @@ def srv(server_factory, tmp_path_factory):
     record = tmp_path_factory.mktemp("misbehaving-record") / "record.txt"
     record.write_text("")
     s = server_factory(APPS / "misbehaving_app.py", workers=2, cores=20,
-                       env={"E2E_RECORD": str(record)})
+                       env={"E2E_RECORD": str(record)}, stats_socket=True)
     s.record = record
     return s
 
@@ -93,8 +93,10 @@ def test_body_shorter_than_content_length_closes(srv):
     srv.assert_healthy()
 
 
-def _pids_serving(srv, n=40):
-    return {int(srv.request("GET", "/pid")[2]) for _ in range(n)}
+def _pids_accepting(srv):
+    """The workers the master lists as ready and accepting (stats socket): every one, not
+    those a few requests happen to reach."""
+    return {w["pid"] for w in srv.stats()["workers"] if w["accepting"] and w["pid"] > 0}
 
 
 @pytest.mark.parametrize("path,death", [("/exit", "exited with status 7"),
@@ -143,10 +145,7 @@ def test_app_killing_its_worker_loses_only_that_workers_requests(srv, path, deat
             assert st == 200 and int(body) == pid, (i, st, body)
     assert death in srv.wait_log(death, count=before + 1)
     # Respawned: two workers serve again, and the dead pid is not among them.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        pids = _pids_serving(srv, 20)
-        if len(pids) == 2:
-            break
-        time.sleep(0.2)
+    pids = wait_for(lambda: (lambda p: p if len(p) == 2 and not (p & killed) else None)(
+        _pids_accepting(srv)), timeout=10) or _pids_accepting(srv)
     assert len(pids) == 2 and not (pids & killed), pids
+    srv.assert_healthy()

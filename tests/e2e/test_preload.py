@@ -1,6 +1,7 @@
 """[server] preload (SPEC.md "Preload"): the app is imported once per generation in a preload
 process; its workers are forked from it but supervised by the master as its own children,
-each with its own event loop. Each test starts its own server from an app file it writes."""
+each with its own event loop. Each test starts its own server from an app file it writes
+(stopped when the test ends, failed or not: conftest's stop_servers_the_test_started)."""
 import os
 import signal
 import time
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import test_supervision as sup
-from conftest import EXAMPLES, Server, free_port, wait_for
+from conftest import EXAMPLES, Server, free_port, request_every_core, wait_for
 
 APP = '''
 import asyncio, os, random
@@ -26,10 +27,16 @@ IMPORTED_WITH = IMPORT_LOOP.run_until_complete(asyncio.sleep(0, result="ran at i
 BIG = [("x" * 64 + str(i)) for i in range(%(objects)d)]   # shared copy-on-write under preload
 
 
+RELEASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "release")
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     loop = asyncio.get_event_loop()
     if path == "/info":
+        # Holds its core until the test creates RELEASE (conftest.request_every_core).
+        while not os.path.exists(RELEASE):
+            aiowsgi.sleep(0.02)
         # The loop's self-pipe (a socket: its own inode) and its epoll descriptor.
         body = "%%d %%d %%d %%r %%s %%d" %% (
             os.getpid(), os.getppid(), os.fstat(loop._ssock.fileno()).st_ino,
@@ -58,11 +65,12 @@ def write_app(path, version="v1", broken=False, objects=1000):
     Path(path).write_text(text)
 
 
-def start(tmp_path, workers=2, **kwargs):
+def start(tmp_path, workers=2, cores=2, **kwargs):
     app = tmp_path / "app.py"
     if not app.exists():
         write_app(app)
-    server = Server(tmp_path, app, workers=workers, server={"preload": True}, **kwargs).start()
+    server = Server(tmp_path, app, workers=workers, cores=cores, server={"preload": True},
+                    stats_socket=True, **kwargs).start()
     server.wait_log("ready (pid", count=workers, timeout=20)
     return server
 
@@ -74,17 +82,21 @@ def imports(tmp_path):
     return [tuple(line.split()) for line in path.read_text().splitlines() if line.strip()]
 
 
-def infos(server, workers, tries=200):
-    """/info per worker pid, until every worker answered (fresh connection each time)."""
+def infos(server, workers):
+    """/info per worker pid, from every worker: its requests are held until each core of each
+    worker has one (conftest.request_every_core), so none can be missed."""
+    release = Path(server.workdir) / "release"
+    release.unlink(missing_ok=True)
+    try:
+        bodies = request_every_core(server, "/info", release.touch)
+    finally:
+        release.touch()  # a held request must not outlive a failure here
     seen = {}
-    for _ in range(tries):
-        status, _, body = server.request("GET", "/info")
-        assert status == 200, body
+    for body in bodies:
         pid, ppid, inode, rnd, wid, epfd = body.decode().split()
         seen.setdefault(int(pid), (int(ppid), int(inode), rnd, int(wid)))
         EPOLL_FDS[int(pid)] = int(epfd)
-        if len(seen) >= workers:
-            break
+    assert len(seen) == workers, seen
     return seen
 
 
@@ -191,6 +203,45 @@ def test_a_killed_preload_process_is_replaced_and_serving_goes_on(tmp_path):
     os.kill(victim, signal.SIGKILL)
     assert wait_for(lambda: server.log_text().count("ready (pid") >= 3, timeout=15)
     assert server.stop() == 0
+
+
+def test_a_stopped_preload_process_does_not_stall_the_master(tmp_path):
+    # kill -STOP on the preload process, then a worker dies: the master asks the stopped
+    # process for a replacement. Its loop must not wait for the answer: signals, reaping and
+    # the stats socket go on, and TERM stops everything (the stopped process included)
+    # without starting another preload process.
+    server = start(tmp_path, workers=2)
+    (preload,) = preload_pids(server)
+    victim = server.stats()["workers"][0]["pid"]
+    os.kill(preload, signal.SIGSTOP)
+    try:
+        os.kill(victim, signal.SIGKILL)
+        assert "respawning" in server.wait_log("respawning", timeout=10)
+        # The fork request is out (the slot waits for it) while the master keeps answering.
+        for _ in range(5):
+            t0 = time.monotonic()
+            doc = server.stats()
+            assert time.monotonic() - t0 < 2.0, "the stats socket took %.1f s" % (
+                time.monotonic() - t0)
+            assert [w for w in doc["workers"] if w["pid"] != victim]
+            time.sleep(0.2)
+        # Reaped, not left a zombie by a master waiting on the stopped process.
+        assert wait_for(lambda: not Path("/proc/%d" % victim).exists() or
+                        Path("/proc/%d/stat" % victim).read_text().rsplit(")", 1)[1].split()[0]
+                        != "Z", timeout=5)
+        t0 = time.monotonic()
+        os.kill(server.pid, signal.SIGTERM)
+        server.proc.wait(timeout=20)
+        took = time.monotonic() - t0
+        # graceful_timeout is 5 s: stopping must not wait for it, let alone the fork timeout.
+        assert took < 4.0, "TERM took %.1f s" % took
+        assert server.proc.returncode == 0
+        assert preload_pids(server) == [preload], server.log_text()[-3000:]
+    finally:
+        try:
+            os.kill(preload, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
 
 
 # ---- reloads --------------------------------------------------------------------------------

@@ -5,11 +5,12 @@ import base64
 import hashlib
 import os
 import struct
+import time
 
 import pytest
 import websockets
 
-from conftest import APPS, EXAMPLES, RawConnection, free_port
+from conftest import APPS, EXAMPLES, RawConnection, free_port, wait_for
 
 UVLOOP = True  # frames are read and written through the loop's watchers: both loops
 
@@ -212,6 +213,36 @@ def test_client_vanishing_mid_message_frees_the_core(echo_one_core):
     conn.close()
     # The only core served the websocket: this request needs it back.
     echo_one_core.assert_healthy()
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_duplicate_kept_by_the_app_leaves_the_worker_idle(server_factory):
+    # The app keeps os.dup(uwsgi.connection_fd()): the socket outlives the server's own fd,
+    # and a registration left in the worker's epoll set would report its EOF on every turn.
+    server = server_factory(APPS / "uwsgi_app.py", workers=1, cores=2, stats_socket=True)
+    conn = raw_handshake(server, "/ws/echo_keep_dup")
+    try:
+        conn.send(client_frame(1, b"hello"))
+        assert read_frame(conn) == (1, b"hello")
+        conn.send(client_frame(8, struct.pack("!H", 1000)))
+        opcode, _ = read_frame(conn)
+        assert opcode == 8
+    finally:
+        conn.close()  # the client's FIN: the socket the app still holds is readable for good
+    assert wait_for(lambda: server.cores_in_request() == 0), "the websocket request must end"
+    (worker,) = server.stats()["workers"]
+    # Idle, a worker wakes a few times a second (its tick): milliseconds of CPU. Spinning, it
+    # takes whatever share of a CPU the machine leaves it, still far more on a loaded one.
+    before = cpu_seconds(worker["pid"])
+    time.sleep(2.0)
+    used = cpu_seconds(worker["pid"]) - before
+    assert used < 0.1, "an idle worker used %.2f s of CPU in 2 s" % used
+    server.assert_healthy()
 
 
 def uwsgi_packet(variables):
