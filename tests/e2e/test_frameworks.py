@@ -1,11 +1,12 @@
 """Real frameworks run unmodified: Flask (examples/flask_app.py) and Django
-(examples/django_app/wsgi.py)."""
+(examples/django_app/wsgi.py); what Werkzeug makes of chunked bodies and HEAD
+(tests/apps/werkzeug_app.py)."""
 import json
 import urllib.parse
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import APPS, EXAMPLES
 
 FORM = urllib.parse.urlencode([("name", "Zoë"), ("tag", "a"), ("tag", "b")])
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -65,3 +66,44 @@ def test_flask_json_body_and_abort(flask_server):
 def test_django_rejects_unknown_host(django_server):
     status, _, _ = django_server.request("GET", "/", headers={"Host": "evil.example"})
     assert status == 400
+
+
+# ---- What Werkzeug (Flask) makes of the server's framing (tests/apps/werkzeug_app.py) ----
+
+@pytest.fixture(scope="module")
+def werkzeug_server(server_factory):
+    return server_factory(APPS / "werkzeug_app.py", workers=1, cores=10)
+
+
+def chunked(data, size):
+    """`data` as a chunked request body in chunks of `size` bytes."""
+    out = b""
+    for i in range(0, len(data), size):
+        piece = data[i:i + size]
+        out += b"%x\r\n%s\r\n" % (len(piece), piece)
+    return out + b"0\r\n\r\n"
+
+
+def test_flask_reads_a_chunked_body(werkzeug_server):
+    # Werkzeug takes "no CONTENT_LENGTH" for an empty body unless wsgi.input_terminated says
+    # reading wsgi.input to its end is safe.
+    with werkzeug_server.connect() as conn:
+        resp = conn.request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")],
+                            body=chunked(b"hello world", 4))
+    assert resp.status == 200 and resp.body == b"hello world", resp
+
+
+def test_flask_sees_a_chunked_multipart_upload(werkzeug_server):
+    boundary = "aiowsgi-test-boundary"
+    content = bytes(range(256)) * (3 * 1024 * 1024 // 256)  # 3 MiB
+    body = (("--%s\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n"
+             "--%s\r\nContent-Disposition: form-data; name=\"blob\"; filename=\"blob.bin\"\r\n"
+             "Content-Type: application/octet-stream\r\n\r\n" % (boundary, boundary)).encode()
+            + content + ("\r\n--%s--\r\n" % boundary).encode())
+    with werkzeug_server.connect(timeout=60) as conn:
+        resp = conn.request("POST", "/upload",
+                            headers=[("Transfer-Encoding", "chunked"),
+                                     ("Content-Type", "multipart/form-data; boundary=" + boundary)],
+                            body=chunked(body, 65536))
+    assert resp.status == 200, resp
+    assert json.loads(resp.body) == {"files": {"blob": len(content)}, "form": {"note": "hi"}}
