@@ -107,3 +107,29 @@ def test_flask_sees_a_chunked_multipart_upload(werkzeug_server):
                             body=chunked(body, 65536))
     assert resp.status == 200, resp
     assert json.loads(resp.body) == {"files": {"blob": len(content)}, "form": {"note": "hi"}}
+
+
+@pytest.mark.parametrize("path", ["/stream", "/plain"])
+def test_head_of_a_streamed_response_has_no_invented_length(werkzeug_server, path):
+    # Werkzeug (and a plain app like it) returns an empty body for HEAD and a generator for
+    # GET: GET is chunked, so HEAD must not announce "Content-Length: 0" (RFC 9110 9.3.2).
+    with werkzeug_server.connect() as conn:
+        get = conn.request("GET", path)
+        head = conn.request("HEAD", path)
+        again = conn.request("GET", path)  # the connection still frames the next response
+    assert get.status == 200 and get.header("transfer-encoding") == "chunked", get
+    assert get.header("content-length") is None and len(get.body) > 0
+    assert head.status == 200 and head.body == b"", head
+    assert head.header("content-length") is None, head
+    assert head.header("transfer-encoding") is None, head
+    assert again.status == 200 and again.body == get.body
+
+
+def test_head_keeps_lengths_the_server_knows(werkzeug_server):
+    with werkzeug_server.connect() as conn:
+        declared = conn.request("HEAD", "/declared")
+        empty_get = conn.request("GET", "/empty")
+        declared_get = conn.request("GET", "/declared")
+    assert declared.status == 200 and declared.header("content-length") == "30", declared
+    assert empty_get.status == 200 and empty_get.header("content-length") == "0", empty_get
+    assert declared_get.body == b"x" * 30
