@@ -7,8 +7,10 @@
 #include <spdlog/sinks/base_sink.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "common/status.h"
@@ -29,8 +31,27 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
 
   bool to_file() const { return file_.get() >= 0; }
 
+  // The process's standard output (1) or error (2) as the logs see them: the fd itself, or
+  // the copy a worker keeps once its fds 1 and 2 have become the app's output pipes
+  // (log::keep_standard_streams_apart()).
+  static int standard_fd(int stream) {
+    return standard_fds_[stream == STDOUT_FILENO ? 0 : 1].load(std::memory_order_relaxed);
+  }
+  static void set_standard_fd(int stream, int fd) {
+    standard_fds_[stream == STDOUT_FILENO ? 0 : 1].store(fd, std::memory_order_relaxed);
+  }
+
+  // Writes formatted lines as they are, under the sink's lock (a reopen may be swapping the
+  // file), whatever the logger's level.
+  void write_raw(std::string_view lines) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    write_fd(lines.data(), lines.size());
+  }
+
   Status reopen() {
-    if (!to_file()) return Status::Ok();
+    // A standard stream is not rotated, and reopening it by name would take the worker's
+    // own fd 1 or 2 (the app's output pipe).
+    if (!to_file() || standard_stream(path_) >= 0) return Status::Ok();
     UniqueFd fd;
     Status s = open_log_file(path_, &fd);
     if (!s.ok()) return s;
@@ -46,7 +67,7 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
     // /dev/stdout and /dev/stderr (what container users write) are symbolic links into
     // /proc: they name the master's own standard streams, so take those directly.
     if (int stream = standard_stream(path); stream >= 0) {
-      int fd = ::fcntl(stream, F_DUPFD_CLOEXEC, 3);
+      int fd = ::fcntl(standard_fd(stream), F_DUPFD_CLOEXEC, 3);
       if (fd < 0) return Status::Io("cannot use " + path + " as the log file", errno);
       out->reset(fd);
       return Status::Ok();
@@ -87,9 +108,14 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
   void sink_it_(const spdlog::details::log_msg& msg) override {
     spdlog::memory_buf_t buf;
     formatter_->format(msg, buf);
-    int fd = to_file() ? file_.get() : STDERR_FILENO;
-    const char* p = buf.data();
-    size_t left = buf.size();
+    write_fd(buf.data(), buf.size());
+  }
+  void flush_() override {}
+
+ private:
+  // With the lock held.
+  void write_fd(const char* p, size_t left) {
+    int fd = to_file() ? file_.get() : standard_fd(STDERR_FILENO);
     while (left > 0) {
       ssize_t n = ::write(fd, p, left);
       if (n < 0) {
@@ -100,9 +126,8 @@ class FdSink final : public spdlog::sinks::base_sink<std::mutex> {
       left -= static_cast<size_t>(n);
     }
   }
-  void flush_() override {}
 
- private:
+  static inline std::atomic<int> standard_fds_[2] = {STDOUT_FILENO, STDERR_FILENO};
   std::string path_;
   UniqueFd file_;
 };

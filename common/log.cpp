@@ -97,6 +97,33 @@ Status chown_file(uid_t uid, gid_t gid) {
 
 void flush() { spdlog::default_logger()->flush(); }
 
+Status keep_standard_streams_apart() {
+  if (FdSink::standard_fd(STDERR_FILENO) != STDERR_FILENO) return Status::Ok();
+  UniqueFd out(::fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
+  UniqueFd err(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
+  if (out.get() < 0 || err.get() < 0)
+    return Status::Io("cannot copy standard output and error", errno);
+  // Kept open for the process's lifetime.
+  FdSink::set_standard_fd(STDOUT_FILENO, out.release());
+  FdSink::set_standard_fd(STDERR_FILENO, err.release());
+  return Status::Ok();
+}
+
+int stderr_fd() { return FdSink::standard_fd(STDERR_FILENO); }
+
+void write_raw(std::string_view lines) {
+  if (g_sink) {
+    g_sink->write_raw(lines);
+    return;
+  }
+  while (!lines.empty()) {
+    ssize_t n = ::write(stderr_fd(), lines.data(), lines.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    lines.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
 bool logging_to_file() { return g_sink && g_sink->to_file(); }
 
 }  // namespace aiowsgi::log

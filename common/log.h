@@ -44,6 +44,20 @@ Status chown_file(uid_t uid, gid_t gid);
 // right before fork so a buffering sink added later cannot print a line twice.
 void flush();
 
+// Keeps the logs' standard output and error on close-on-exec copies of fds 1 and 2, so that
+// those fds can become something else (a worker's pipes for the app's output) while the
+// server log and the access log still reach the master's standard error (or its standard
+// output, for [log] file = "/dev/stdout"). Once per process: a child forked afterwards
+// inherits the copies. An Io status (and nothing changed) when an fd cannot be copied.
+Status keep_standard_streams_apart();
+
+// The fd the logs write to when they go to standard error (2, or its copy).
+int stderr_fd();
+
+// Writes |lines| (whole, formatted lines) to the server log as they are, whatever the level,
+// with one write(2). Safe from any thread.
+void write_raw(std::string_view lines);
+
 // True when logs go to a file rather than stderr (fatal start-up errors then go to both).
 bool logging_to_file();
 

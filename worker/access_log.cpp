@@ -2,22 +2,22 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <charconv>
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "common/fd_sink.h"
+#include "common/log.h"
 #include "common/stats_board.h"
 #include "common/unique_fd.h"
 #include "worker/connection.h"
 #include "worker/line_batch.h"
+#include "worker/log_line.h"
 #include "worker/server.h"
 
 namespace aiowsgi::worker {
@@ -27,54 +27,13 @@ namespace {
 // Lines collected per write: at ~150 bytes a line, some 400 requests per write(2).
 constexpr size_t kBatchBytes = 64 * 1024;
 
-// A line is built in a stack buffer of this size; longer ones (long targets) spill to the heap.
-using LineBuf = fmt::basic_memory_buffer<char, 1024>;
-
-void put(LineBuf* b, std::string_view s) { b->append(s.data(), s.data() + s.size()); }
-
-void put_uint(LineBuf* b, uint64_t v) {
-  char tmp[24];
-  auto r = std::to_chars(tmp, tmp + sizeof tmp, v);
-  b->append(tmp, r.ptr);
-}
-
-void put_int(LineBuf* b, int v) {  // signed: a core-less request logs core=-1
-  char tmp[16];
-  auto r = std::to_chars(tmp, tmp + sizeof tmp, v);
-  b->append(tmp, r.ptr);
-}
-
-// |v| (< 10^digits) with leading zeros.
-void put_padded(LineBuf* b, unsigned v, int digits) {
-  char tmp[8];
-  for (int i = digits; i-- > 0; v /= 10) tmp[i] = static_cast<char>('0' + v % 10);
-  b->append(tmp, tmp + digits);
-}
-
-// Request text in a log line: quotes, backslashes, control and non-ASCII bytes escaped, so a
-// crafted path can neither break the line nor fake another one.
-void append_escaped(LineBuf* b, std::string_view s, bool json) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  size_t plain = 0;  // bytes of |s| already known to need no escape, not yet appended
-  for (size_t i = 0; i < s.size(); ++i) {
-    auto ch = static_cast<unsigned char>(s[i]);
-    bool quote = ch == '"' || ch == '\\';
-    if (!quote && ch >= 0x20 && ch < 0x7f) continue;
-    b->append(s.data() + plain, s.data() + i);
-    plain = i + 1;
-    if (quote) {
-      char esc[2] = {'\\', static_cast<char>(ch)};
-      b->append(esc, esc + 2);
-    } else if (json) {
-      char esc[6] = {'\\', 'u', '0', '0', kHex[ch >> 4], kHex[ch & 15]};
-      b->append(esc, esc + 6);
-    } else {
-      char esc[4] = {'\\', 'x', kHex[ch >> 4], kHex[ch & 15]};
-      b->append(esc, esc + 4);
-    }
-  }
-  b->append(s.data() + plain, s.data() + s.size());
-}
+using log_line::append_escaped;
+using log_line::LinePrefix;
+using log_line::put;
+using log_line::put_int;
+using log_line::put_padded;
+using log_line::put_uint;
+using LineBuf = log_line::Buf;
 
 void format_into(const Entry& e, bool json, LineBuf* b) {
   if (json) {
@@ -115,57 +74,6 @@ void format_into(const Entry& e, bool json, LineBuf* b) {
   }
 }
 
-// The start of every line: local time to the millisecond, pid and worker, in the layout of the
-// server log ("[2024-05-01 12:00:00.123] [pid] [worker N] [access] ") or as the first JSON
-// members ({"time":"2024-05-01T12:00:00.123+02:00","pid":N,). The date and the rest are
-// rebuilt once a second, not formatted per line.
-class LinePrefix {
- public:
-  LinePrefix(bool json, int pid, int worker_id) : json_(json) {
-    if (json_) {
-      tail_ = "\",\"pid\":" + std::to_string(pid) + ",";
-    } else {
-      tail_ =
-          "] [" + std::to_string(pid) + "] [worker " + std::to_string(worker_id) + "] [access] ";
-    }
-  }
-
-  void append(const timespec& now, LineBuf* b) {
-    if (now.tv_sec != second_ || date_.empty()) rebuild(now.tv_sec);
-    put(b, date_);
-    put_padded(b, static_cast<unsigned>(now.tv_nsec / 1000000), 3);
-    put(b, zone_);
-    put(b, tail_);
-  }
-
- private:
-  void rebuild(time_t sec) {
-    second_ = sec;
-    tm t{};
-    localtime_r(&sec, &t);
-    char buf[64];
-    size_t n = strftime(buf, sizeof buf,
-                        json_ ? "{\"time\":\"%Y-%m-%dT%H:%M:%S." : "[%Y-%m-%d %H:%M:%S.", &t);
-    date_.assign(buf, n);
-    zone_.clear();
-    if (json_) {
-      long off = t.tm_gmtoff / 60;
-      char z[8] = {off < 0 ? '-' : '+'};
-      off = off < 0 ? -off : off;
-      z[1] = static_cast<char>('0' + off / 600 % 10);
-      z[2] = static_cast<char>('0' + off / 60 % 10);
-      z[3] = ':';
-      z[4] = static_cast<char>('0' + off % 60 / 10);
-      z[5] = static_cast<char>('0' + off % 10);
-      zone_.assign(z, 6);
-    }
-  }
-
-  bool json_;
-  time_t second_ = 0;
-  std::string date_, zone_, tail_;
-};
-
 // The open access log: where lines go, the batch they wait in and how each starts. Used on
 // the loop's thread only.
 class Sink {
@@ -203,7 +111,8 @@ class Sink {
   }
 
  private:
-  int out_fd() const { return file_.get() >= 0 ? file_.get() : STDERR_FILENO; }
+  // Standard error as the server log sees it: fd 2 is the app's stderr pipe in a worker.
+  int out_fd() const { return file_.get() >= 0 ? file_.get() : log::stderr_fd(); }
 
   // A regular file opened O_APPEND takes each write(2) in one piece, whatever its size.
   // Anything else (a pipe, journald's socket, a terminal) may interleave another process's
@@ -248,8 +157,9 @@ Status setup(const config::LogConfig& log, int worker_id) {
     if (Status s = FdSink::open_log_file(log.file, &fd); !s.ok()) return s;
   }
   bool json = log.format == "json";
-  g_sink =
-      std::make_unique<Sink>(log.file, std::move(fd), LinePrefix(json, getpid(), worker_id), json);
+  g_sink = std::make_unique<Sink>(
+      log.file, std::move(fd),
+      LinePrefix(json, getpid(), "worker " + std::to_string(worker_id), "access"), json);
   return Status::Ok();
 }
 
@@ -271,7 +181,7 @@ void format_line(const Entry& e, bool json, std::string* out) {
 }
 
 void format_record(const Entry& e, bool json, int pid, const timespec& now, std::string* out) {
-  LinePrefix prefix(json, pid, e.worker);
+  LinePrefix prefix(json, pid, "worker " + std::to_string(e.worker), "access");
   LineBuf b;
   prefix.append(now, &b);
   format_into(e, json, &b);

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/preload_channel.h"
 #include "worker/access_log.h"
+#include "worker/app_output.h"
 #include "worker/module_files.h"
 #include "worker/python/py_ref.h"
 #include "worker/python/python_module.h"
@@ -48,6 +49,12 @@ int run_preloaded_worker(const WorkerContext& generation, const PreloadMessage& 
     const config::Config& cfg = *ctx.config;
     if (Status s = access_log::setup(cfg.log, ctx.worker_id); !s.ok())
       spdlog::error("access log off: {}", s.message());
+    // Its own pipes over fds 1 and 2 (sys.stdout and sys.stderr follow: same fds), and its
+    // own reader: the preload process's is stopped, and does not exist in this process.
+    if (Status s = app_output::start(cfg.log.format == "json",
+                                     "worker " + std::to_string(ctx.worker_id), ctx.worker_id);
+        !s.ok())
+      spdlog::error("the app's output goes to the preload process's pipes: {}", s.message());
     PyRef loop = PyRef::steal(make_loop(cfg.app.loop));
     PyRef args =
         loop ? PyRef::steal(Py_BuildValue("(iiO)", ctx.worker_id, ctx.num_workers, loop.get()))
@@ -66,6 +73,7 @@ int run_preloaded_worker(const WorkerContext& generation, const PreloadMessage& 
   } catch (...) {
     code = kExitBootError;
   }
+  app_output::stop();
   return code;
 }
 
@@ -79,6 +87,9 @@ int fork_worker(const WorkerContext& generation, const PreloadMessage& req, int 
   UniqueFd rd(pipe_fds[0]);
   UniqueFd wr(pipe_fds[1]);
   log::flush();  // a buffered line would be written by both processes
+  // The output reader thread would not exist in the child, and could hold the log's lock
+  // there forever: stopped across the fork (the app's writes wait in the pipes meanwhile).
+  app_output::stop();
   PyOS_BeforeFork();
   pid_t mid = ::fork();
   if (mid == 0) {
@@ -98,6 +109,7 @@ int fork_worker(const WorkerContext& generation, const PreloadMessage& req, int 
   }
   int fork_errno = errno;
   PyOS_AfterFork_Parent();
+  app_output::resume();
   if (mid < 0) return -fork_errno;
   wr.reset();
   int32_t v = -EPIPE;  // the intermediate child died before it said anything
@@ -154,6 +166,10 @@ int run_preload(const WorkerContext& ctx) noexcept {
     for (int fd : ctx.close_fds) ::close(fd);
     log::set_process_name("preload");
     const config::Config& cfg = *ctx.config;
+    // What the app prints while it is imported here is logged as the preload process's.
+    app_output::StopOnExit stop_app_output;
+    if (Status s = app_output::start(cfg.log.format == "json", "preload", 0); !s.ok())
+      spdlog::error("the app's output goes to the master's standard streams: {}", s.message());
     for (const auto& [k, v] : cfg.app.env) setenv(k.c_str(), v.c_str(), 1);
     if (!cfg.app.chdir.empty() && chdir(cfg.app.chdir.c_str()) != 0) {
       spdlog::critical("preload: chdir {}: {}", cfg.app.chdir, errno_string(errno));

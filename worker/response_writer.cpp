@@ -222,8 +222,9 @@ bool ResponseWriter::write_body(const char* data, size_t len) noexcept {
 
 bool ResponseWriter::finish_body() noexcept {
   if (!headers_sent_) {
-    // Nothing was written: an empty body of known length.
-    build_head(no_body_status_ ? -1 : 0);
+    // Nothing was written: an empty body of known length (for HEAD, none: see
+    // respond_from_result).
+    build_head(no_body_status_ || head_request_ ? -1 : 0);
     iovec iov{out_.data(), out_.size()};
     if (!send_all(&iov, 1)) return false;
   }
@@ -258,7 +259,10 @@ bool ResponseWriter::respond_from_result(PyObject* result) noexcept {
       total += static_cast<size_t>(PyBytes_GET_SIZE(item));
     }
     if (all_bytes && n <= 64) {
-      build_head(static_cast<int64_t>(total));
+      // An empty body for HEAD says nothing of GET's: Werkzeug, CherryPy and Bottle return
+      // [] for HEAD and stream GET's (chunked). RFC 9110 9.3.2: HEAD's head is GET's, so
+      // no length is invented; the app's own Content-Length, if any, is kept.
+      build_head(head_request_ && total == 0 ? -1 : static_cast<int64_t>(total));
       bool send_body = !head_request_ && !no_body_status_;
       if (has_content_length_ && total > content_length_) {
         spdlog::warn("app sent more than its Content-Length ({} bytes); truncated",

@@ -147,21 +147,19 @@ namespace {
 // A copy of the environ template |d| with room for a request's own keys. New reference.
 PyObject* presized_template(PyObject* d) noexcept {
   // PyDict_Copy clones a compact dict's key table as it is, size included. Each request adds
-  // about 11 keys to the template's 10 (its line, address, Host and a few other headers):
-  // with the table the template gets by plain insertion (16 slots, room for 10) every environ
-  // grew once more; with 32 slots (room for 21, still str-keyed and small) most fit as copied.
-  // CPython sizes a merge into a non-empty dict for the sum of both sizes: seeding the
-  // target with a few of the template's own items (overwritten by the merge, so no deleted
-  // entries that would use up room) gets that table.
-  constexpr Py_ssize_t kPerRequestKeys = 11;
+  // 10 keys to the template's 11 (its line, address, core, wsgi.input and Host), more with
+  // other headers: with the table the template gets by plain insertion (16 slots, room for
+  // 10) every environ grew once more; with 32 slots (room for 21, still str-keyed and small)
+  // a request with Host alone fits as copied. CPython sizes a merge into a non-empty dict for
+  // the sum of both sizes: seeding the target with one of the template's own items
+  // (overwritten by the merge, so no deleted entry that would use up room) gets that table.
+  // Room for one more key would take 64 slots, doubling every environ.
   PyRef out = PyRef::steal(PyDict_New());
   if (!out) return nullptr;
-  Py_ssize_t seed = std::max<Py_ssize_t>(1, kPerRequestKeys - PyDict_GET_SIZE(d));
   Py_ssize_t pos = 0;
   PyObject *key, *value;
-  while (seed-- > 0 && PyDict_Next(d, &pos, &key, &value)) {
-    if (PyDict_SetItem(out.get(), key, value) < 0) return nullptr;
-  }
+  if (PyDict_Next(d, &pos, &key, &value) && PyDict_SetItem(out.get(), key, value) < 0)
+    return nullptr;
   if (PyDict_Merge(out.get(), d, 1) < 0) return nullptr;
   return out.release();
 }
@@ -209,6 +207,11 @@ bool Server::build_templates() noexcept {
         {"wsgi.multithread", Py_False},
         {"wsgi.multiprocess", cfg.server.workers > 1 ? Py_True : Py_False},
         {"wsgi.run_once", Py_False},
+        // The server frames every body (Content-Length, chunked, the uwsgi packet) and
+        // wsgi.input ends where the body does: reading to EOF is safe. Werkzeug and WebOb
+        // read a body without CONTENT_LENGTH (chunked) only when this says so, as gunicorn,
+        // waitress and mod_wsgi do.
+        {"wsgi.input_terminated", Py_True},
         {"wsgi.file_wrapper", fw.get()},
         {"SCRIPT_NAME", nullptr},
         {"SERVER_NAME", nullptr},

@@ -8,6 +8,7 @@
 #include "common/exit_codes.h"
 #include "common/log.h"
 #include "worker/access_log.h"
+#include "worker/app_output.h"
 #include "worker/control_link.h"
 #include "worker/module_files.h"
 #include "worker/python/greenlet_api.h"
@@ -51,8 +52,14 @@ Status init_python(const config::Config& cfg) {
     pc.install_signal_handlers = 0;  // asyncio's add_signal_handler owns TERM/INT/QUIT
     pc.parse_argv = 0;
     pc.buffered_stdio = 0;
+    // sys.stdout and sys.stderr are Python's own text files over fds 1 and 2 (the app
+    // output pipes, app_output.h). The log is UTF-8 whatever the locale, and text that
+    // cannot be encoded is escaped rather than failing the print() that wrote it.
+    st = PyConfig_SetString(&pc, &pc.stdio_encoding, L"utf-8");
+    if (!PyStatus_Exception(st))
+      st = PyConfig_SetString(&pc, &pc.stdio_errors, L"backslashreplace");
     wchar_t* argv[] = {const_cast<wchar_t*>(L"aiowsgi")};
-    st = PyConfig_SetArgv(&pc, 1, argv);
+    if (!PyStatus_Exception(st)) st = PyConfig_SetArgv(&pc, 1, argv);
   }
   if (!PyStatus_Exception(st)) st = Py_InitializeFromConfig(&pc);
   PyConfig_Clear(&pc);
@@ -226,6 +233,12 @@ int run_worker(const WorkerContext& ctx) noexcept {
     const config::Config& cfg = *ctx.config;
     if (Status s = access_log::setup(cfg.log, ctx.worker_id); !s.ok())
       spdlog::error("access log off: {}", s.message());
+    // Before Python starts, which then builds sys.stdout and sys.stderr over the pipes.
+    app_output::StopOnExit stop_app_output;
+    if (Status s = app_output::start(cfg.log.format == "json",
+                                     "worker " + std::to_string(ctx.worker_id), ctx.worker_id);
+        !s.ok())
+      spdlog::error("the app's output goes to the master's standard streams: {}", s.message());
     for (const auto& [k, v] : cfg.app.env) setenv(k.c_str(), v.c_str(), 1);
     if (!cfg.app.chdir.empty() && chdir(cfg.app.chdir.c_str()) != 0) {
       spdlog::critical("worker {}: chdir {}: {}", ctx.worker_id, cfg.app.chdir,

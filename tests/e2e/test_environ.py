@@ -41,6 +41,9 @@ def test_wsgi_keys(echo):
     assert env["wsgi.multiprocess"] is True, "2 workers: wsgi.multiprocess must be true"
     assert env["wsgi.multithread"] is False
     assert env["wsgi.run_once"] is False
+    # Reading wsgi.input to its end is safe (the server frames every body): Werkzeug and
+    # WebOb read a chunked body only when they see this.
+    assert env["wsgi.input_terminated"] is True
     assert env["has_input_read"] is True
     assert env["has_errors_write"] is True
     assert "wsgi.file_wrapper" in env

@@ -1,11 +1,12 @@
 """Real frameworks run unmodified: Flask (examples/flask_app.py) and Django
-(examples/django_app/wsgi.py)."""
+(examples/django_app/wsgi.py); what Werkzeug makes of chunked bodies and HEAD
+(tests/apps/werkzeug_app.py)."""
 import json
 import urllib.parse
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import APPS, EXAMPLES
 
 FORM = urllib.parse.urlencode([("name", "Zoë"), ("tag", "a"), ("tag", "b")])
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -65,3 +66,70 @@ def test_flask_json_body_and_abort(flask_server):
 def test_django_rejects_unknown_host(django_server):
     status, _, _ = django_server.request("GET", "/", headers={"Host": "evil.example"})
     assert status == 400
+
+
+# ---- What Werkzeug (Flask) makes of the server's framing (tests/apps/werkzeug_app.py) ----
+
+@pytest.fixture(scope="module")
+def werkzeug_server(server_factory):
+    return server_factory(APPS / "werkzeug_app.py", workers=1, cores=10)
+
+
+def chunked(data, size):
+    """`data` as a chunked request body in chunks of `size` bytes."""
+    out = b""
+    for i in range(0, len(data), size):
+        piece = data[i:i + size]
+        out += b"%x\r\n%s\r\n" % (len(piece), piece)
+    return out + b"0\r\n\r\n"
+
+
+def test_flask_reads_a_chunked_body(werkzeug_server):
+    # Werkzeug takes "no CONTENT_LENGTH" for an empty body unless wsgi.input_terminated says
+    # reading wsgi.input to its end is safe.
+    with werkzeug_server.connect() as conn:
+        resp = conn.request("POST", "/echo", headers=[("Transfer-Encoding", "chunked")],
+                            body=chunked(b"hello world", 4))
+    assert resp.status == 200 and resp.body == b"hello world", resp
+
+
+def test_flask_sees_a_chunked_multipart_upload(werkzeug_server):
+    boundary = "aiowsgi-test-boundary"
+    content = bytes(range(256)) * (3 * 1024 * 1024 // 256)  # 3 MiB
+    body = (("--%s\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nhi\r\n"
+             "--%s\r\nContent-Disposition: form-data; name=\"blob\"; filename=\"blob.bin\"\r\n"
+             "Content-Type: application/octet-stream\r\n\r\n" % (boundary, boundary)).encode()
+            + content + ("\r\n--%s--\r\n" % boundary).encode())
+    with werkzeug_server.connect(timeout=60) as conn:
+        resp = conn.request("POST", "/upload",
+                            headers=[("Transfer-Encoding", "chunked"),
+                                     ("Content-Type", "multipart/form-data; boundary=" + boundary)],
+                            body=chunked(body, 65536))
+    assert resp.status == 200, resp
+    assert json.loads(resp.body) == {"files": {"blob": len(content)}, "form": {"note": "hi"}}
+
+
+@pytest.mark.parametrize("path", ["/stream", "/plain"])
+def test_head_of_a_streamed_response_has_no_invented_length(werkzeug_server, path):
+    # Werkzeug (and a plain app like it) returns an empty body for HEAD and a generator for
+    # GET: GET is chunked, so HEAD must not announce "Content-Length: 0" (RFC 9110 9.3.2).
+    with werkzeug_server.connect() as conn:
+        get = conn.request("GET", path)
+        head = conn.request("HEAD", path)
+        again = conn.request("GET", path)  # the connection still frames the next response
+    assert get.status == 200 and get.header("transfer-encoding") == "chunked", get
+    assert get.header("content-length") is None and len(get.body) > 0
+    assert head.status == 200 and head.body == b"", head
+    assert head.header("content-length") is None, head
+    assert head.header("transfer-encoding") is None, head
+    assert again.status == 200 and again.body == get.body
+
+
+def test_head_keeps_lengths_the_server_knows(werkzeug_server):
+    with werkzeug_server.connect() as conn:
+        declared = conn.request("HEAD", "/declared")
+        empty_get = conn.request("GET", "/empty")
+        declared_get = conn.request("GET", "/declared")
+    assert declared.status == 200 and declared.header("content-length") == "30", declared
+    assert empty_get.status == 200 and empty_get.header("content-length") == "0", empty_get
+    assert declared_get.body == b"x" * 30

@@ -4,7 +4,6 @@
 # up here, no docstring: it would replace the module's __doc__.
 
 import asyncio as _asyncio
-import io as _io
 import sys as _sys
 import greenlet as _greenlet
 
@@ -138,48 +137,6 @@ def spawn(coro):
     task = _loop.create_task(coro)
     task.add_done_callback(_log_task_exception)
     return task
-
-
-class _LogStream(_io.TextIOBase):
-    """sys.stdout / sys.stderr of the app: each complete line goes to the server log."""
-
-    def __init__(self, level, name):
-        self._level = level
-        self._buf = ''
-        self._name = name
-
-    @property
-    def name(self):
-        return self._name
-
-    @property
-    def encoding(self):
-        return 'utf-8'
-
-    def writable(self):
-        return True
-
-    def isatty(self):
-        return False
-
-    def write(self, s):
-        if not isinstance(s, str):
-            raise TypeError('write() argument must be str, not %s' % type(s).__name__)
-        data = self._buf + s
-        *lines, self._buf = data.split('\n')
-        for line in lines:
-            _log(self._level, line)
-        return len(s)
-
-    def flush(self):
-        if self._buf:
-            _log(self._level, self._buf)
-            self._buf = ''
-
-
-def _install_streams():
-    _sys.stdout = _LogStream(20, '<stdout>')
-    _sys.stderr = _LogStream(40, '<stderr>')
 
 
 def _load_app(wsgi_file, module, callable_name):

@@ -72,10 +72,6 @@ bool setup_python_module(const WorkerContext& ctx, PyObject* loop) noexcept {
     return false;
   g_file_wrapper = PyDict_GetItemString(dict, "FileWrapper");
   Py_XINCREF(g_file_wrapper);
-  PyRef install = PyRef::borrow(PyDict_GetItemString(dict, "_install_streams"));
-  if (!install) return false;
-  PyRef done = PyRef::steal(PyObject_CallNoArgs(install.get()));
-  if (!done) return false;
   g_module = mod.get();
   return true;
 }
