@@ -11,6 +11,7 @@
 #include "worker/python/greenlet_api.h"
 #include "worker/python/python_module.h"
 #include "worker/python/request_bound.h"
+#include "worker/python/request_context.h"
 #include "worker/server.h"
 
 namespace aiowsgi::worker {
@@ -27,6 +28,7 @@ Core* core_from(PyObject* capsule) {
 
 Core::Core(Server* server, int id) : server_(server), id_(id) {
   id_obj_ = PyRef::steal(PyLong_FromLong(id));
+  thread_identity::register_core(id, &identity_);
 }
 
 Core::~Core() = default;
@@ -93,7 +95,7 @@ bool Core::enter() noexcept {
   entering_ = true;
   // The marker tells the master which request holds the loop if it never switches back.
   score_running_core(server_->context().score, id_);
-  PyObject* r = greenlet::switch_to(greenlet_.get());
+  PyObject* r = switch_in(false);
   score_running_core(server_->context().score, -1);
   entering_ = false;
   if (r == nullptr) {
@@ -107,7 +109,7 @@ bool Core::enter() noexcept {
 void Core::wake(WakeReason why) noexcept {
   wake_ = why;
   score_running_core(server_->context().score, id_);
-  PyObject* r = greenlet::switch_to(greenlet_.get());
+  PyObject* r = switch_in(false);
   score_running_core(server_->context().score, -1);
   if (r == nullptr) {
     spdlog::error("core {} raised out of its greenlet: {}", id_, fetch_exception_text());
@@ -119,7 +121,7 @@ void Core::wake(WakeReason why) noexcept {
 void Core::kill() noexcept {
   if (!greenlet_ || !greenlet::active(greenlet_.get())) return;
   killed_ = true;
-  PyObject* r = greenlet::kill(greenlet_.get());
+  PyObject* r = switch_in(true);
   if (r == nullptr) PyErr_Clear();
   Py_XDECREF(r);
   state_ = CoreState::kFree;
@@ -131,12 +133,27 @@ void Core::cancel(double age) noexcept {
   spdlog::error("harakiri: {} {} on core {} cancelled after {:.1f} s", method(), target(), id_,
                 age);
   ++server_->harakiri_count;
-  PyObject* r = greenlet::kill(greenlet_.get());
+  PyObject* r = switch_in(true);
   if (r == nullptr) {
     spdlog::error("core {} raised out of its greenlet: {}", id_, fetch_exception_text());
     return;
   }
   Py_DECREF(r);
+}
+
+PyObject* Core::switch_in(bool kill) noexcept {
+  thread_identity::Identity* was = thread_identity::enter(&identity_);
+  PyObject* r = kill ? greenlet::kill(greenlet_.get()) : greenlet::switch_to(greenlet_.get());
+  thread_identity::enter(was);
+  return r;
+}
+
+PyObject* Core::switch_out() noexcept {
+  // Not restored when control comes back: whoever switches into a core sets its identity
+  // (switch_in, CoreGreenlet.switch), and a retired greenlet that is resumed only to end must
+  // not leave its core's identity behind for the loop.
+  thread_identity::enter(nullptr);
+  return greenlet::switch_to(server_->main_greenlet());
 }
 
 void Core::serve(Lease& lease) noexcept {
@@ -216,7 +233,7 @@ bool Core::park(Lease& lease, CoreState how) noexcept {
     server_->settle_later(this);
   }
   for (;;) {
-    PyObject* r = greenlet::switch_to(server_->main_greenlet());
+    PyObject* r = switch_out();
     // Whatever resumed this greenlet, its own lease comes first: a retired greenlet has no
     // core any more, and must not touch the one it served.
     if (lease.retired) {
@@ -286,6 +303,12 @@ bool Core::handle_request() noexcept {
   if (!rebind_to_request(&start_response_, start_response_call, this, serial_) ||
       !rebind_to_request(&write_, write_call, this, serial_)) {
     spdlog::error("binding start_response failed: {}", fetch_exception_text());
+    writer_.send_simple_error(500);
+    return false;
+  }
+  // contextvars: this request must not see what the last one on this core set.
+  if (!request_context::begin()) {
+    spdlog::error("a fresh context for the request failed: {}", fetch_exception_text());
     writer_.send_simple_error(500);
     return false;
   }
@@ -393,7 +416,7 @@ bool Core::wait_io(CoreState how, double timeout) noexcept {
   io_deadline_ = now_seconds() + (timeout > 0 ? timeout : kSocketTimeout);
   wake_ = WakeReason::kNone;
   while (wake_ == WakeReason::kNone) {
-    PyObject* r = greenlet::switch_to(server_->main_greenlet());
+    PyObject* r = switch_out();
     if (r == nullptr) {
       // Thrown in: harakiri (cancelled_), worker shutdown (killed_), or by the app's own
       // callback; either way this wait has failed.

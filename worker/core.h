@@ -13,6 +13,7 @@
 
 #include "worker/core_guard.h"
 #include "worker/python/py_ref.h"
+#include "worker/python/thread_identity.h"
 #include "worker/request_body.h"
 #include "worker/response_writer.h"
 
@@ -145,6 +146,11 @@ class Core {
   bool park(Lease& lease, CoreState how) noexcept;
   // This greenlet serves no more requests; whoever still refers to it finds it ending quietly.
   void retire(Lease& lease) noexcept;
+  // Switches from the loop's greenlet into this core's (throwing GreenletExit in with |kill|),
+  // the core's thread identity in force while it runs. What the switch returned, or nullptr.
+  PyObject* switch_in(bool kill) noexcept;
+  // Switches from this core to the loop's greenlet, as the thread itself.
+  PyObject* switch_out() noexcept;
   bool handle_request() noexcept;   // one request; false: the connection must close
   std::string_view method() const;  // of the current request, for logs
   std::string_view target() const;
@@ -175,6 +181,8 @@ class Core {
   bool upgraded_ = false;     // the app took the connection over (websocket)
   double request_start_ = 0;  // monotonic start time of the current request
 
+  // threading.get_ident(), current_thread() and threading.local inside this core.
+  thread_identity::Identity identity_;
   ResponseWriter writer_{this};  // the response: head, framing, sending
   RequestBody body_{this};       // the request body, as wsgi.input reads it
 };

@@ -13,6 +13,8 @@
 #include "worker/python/frame_stack.h"
 #include "worker/python/greenlet_api.h"
 #include "worker/python/python_module.h"
+#include "worker/python/request_context.h"
+#include "worker/python/thread_identity.h"
 #include "worker/static_files.h"
 
 namespace aiowsgi::worker {
@@ -29,6 +31,9 @@ constexpr double kDrainIdleGraceSeconds = 1.0;
 // Module-level C callbacks handed to the asyncio loop. Each forwards to the server and never
 // lets an exception out: asyncio would only log it, and the state would be half-updated.
 PyObject* cb_poll(PyObject*, PyObject*) noexcept {
+  // The loop runs as the thread itself. An app that switched into a core in a way no hook sees
+  // (greenlet.greenlet.switch(core) unbound) left the core's identity behind: put it back.
+  thread_identity::enter(nullptr);
   if (Server* s = Server::instance()) s->on_poll();
   Py_RETURN_NONE;
 }
@@ -124,6 +129,7 @@ bool Server::start() noexcept {
   }
   if (!acceptor_.start()) return false;
   if (!build_templates()) return false;
+  if (!request_context::capture_base()) return false;
   cores_.reserve(static_cast<size_t>(config().server.cores));
   // One small frame-stack chunk per core greenlet, the retired ones included.
   size_t chunks = static_cast<size_t>(config().server.cores) + kMaxRetiredGreenlets + 1;

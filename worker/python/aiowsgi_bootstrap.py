@@ -272,6 +272,7 @@ def _preload_begin():
 
 def _preload_imported():
     import gc
+    globals()['_preload_threads_note']()   # core_threads.py
     loop = _loop
     if loop is not None and not loop.is_closed():
         dropped = len([t for t in _asyncio.all_tasks(loop) if not t.done()])
@@ -290,6 +291,7 @@ def _bind_worker(worker_id, numproc, loop):
     import gc
     global _worker_id, _numproc, _loop
     _worker_id, _numproc, _loop = worker_id, numproc, loop
+    globals()['_adopt_loop'](loop)   # core_threads.py
     uwsgi = _sys.modules.get('uwsgi')
     if uwsgi is not None:
         uwsgi.numproc = numproc

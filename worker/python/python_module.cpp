@@ -5,9 +5,11 @@
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/python/aiowsgi_bootstrap_py.h"  // generated from aiowsgi_bootstrap.py
+#include "worker/python/core_threads_py.h"       // generated from core_threads.py
 #include "worker/python/embedded_python.h"
 #include "worker/python/greenlet_api.h"
 #include "worker/python/py_ref.h"
+#include "worker/python/thread_identity.h"
 
 namespace aiowsgi::worker {
 
@@ -73,6 +75,11 @@ bool setup_python_module(const WorkerContext& ctx, PyObject* loop) noexcept {
   g_file_wrapper = PyDict_GetItemString(dict, "FileWrapper");
   Py_XINCREF(g_file_wrapper);
   g_module = mod.get();
+  // Each core a thread of its own (thread_identity.h): the Python half first, while
+  // _thread.get_ident is still the thread's own, which it keeps.
+  if (!run_embedded_python(embedded::kCoreThreadsFile, embedded::kCoreThreadsSource, dict) ||
+      !call_module_helper("_install_core_threads", nullptr) || !thread_identity::install())
+    return false;
   return true;
 }
 
