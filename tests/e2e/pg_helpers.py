@@ -1,5 +1,6 @@
 """A throwaway PostgreSQL cluster for end-to-end tests: Debian's PostgreSQL 15, started once per
-test module that asks for the `postgres` fixture (`from pg_helpers import postgres`).
+test module that imports the fixture (`from pg_helpers import postgres_fixture`) and asks for
+`postgres`.
 
 PostgreSQL refuses to run as root, and CI runs as root: initdb and pg_ctl then run as the
 `postgres` system user the package creates (runuser), on a data folder in a fresh temp folder
@@ -153,8 +154,8 @@ def _run_as_prefix():
     return [require_tool("runuser"), "-u", "postgres", "--"]
 
 
-@pytest.fixture(scope="module")
-def postgres():
+@pytest.fixture(scope="module", name="postgres")
+def postgres_fixture():
     """A running PgCluster for the module; stopped and removed at its end."""
     require_tool("initdb", str(PG_BIN / "initdb"))
     require_tool("pg_ctl", str(PG_BIN / "pg_ctl"))

@@ -1,11 +1,11 @@
-"""Real frameworks run unmodified: Flask (examples/flask_app.py) and Django
-(examples/django_app/wsgi.py)."""
+"""Real frameworks run unmodified: Flask (examples/flask_app.py), Django
+(examples/django_app/wsgi.py) and Bottle (tests/apps/bottle_app.py)."""
 import json
 import urllib.parse
 
 import pytest
 
-from conftest import EXAMPLES
+from conftest import APPS, EXAMPLES
 
 FORM = urllib.parse.urlencode([("name", "Zoë"), ("tag", "a"), ("tag", "b")])
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -21,9 +21,14 @@ def django_server(server_factory):
     return server_factory(EXAMPLES / "django_app" / "wsgi.py", workers=1, cores=10)
 
 
-@pytest.fixture(params=["flask", "django"])
-def framework(request, flask_server, django_server):
-    return {"flask": flask_server, "django": django_server}[request.param], request.param
+@pytest.fixture(scope="module")
+def bottle_server(server_factory):
+    return server_factory(APPS / "bottle_app.py", workers=1, cores=10)
+
+
+@pytest.fixture(params=["flask", "django", "bottle"])
+def framework(request):
+    return request.getfixturevalue(request.param + "_server"), request.param
 
 
 def test_index(framework):
