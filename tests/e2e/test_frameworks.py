@@ -1,11 +1,15 @@
 """Real frameworks run unmodified: Flask (examples/flask_app.py), Django
 (examples/django_app/wsgi.py) and Bottle (tests/apps/bottle_app.py)."""
 import json
+import os
+import subprocess
+import sys
 import urllib.parse
 
 import pytest
 
 from conftest import APPS, EXAMPLES
+from threads_helpers import concurrently
 
 FORM = urllib.parse.urlencode([("name", "Zoë"), ("tag", "a"), ("tag", "b")])
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -70,3 +74,23 @@ def test_flask_json_body_and_abort(flask_server):
 def test_django_rejects_unknown_host(django_server):
     status, _, _ = django_server.request("GET", "/", headers={"Host": "evil.example"})
     assert status == 400
+
+
+def test_django_example_writes_and_reads_its_database(server_factory, tmp_path):
+    # The README's steps: migrate once, then serve; the SQLite file comes from the environment.
+    db = tmp_path / "notes.sqlite3"
+    env = dict(os.environ, AIOWSGI_DJANGO_DB=str(db), PYTHONDONTWRITEBYTECODE="1")
+    migrate = subprocess.run([sys.executable, str(EXAMPLES / "django_app" / "manage.py"),
+                              "migrate", "--noinput"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    server = server_factory(EXAMPLES / "django_app" / "wsgi.py", workers=1, cores=10,
+                            env={"AIOWSGI_DJANGO_DB": str(db)})
+    status, _, body = server.request("POST", "/notes", body="text=first", headers=FORM_HEADERS)
+    assert status == 200, body
+    assert json.loads(body) == {"count": 1, "latest": [{"id": 1, "text": "first"}]}
+    # Ten at once, each core on its own connection.
+    with_notes = concurrently(server, ["/notes"] * 10)
+    assert all(r["count"] == 1 for r in with_notes), with_notes
+    status, _, body = server.request("GET", "/notes")
+    assert status == 200 and json.loads(body)["latest"][0]["text"] == "first"
