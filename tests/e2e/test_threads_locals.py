@@ -29,11 +29,12 @@ def one_core(server_factory):
     return server_factory(APP, workers=1, cores=1)
 
 
-@pytest.fixture(scope="module")
-def locks(server_factory):
-    # A server of their own: without core-aware locks the second request blocks the worker
-    # for good, and must not take the other tests' server with it.
-    return server_factory(APP, workers=1, cores=CORES)
+@pytest.fixture(scope="module", params=["lock", "rlock"])
+def locks(request, server_factory):
+    """(kind, server): a server per kind of lock, because without core-aware locks a request
+    that wants a Lock another core holds blocks the worker for good; it must not take the other
+    tests' server with it."""
+    return request.param, server_factory(APP, workers=1, cores=CORES)
 
 
 # ---- thread identity and threading.local ----
@@ -125,11 +126,11 @@ def test_sync_to_async_bridge_raises_the_coroutines_exception(server, via):
 
 # ---- locks held across a suspension ----
 
-@pytest.mark.parametrize("kind", ["lock", "rlock"])
-def test_lock_held_across_a_suspension_serializes_instead_of_deadlocking(locks, kind):
+def test_lock_held_across_a_suspension_serializes_instead_of_deadlocking(locks):
+    kind, server = locks
     group = group_name(kind)
     try:
-        a, b = concurrently(locks, ["/lock?kind=%s&group=%s&n=2&hold=0.3" % (kind, group)] * 2,
+        a, b = concurrently(server, ["/lock?kind=%s&group=%s&n=2&hold=0.3" % (kind, group)] * 2,
                             timeout=20)
     except (OSError, TimeoutError) as e:
         raise AssertionError("requests sharing a %s never finished (the worker deadlocked): %r"
