@@ -76,6 +76,7 @@ def hold_in_transaction(q):
 
 @scoped
 def transaction_of_own_rows(q):
+    """As the Django app's /tx: n rows, a suspension halfway, commit=1 commits, 0 rolls back."""
     n, tag = int(q["n"]), q["tag"]
     for i in range(n):
         if i == n // 2:
@@ -84,7 +85,10 @@ def transaction_of_own_rows(q):
         Session.add(SaRow(tag=tag, n=i))
     Session.flush()
     own = own_count(tag)
-    Session.commit()
+    if q["commit"] == "1":
+        Session.commit()
+    else:
+        Session.rollback()
     return {"own": own, "core": aiowsgi.core_id()}
 
 

@@ -78,14 +78,20 @@ def hold_in_transaction(q):
 
 def transaction_of_own_rows(q):
     """n rows tagged with this request's tag, in one transaction with a suspension between
-    the two halves; returns what the transaction saw of its tag before committing."""
+    the two halves, then committed (commit=1) or rolled back (commit=0); returns what the
+    transaction saw of its tag before it ended."""
     n, tag = int(q["n"]), q["tag"]
-    with transaction.atomic():
-        for i in range(n):
-            if i == n // 2:
-                aiowsgi.sleep(float(q.get("pause", "0.05")))
-            Row.objects.create(tag=tag, n=i)
-        own = Row.objects.filter(tag=tag).count()
+    try:
+        with transaction.atomic():
+            for i in range(n):
+                if i == n // 2:
+                    aiowsgi.sleep(float(q.get("pause", "0.05")))
+                Row.objects.create(tag=tag, n=i)
+            own = Row.objects.filter(tag=tag).count()
+            if q["commit"] != "1":
+                raise Rollback()
+    except Rollback:
+        pass
     return {"own": own, "core": aiowsgi.core_id()}
 
 
