@@ -1,12 +1,16 @@
-"""Real frameworks run unmodified: Flask (examples/flask_app.py) and Django
-(examples/django_app/wsgi.py); what Werkzeug makes of chunked bodies and HEAD
-(tests/apps/werkzeug_app.py)."""
+"""Real frameworks run unmodified: Flask (examples/flask_app.py), Django
+(examples/django_app/wsgi.py) and Bottle (tests/apps/bottle_app.py); what Werkzeug makes of
+chunked bodies and HEAD (tests/apps/werkzeug_app.py)."""
 import json
+import os
+import subprocess
+import sys
 import urllib.parse
 
 import pytest
 
 from conftest import APPS, EXAMPLES
+from threads_helpers import concurrently
 
 FORM = urllib.parse.urlencode([("name", "Zoë"), ("tag", "a"), ("tag", "b")])
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -22,9 +26,14 @@ def django_server(server_factory):
     return server_factory(EXAMPLES / "django_app" / "wsgi.py", workers=1, cores=10)
 
 
-@pytest.fixture(params=["flask", "django"])
-def framework(request, flask_server, django_server):
-    return {"flask": flask_server, "django": django_server}[request.param], request.param
+@pytest.fixture(scope="module")
+def bottle_server(server_factory):
+    return server_factory(APPS / "bottle_app.py", workers=1, cores=10)
+
+
+@pytest.fixture(params=["flask", "django", "bottle"])
+def framework(request):
+    return request.getfixturevalue(request.param + "_server"), request.param
 
 
 def test_index(framework):
@@ -133,3 +142,23 @@ def test_head_keeps_lengths_the_server_knows(werkzeug_server):
     assert declared.status == 200 and declared.header("content-length") == "30", declared
     assert empty_get.status == 200 and empty_get.header("content-length") == "0", empty_get
     assert declared_get.body == b"x" * 30
+
+
+def test_django_example_writes_and_reads_its_database(server_factory, tmp_path):
+    # The README's steps: migrate once, then serve; the SQLite file comes from the environment.
+    db = tmp_path / "notes.sqlite3"
+    env = dict(os.environ, AIOWSGI_DJANGO_DB=str(db), PYTHONDONTWRITEBYTECODE="1")
+    migrate = subprocess.run([sys.executable, str(EXAMPLES / "django_app" / "manage.py"),
+                              "migrate", "--noinput"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    server = server_factory(EXAMPLES / "django_app" / "wsgi.py", workers=1, cores=10,
+                            env={"AIOWSGI_DJANGO_DB": str(db)})
+    status, _, body = server.request("POST", "/notes", body="text=first", headers=FORM_HEADERS)
+    assert status == 200, server.wait_log("Error", timeout=5)[-3000:]  # the 500 page hides it
+    assert json.loads(body) == {"count": 1, "latest": [{"id": 1, "text": "first"}]}
+    # Ten at once, each core on its own connection.
+    with_notes = concurrently(server, ["/notes"] * 10)
+    assert all(r["count"] == 1 for r in with_notes), with_notes
+    status, _, body = server.request("GET", "/notes")
+    assert status == 200 and json.loads(body)["latest"][0]["text"] == "first"

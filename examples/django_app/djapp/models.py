@@ -1,0 +1,7 @@
+from django.db import models
+
+
+class Note(models.Model):
+    """A line of text posted to /notes."""
+    text = models.CharField(max_length=200)
+    created = models.DateTimeField(auto_now_add=True)
