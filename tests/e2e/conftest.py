@@ -556,6 +556,9 @@ def server_factory(tmp_path_factory):
     def make(app, **kwargs):
         workdir = tmp_path_factory.mktemp(Path(str(app)).stem)
         server = Server(workdir, app, **kwargs)
+        # Stopped at the module's end, failed or not: a module-scoped fixture may start it
+        # lazily during a test and share it with the tests after.
+        server.factory_owned = True
         started.append(server)
         return server.start()
 
@@ -566,12 +569,14 @@ def server_factory(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def stop_servers_the_test_started():
-    """Stops, when the test ends (failed or not), every server started during it. Servers of
-    module-scoped fixtures were started before this fixture's snapshot and stay up."""
+    """Stops, when the test ends (failed or not), every server started during it, except those
+    of server_factory, which stops them when the module ends (a module-scoped fixture may
+    start one lazily in its first test and share it with the others)."""
     before = list(_live_servers)
     yield
     for server in [s for s in _live_servers if not any(s is b for b in before)]:
-        server.stop()
+        if not getattr(server, "factory_owned", False):
+            server.stop()
 
 
 def pytest_sessionfinish(session, exitstatus):
