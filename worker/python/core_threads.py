@@ -214,18 +214,6 @@ class _CoreRLock:
             self._owner, self._count, id(self))
 
 
-def _core_lock():
-    """threading.Lock(): see _CoreLock."""
-    return _CoreLock()
-
-
-def _core_rlock(*args, **kwargs):
-    """threading.RLock(): see _CoreRLock."""
-    if args or kwargs:
-        raise TypeError('RLock() takes no arguments')
-    return _CoreRLock()
-
-
 # ---- asyncio and asgiref inside a core -------------------------------------------------------
 
 def _patch_asyncio():
@@ -321,8 +309,10 @@ def _adopt_loop(loop):
 
 def _install_core_threads():
     _os.environ.setdefault('DJANGO_ALLOW_ASYNC_UNSAFE', 'true')
-    _threading.Lock = _core_lock
-    _threading.RLock = _core_rlock
+    # The classes themselves, not factory functions: code keeps them as class attributes
+    # (werkzeug: lock_class = threading.Lock), where a function would bind as a method.
+    _threading.Lock = _CoreLock
+    _threading.RLock = _CoreRLock
     _patch_asyncio()
     mod = _sys.modules.get('asgiref.sync')
     if mod is not None:
