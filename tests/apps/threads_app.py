@@ -17,7 +17,15 @@ REQUEST_VAR = contextvars.ContextVar("request_var")
 IMPORT_VAR = contextvars.ContextVar("import_var")
 IMPORT_VAR.set("set at import")
 # Created at import, as apps create them; shared by every core of the worker.
-LOCKS = {"lock": threading.Lock(), "rlock": threading.RLock()}
+class _LockMaker:
+    # As werkzeug's routing Map keeps it: threading.Lock as a class attribute, called through
+    # an instance (a Python function there would bind as a method).
+    lock_class = threading.Lock
+    rlock_class = threading.RLock
+
+
+LOCKS = {"lock": threading.Lock(), "rlock": threading.RLock(),
+         "lock_attr": _LockMaker().lock_class(), "rlock_attr": _LockMaker().rlock_class()}
 
 
 def identity():
@@ -122,7 +130,7 @@ def lock_view(q):
     with lock:
         acquired = time.monotonic()
         aiowsgi.sleep(float(q.get("hold", "0.3")))
-        if q["kind"] == "rlock":
+        if q["kind"].startswith("rlock"):
             with lock:  # re-entrant within the request, across a suspension too
                 aiowsgi.sleep(0.01)
         released = time.monotonic()

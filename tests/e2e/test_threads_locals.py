@@ -29,7 +29,7 @@ def one_core(server_factory):
     return server_factory(APP, workers=1, cores=1)
 
 
-@pytest.fixture(scope="module", params=["lock", "rlock"])
+@pytest.fixture(scope="module", params=["lock", "rlock", "lock_attr", "rlock_attr"])
 def locks(request, server_factory):
     """(kind, server): a server per kind of lock, because without core-aware locks a request
     that wants a Lock another core holds blocks the worker for good; it must not take the other
