@@ -154,7 +154,9 @@ TEST_F(PreloaderTest, AProcessThatDoesNotAnswerIsKilledAndItsRequestFails) {
     for (ForkOutcome& o : preloader_->take_fork_outcomes()) outcomes.push_back(std::move(o));
     return !outcomes.empty();
   }));
-  EXPECT_GE(ev_time() - asked, 0.2);
+  // Not at once. libev starts the timer from the loop's cached time, which may be a little
+  // older than |asked|: no exact lower bound.
+  EXPECT_GE(ev_time() - asked, 0.1);
   ASSERT_EQ(outcomes.size(), 1u);
   EXPECT_EQ(outcomes[0].serial, 7u);
   EXPECT_LE(outcomes[0].pid, 0);
