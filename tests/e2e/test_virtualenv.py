@@ -210,6 +210,21 @@ def test_the_uwsgi_protocol_serves_from_the_venv(venvs, tmp_path):
     assert json.loads(body)["prefix"] == venvs["app"]
 
 
+def test_auto_reload_does_not_watch_the_venv(venvs, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("import clipkg, acme.widgets, greenlet\n\n"
+                   "def application(environ, start_response):\n"
+                   "    start_response('200 OK', [])\n"
+                   "    return [b'v1']\n")
+    server = Server(tmp_path, app, app_options={"virtualenv": venvs["app"], "reload": True})
+    server.start()
+    log = server.wait_log("auto-reload: watching", timeout=30)
+    # The app's own file only: neither the venv nor the system's greenlet.
+    assert re.search(r"auto-reload: watching 1 files in 1 directories", log), log[-2000:]
+    app.write_text(app.read_text().replace("v1", "v2"))
+    assert wait_for(lambda: server.request("GET", "/")[2] == b"v2", timeout=60)
+
+
 # ---- errors: from --check and at start, before anything forks ----------------------------
 
 def broken_venvs(venvs):
