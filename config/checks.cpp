@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
@@ -10,6 +11,7 @@
 
 #include "common/address.h"
 #include "config/load_steps.h"
+#include "config/virtualenv.h"
 
 namespace aiowsgi::config {
 
@@ -74,6 +76,23 @@ void check_distinct_addresses(const std::string& origin, const Config& cfg, Erro
 void order_static_map(Config* cfg) {
   std::stable_sort(cfg->statics.map.begin(), cfg->statics.map.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+}
+
+// An activated venv is what the user runs Python in; gunicorn and uWSGI started from it would
+// import the app there too. The variable is read once per load, so HUP sees the master's own.
+void use_virtual_env_variable(const std::filesystem::path& cwd, Config* cfg, ErrorList* errors) {
+  if (!cfg->app.virtualenv.empty()) return;
+  const char* env = std::getenv("VIRTUAL_ENV");  // NOLINT(concurrency-mt-unsafe): no threads yet
+  if (env == nullptr || *env == '\0') return;
+  std::string dir = (cwd / env).lexically_normal().string();
+  if (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (Status st = check_virtualenv(dir); !st.ok()) {
+    errors->add(std::string("environment: VIRTUAL_ENV=") + env + ": " + st.message() +
+                " (unset VIRTUAL_ENV, or set [app] virtualenv)");
+    return;
+  }
+  cfg->app.virtualenv = dir;
+  cfg->app.virtualenv_from_environment = true;
 }
 
 }  // namespace aiowsgi::config

@@ -35,27 +35,6 @@ int default_workers() {
   return n > 0 ? static_cast<int>(std::min<int64_t>(n, kMaxWorkers)) : 1;
 }
 
-// Reads a whole file. O_CLOEXEC like every fd here: the master reads the config on reload,
-// between forks of workers that must not inherit it.
-Result<std::string> read_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Status::Io("cannot open", errno);
-  struct stat st {};
-  if (fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::Io("cannot read", EISDIR);
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::Io("cannot read", errno);
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
-}
-
 fs::path current_dir() {
   std::error_code ec;
   fs::path cwd = fs::current_path(ec);
@@ -91,6 +70,7 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
   if (!origins.file_failed) {
     check_listeners(origin, origins, cfg, &errs);
     check_app(origin, origins, &cfg, &errs);
+    use_virtual_env_variable(cwd, &cfg, &errs);
     order_static_map(&cfg);
     check_distinct_addresses(origin, cfg, &errs);
   }
@@ -105,6 +85,27 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
 }
 
 }  // namespace
+
+// O_CLOEXEC like every fd here: the master reads the config on reload, between forks of
+// workers that must not inherit it.
+Result<std::string> read_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::Io("cannot open", errno);
+  struct stat st {};
+  if (fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::Io("cannot read", EISDIR);
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::Io("cannot read", errno);
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
 
 void ErrorList::at(const std::string& file, uint32_t line, uint32_t column,
                    const std::string& msg) {

@@ -46,6 +46,10 @@ struct AppConfig {
   // Development: watch the imported .py files (and reload_extra) and reload on a change.
   bool reload = false;
   std::vector<std::string> reload_extra;  // absolute after load; may hold glob wildcards
+  // The venv the workers' Python runs in (config/virtualenv.h), absolute after load, or ""
+  // for the system interpreter; from $VIRTUAL_ENV when the key is unset (then the flag is set).
+  std::string virtualenv;
+  bool virtualenv_from_environment = false;
 };
 
 struct LimitsConfig {

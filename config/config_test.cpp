@@ -16,6 +16,7 @@
 #include "config/command_line.h"
 #include "config/keys.h"
 #include "config/values.h"
+#include "config/virtualenv.h"
 
 namespace aiowsgi::config {
 namespace {
@@ -956,6 +957,11 @@ class KeyTableTest : public ConfigTest {
       case Type::kDirectory:
         write("work/.keep", "");
         return {"\"work\"", "work", path("work")};
+      case Type::kVirtualenv:
+        write("venv/pyvenv.cfg",
+              "home = /usr/bin\nversion = " + std::string(embedded_python_version()) + "\n");
+        write("venv/bin/python", "");
+        return {"\"venv\"", "venv", path("venv")};
       case Type::kUser:
       case Type::kGroup:
         return {"\"0\"", "0", "0"};
@@ -1001,7 +1007,7 @@ TEST_F(KeyTableTest, EveryKeyRoundTripsThroughTheFileAndItsFlag) {
     Config from_file = load_file_ok(file_with(key, line));
     EXPECT_EQ(field_text(key, from_file), s.loaded);
     if (key.flag.name.empty()) continue;
-    for (std::string_view flag : {key.flag.name, key.flag.uwsgi}) {
+    for (std::string_view flag : {key.flag.name, key.flag.uwsgi, key.flag.uwsgi_also}) {
       if (flag.empty()) continue;
       SCOPED_TRACE(std::string(flag));
       write("server.toml", file_with(key, ""));
@@ -1053,7 +1059,7 @@ TEST(KeyTable, HelpListsEveryFlagAndKey) {
   }
   for (const Key& key : keys()) {
     EXPECT_NE(usage.find("  " + std::string(key.name) + " = "), std::string::npos) << key.name;
-    for (std::string_view flag : {key.flag.name, key.flag.uwsgi}) {
+    for (std::string_view flag : {key.flag.name, key.flag.uwsgi, key.flag.uwsgi_also}) {
       if (!flag.empty()) {
         EXPECT_NE(usage.find(std::string(flag) + " "), std::string::npos) << flag;
       }

@@ -64,6 +64,11 @@ constexpr Key kKeys[] = {
      .doc = "the WSGI callable's name in the file or module", .uwsgi_opt = "callable"},
     {.table = "app", .name = "chdir", .type = Type::kDirectory, .field = FIELD(app.chdir),
      .doc = "workers change to this folder before loading the app", .uwsgi_opt = "chdir"},
+    {.table = "app", .name = "virtualenv", .type = Type::kVirtualenv,
+     .field = FIELD(app.virtualenv),
+     .doc = "run the app in this virtualenv (unset: $VIRTUAL_ENV when set)",
+     .flag = {.name = "--virtualenv", .uwsgi = "--venv", .uwsgi_also = "--home", .short_name = 'H'},
+     .uwsgi_opt = "virtualenv"},
     {.table = "app", .name = "python_path", .type = Type::kPathList,
      .field = FIELD(app.python_path), .doc = "folders put first on sys.path",
      .uwsgi_opt = "pythonpath"},
@@ -162,7 +167,9 @@ const Key* find_flag(std::string_view flag) {
   for (const Key& k : kKeys) {
     const Flag& f = k.flag;
     if (f.name.empty()) continue;
-    if (f.name == flag || f.uwsgi == flag) return &k;
+    if (f.name == flag || f.uwsgi == flag || (!f.uwsgi_also.empty() && f.uwsgi_also == flag)) {
+      return &k;
+    }
     if (f.short_name != 0 && flag.size() == 2 && flag[0] == '-' && flag[1] == f.short_name) {
       return &k;
     }
@@ -213,6 +220,7 @@ std::string metavar(const Key& key) {
     case Type::kPath:
       return "PATH";
     case Type::kDirectory:
+    case Type::kVirtualenv:
       return "DIR";
     case Type::kUser:
       return "USER";

@@ -28,6 +28,7 @@ enum class Type {
   kModule,       // "package.module" or "package.module:callable"
   kPath,         // a path, resolved against the file's folder (or the current directory)
   kDirectory,    // a path that must name an existing directory
+  kVirtualenv,   // a path that must name a venv of the embedded Python (config/virtualenv.h)
   kUser,         // a user name or numeric uid
   kGroup,        // a group name or numeric gid
   kAddress,      // a listen address, "" = none
@@ -47,9 +48,10 @@ enum class Role { kNone, kListener, kAppFile, kAppModule };
 
 // The command-line flag that sets a key.
 struct Flag {
-  std::string_view name;   // "--workers", or "" when the key has no flag
-  std::string_view uwsgi;  // uWSGI's spelling, "--processes", or ""
-  char short_name = 0;     // 'p' for -p, or 0
+  std::string_view name;             // "--workers", or "" when the key has no flag
+  std::string_view uwsgi;            // uWSGI's spelling, "--processes", or ""
+  std::string_view uwsgi_also = "";  // a second uWSGI spelling ("--home" besides "--venv")
+  char short_name = 0;               // 'p' for -p, or 0
   // Whether repeated flags replace the file's value (listeners) or add to it (static map).
   bool adds = false;
 };

@@ -9,6 +9,7 @@
 #include <tuple>
 #include <vector>
 
+#include "common/result.h"
 #include "config/config.h"
 
 namespace aiowsgi::config {
@@ -41,6 +42,10 @@ struct Origins {
   bool app_error = false;     // wsgi_file or module was rejected
 };
 
+// A whole (small) file: the config file, a venv's pyvenv.cfg. The error says "cannot open" or
+// "cannot read" with errno's reason.
+Result<std::string> read_file(const std::string& path);
+
 // The file pass: parses |text| (the file |label| as the user named it, at |source_path|) and
 // sets every key it holds, checked by the key table's rules; relative paths resolve against
 // |dir|.
@@ -59,5 +64,8 @@ void check_listeners(const std::string& origin, const Origins& origins, const Co
 void check_app(const std::string& origin, const Origins& origins, Config* cfg, ErrorList* errors);
 void check_distinct_addresses(const std::string& origin, const Config& cfg, ErrorList* errors);
 void order_static_map(Config* cfg);
+// [app] virtualenv unset and $VIRTUAL_ENV set (an activated venv): that venv, checked like the
+// key's value (relative to |cwd|); marks it as coming from the environment.
+void use_virtual_env_variable(const std::filesystem::path& cwd, Config* cfg, ErrorList* errors);
 
 }  // namespace aiowsgi::config

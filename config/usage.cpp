@@ -96,9 +96,9 @@ file to the file's folder. Options take their value as "--opt value" or "--opt=v
       // A boolean flag is a switch; its value may follow.
       line(&out, flag_text(f.short_name, f.name, key.type == Type::kBool ? "[" + mv + "]" : mv),
            how);
-      if (!f.uwsgi.empty()) {
-        line(&out, flag_text(0, f.uwsgi, mv),
-             "same as " + std::string(f.name) + " (uWSGI spelling)");
+      for (std::string_view uwsgi : {f.uwsgi, f.uwsgi_also}) {
+        if (uwsgi.empty()) continue;
+        line(&out, flag_text(0, uwsgi, mv), "same as " + std::string(f.name) + " (uWSGI spelling)");
       }
     }
   }

@@ -14,6 +14,7 @@
 
 #include "common/address.h"
 #include "common/numeric_id.h"
+#include "config/virtualenv.h"
 
 namespace aiowsgi::config {
 namespace {
@@ -290,6 +291,15 @@ Result<Value> accept(const Key& key, Value v, const fs::path& base) {
       if (!p.ok()) return p.status();
       struct stat st {};
       if (!p->empty() && !is_directory(*p, &st)) return refuse("no such directory: " + *p);
+      return Value(std::move(p).value());
+    }
+    case Type::kVirtualenv: {
+      Result<std::string> p = accept_path(s, base);
+      if (!p.ok()) return p.status();
+      if (p->size() > 1 && p->back() == '/') p->pop_back();  // "venv/": messages, bin/python
+      if (!p->empty()) {
+        if (Status st = check_virtualenv(*p); !st.ok()) return st;
+      }
       return Value(std::move(p).value());
     }
     case Type::kPathList: {

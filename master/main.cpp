@@ -74,6 +74,14 @@ int run(int argc, char** argv) {
     return aiowsgi::kExitConfigError;
   }
 
+  if (const std::string& venv = config->app.virtualenv; !venv.empty()) {
+    // From an activated venv the user may not know is active: say where the app will run.
+    spdlog::info("the app runs in the virtualenv {}{}", venv,
+                 config->app.virtualenv_from_environment
+                     ? " (from VIRTUAL_ENV; [app] virtualenv is unset)"
+                     : "");
+  }
+
   // A mask inherited from the shell or a service manager could block the signals the
   // master is driven by; writes to a dead worker's pipe must fail, not kill the master.
   sigset_t none;

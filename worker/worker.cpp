@@ -16,6 +16,7 @@
 #include "worker/python/python_module.h"
 #include "worker/python/request_bound.h"
 #include "worker/python/uwsgi_module.h"
+#include "worker/python/virtualenv.h"
 #include "worker/python/wsgi_input.h"
 #include "worker/server.h"
 #include "worker/worker_boot.h"
@@ -43,11 +44,16 @@ void reset_signals() {
 Status init_python(const config::Config& cfg) {
   register_builtin_module();
   if (cfg.app.uwsgi_compat) register_uwsgi_module(cfg);
+  const std::string& venv = cfg.app.virtualenv;
+  if (!venv.empty()) virtualenv::enter_environment(venv);
   PyConfig pc;
   PyConfig_InitPythonConfig(&pc);
   // Without this, sys.executable would be the server binary. The interpreter the build was
-  // configured with (Debian: /usr/bin/python3.11).
-  PyStatus st = PyConfig_SetString(&pc, &pc.program_name, AIOWSGI_PYTHON_EXECUTABLE);
+  // configured with (Debian: /usr/bin/python3.11), or the venv's bin/python: Python then
+  // finds its pyvenv.cfg and sets itself up as that venv's interpreter.
+  PyStatus st = venv.empty() ? PyConfig_SetString(&pc, &pc.program_name, AIOWSGI_PYTHON_EXECUTABLE)
+                             : PyConfig_SetBytesString(&pc, &pc.program_name,
+                                                       virtualenv::program_name(venv).c_str());
   if (!PyStatus_Exception(st)) {
     pc.install_signal_handlers = 0;  // asyncio's add_signal_handler owns TERM/INT/QUIT
     pc.parse_argv = 0;
@@ -67,7 +73,9 @@ Status init_python(const config::Config& cfg) {
     return Status::Python(std::string("cannot start the Python interpreter: ") +
                           (st.err_msg ? st.err_msg : "unknown error"));
   }
-  (void)cfg;
+  if (!venv.empty() && !virtualenv::expose_server_packages(cfg.app)) {
+    return Status::Python("virtualenv " + venv + ": " + fetch_exception_text());
+  }
   return Status::Ok();
 }
 

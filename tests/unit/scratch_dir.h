@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 namespace aiowsgi::testing {
@@ -26,6 +27,14 @@ class ScratchDir {
   ScratchDir& operator=(ScratchDir&&) = delete;
   // Empty if the folder could not be made.
   const std::string& path() const { return path_; }
+  // Writes |content| to the file |name| inside the folder, making the folders it names;
+  // returns its full path.
+  std::string write(const std::string& name, const std::string& content) const {
+    std::filesystem::path p = std::filesystem::path(path_) / name;
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p) << content;
+    return p.string();
+  }
 
  private:
   std::string path_;

@@ -200,11 +200,16 @@ def _reload_skip_prefixes():
             dirs.add(sysconfig.get_path(key))
         except Exception:
             pass
-    for get in (site.getsitepackages, lambda: [site.getusersitepackages()]):
+    # In a virtualenv: the system's site folders too (the server's greenlet comes from
+    # there), and the whole venv, which only installers change.
+    for get in (site.getsitepackages, lambda: [site.getusersitepackages()],
+                lambda: site.getsitepackages([_sys.base_prefix])):
         try:
             dirs.update(get())
         except Exception:
             pass
+    if _sys.prefix != _sys.base_prefix:
+        dirs.add(_sys.prefix)
     dirs.update(p for p in _sys.path
                 if isinstance(p, str) and p.endswith(('site-packages', 'dist-packages')))
     out = set()
