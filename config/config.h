@@ -32,6 +32,10 @@ struct ServerConfig {
   std::string user;
   std::string group;
   double graceful_timeout = 30;  // seconds
+  // Peers whose X-Forwarded-*, Forwarded and PROXY protocol headers are believed: addresses,
+  // CIDR networks or "*" (common/ip_networks.h). Peers on unix sockets are always trusted.
+  std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
+  bool proxy_protocol = false;  // every listener expects a PROXY v1/v2 header first
 };
 
 struct AppConfig {
@@ -46,6 +50,8 @@ struct AppConfig {
   // Development: watch the imported .py files (and reload_extra) and reload on a change.
   bool reload = false;
   std::vector<std::string> reload_extra;  // absolute after load; may hold glob wildcards
+  // URL prefix the app is served under (SCRIPT_NAME), normalized: "/app", or "" for none.
+  std::string mount;
 };
 
 struct LimitsConfig {

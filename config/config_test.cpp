@@ -966,6 +966,10 @@ class KeyTableTest : public ConfigTest {
         return {"[\"127.0.0.1:21051\"]", "127.0.0.1:21051", "127.0.0.1:21051;"};
       case Type::kPathList:
         return {"[\"lib\"]", "lib", path("lib") + ";"};
+      case Type::kNetworkList:
+        return {"[\"10.0.0.0/8\"]", "10.0.0.0/8", "10.0.0.0/8;"};
+      case Type::kUrlPrefix:
+        return {"\"/app/\"", "/app/", "/app"};
       case Type::kEnv:
         return {"{ MODE = \"prod\" }", "MODE=prod", "MODE=prod;"};
       case Type::kStaticMap:

@@ -205,7 +205,9 @@ namespace {
 void write_entry(Server* server, Connection* conn, int core_id, int status,
                  const RequestFigures& f) noexcept {
   access_log::Entry e;
-  if (conn->remote_addr) {
+  if (!conn->forwarded_client.empty()) {  // what a trusted proxy said
+    e.remote = conn->forwarded_client;
+  } else if (conn->remote_addr) {
     const char* remote = PyUnicode_AsUTF8(conn->remote_addr.get());
     if (remote != nullptr) {
       e.remote = remote;
