@@ -245,14 +245,9 @@ bool Server::outside_mount(const Connection& conn) const noexcept {
   if (under_prefix(path, mount_)) return false;
   if (!conn.trusted_peer) return true;
   // A trusted proxy that names a prefix itself moves the app there (build_environ uses it).
-  for (size_t i = 0; i < conn.parser.header_count(); ++i) {
-    ForwardedFields f;
-    std::string p;
-    if (f.offer(conn.parser.header_name(i), conn.parser.header_value(i)) && !f.x_prefix.empty() &&
-        normalize_prefix(f.x_prefix, &p))
-      return false;
-  }
-  return true;
+  std::string p;
+  const ForwardedFields f = forwarded_fields(conn.parser);
+  return f.x_prefix.empty() || !normalize_prefix(f.x_prefix, &p);
 }
 
 void Server::process_head(Connection* conn) noexcept {

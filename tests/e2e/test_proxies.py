@@ -29,6 +29,11 @@ def environ_of(server, path="/environ", headers=None):
     return json.loads(body)
 
 
+def assert_logged(server, needle):
+    """The access line `needle` reaches the log (lines are written at least every second)."""
+    assert needle in server.wait_log(needle), server.log_text()[-3000:]
+
+
 def http_get(port, path, headers=None, source=None, prefix=b""):
     """GET on a fresh connection from `source`, `prefix` bytes (a PROXY header) sent first:
     (status, headers, body), or None when the server closed the connection unanswered."""
@@ -112,7 +117,19 @@ def test_x_forwarded_from_trusted_peer(plain):
     # The headers themselves still reach the app.
     assert env["HTTP_X_FORWARDED_FOR"] == "6.6.6.6, 198.51.100.7"
     # The access log names the client, not the proxy.
-    plain.wait_log('198.51.100.7 "GET /environ"')
+    assert_logged(plain, '198.51.100.7 "GET /environ"')
+
+
+def test_static_file_logs_the_client(server_factory, tmp_path):
+    """[static] answers without an environ: its access line names the client all the same."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "a.txt").write_text("static\n")
+    server = server_factory(APP, log={"access": True},
+                            static={"map": {"/static/": str(tmp_path / "files")}})
+    status, _, body = server.request("GET", "/static/a.txt",
+                                     headers={"X-Forwarded-For": "198.51.100.77"})
+    assert (status, body) == (200, b"static\n")
+    assert_logged(server, '198.51.100.77 "GET /static/a.txt"')
 
 
 def test_trusted_hops_are_skipped(plain):
@@ -272,7 +289,7 @@ def pp_environ(server, prefix, headers=None, source=None):
 def test_proxy_header_sets_the_peer(pp, header):
     env = pp_environ(pp, header)
     assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("203.0.113.5", "4711")
-    pp.wait_log('203.0.113.5 "GET /environ"')
+    assert_logged(pp, '203.0.113.5 "GET /environ"')
 
 
 def test_proxy_header_v1_ipv6(pp):
@@ -406,7 +423,7 @@ def test_haproxy_send_proxy_v2(haproxy, pp):
     got = http_get(haproxy["tcp_port"], "/environ", source=CLIENT)
     assert got is not None and got[0] == 200, (got, pp.log_text()[-2000:])
     assert json.loads(got[2])["REMOTE_ADDR"] == CLIENT
-    pp.wait_log('%s "GET /environ"' % CLIENT)
+    assert_logged(pp, '%s "GET /environ"' % CLIENT)
 
 
 def test_haproxy_option_forwardfor(haproxy, plain):
@@ -469,7 +486,7 @@ def test_nginx_forwarded_for_and_proto(nginx, plain):
         assert env["REMOTE_ADDR"] == source
         assert env["wsgi.url_scheme"] == "https"
         assert env["HTTP_HOST"] == "127.0.0.1"
-    plain.wait_log('127.0.0.3 "GET /environ"')
+    assert_logged(plain, '127.0.0.3 "GET /environ"')
     # A client's own X-Forwarded-For is kept left of what nginx appends: not believed.
     got = http_get(nginx, "/environ", source=CLIENT, headers={"X-Forwarded-For": "6.6.6.6"})
     assert json.loads(got[2])["REMOTE_ADDR"] == CLIENT

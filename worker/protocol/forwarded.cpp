@@ -166,6 +166,12 @@ bool ForwardedFields::offer(std::string_view name, std::string_view value) {
   return true;
 }
 
+ForwardedFields forwarded_fields(const RequestParser& p) {
+  ForwardedFields f;
+  for (size_t i = 0; i < p.header_count(); ++i) f.offer(p.header_name(i), p.header_value(i));
+  return f;
+}
+
 ForwardedView resolve_forwarded(const ForwardedFields& f, const IpNetworks& trusted) {
   ForwardedView out;
   std::vector<std::string_view> nodes;

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "common/ip_networks.h"
+#include "worker/protocol/request_parser.h"
 
 namespace aiowsgi::worker {
 
@@ -43,5 +44,10 @@ struct ForwardedView {
 // identifier, garbage) ends the walk with no client. X-Forwarded-* win over Forwarded for the
 // same piece of information; proto, host and port come from the rightmost element.
 ForwardedView resolve_forwarded(const ForwardedFields& f, const IpNetworks& trusted);
+
+// The forwarding fields of a parsed head, straight from the parser (a repeated field counts
+// by its last line): for the answers given without an environ (the mount's 404, static
+// files' access log lines).
+ForwardedFields forwarded_fields(const RequestParser& p);
 
 }  // namespace aiowsgi::worker
