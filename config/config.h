@@ -32,6 +32,10 @@ struct ServerConfig {
   std::string user;
   std::string group;
   double graceful_timeout = 30;  // seconds
+  // Peers whose X-Forwarded-*, Forwarded and PROXY protocol headers are believed: addresses,
+  // CIDR networks or "*" (common/ip_networks.h). Peers on unix sockets are always trusted.
+  std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
+  bool proxy_protocol = false;  // every listener expects a PROXY v1/v2 header first
 };
 
 struct AppConfig {
@@ -50,6 +54,8 @@ struct AppConfig {
   // for the system interpreter; from $VIRTUAL_ENV when the key is unset (then the flag is set).
   std::string virtualenv;
   bool virtualenv_from_environment = false;
+  // URL prefix the app is served under (SCRIPT_NAME), normalized: "/app", or "" for none.
+  std::string mount;
 };
 
 struct LimitsConfig {

@@ -415,6 +415,15 @@ TEST_F(ConfigTest, OutOfRange) {
       {"app", "chdir = \"missing-dir\"", "no such directory: " + path("missing-dir")},
       {"app", "env = { \"A=B\" = \"x\" }", "not a valid environment variable name"},
       {"app", "python_path = [\"\"]", "[app] python_path = \"\": empty path"},
+      {"server", "forwarded_allow_ips = [\"10.0.0.0/33\"]",
+       "[server] forwarded_allow_ips = \"10.0.0.0/33\": '10.0.0.0/33' is not an IP address, a "
+       "network (10.0.0.0/8, fd00::/8) or \"*\""},
+      {"server", "forwarded_allow_ips = [\"localhost\"]", "is not an IP address"},
+      {"server", "forwarded_allow_ips = \"127.0.0.1\"", "[server] forwarded_allow_ips"},
+      {"app", "mount = \"app\"",
+       "[app] mount = \"app\": must be a URL path like \"/app\" (no %-escapes, spaces or \"//\")"},
+      {"app", "mount = \"/a b\"", "must be a URL path"},
+      {"app", "mount = \"/a%20b\"", "must be a URL path"},
       // Below the worker's timer period (SecondsBelowTheTimerPeriodAreRefused).
       {"limits", "harakiri = 1e-9",
        "[limits] harakiri = 0.000000001: must be at least 0.25 seconds (timeouts are checked "
@@ -972,6 +981,10 @@ class KeyTableTest : public ConfigTest {
         return {"[\"127.0.0.1:21051\"]", "127.0.0.1:21051", "127.0.0.1:21051;"};
       case Type::kPathList:
         return {"[\"lib\"]", "lib", path("lib") + ";"};
+      case Type::kNetworkList:
+        return {"[\"10.0.0.0/8\"]", "10.0.0.0/8", "10.0.0.0/8;"};
+      case Type::kUrlPrefix:
+        return {"\"/app/\"", "/app/", "/app"};
       case Type::kEnv:
         return {"{ MODE = \"prod\" }", "MODE=prod", "MODE=prod;"};
       case Type::kStaticMap:

@@ -76,6 +76,7 @@ std::string_view expected(const Key& key) {
       return "boolean";
     case Type::kAddressList:
     case Type::kPathList:
+    case Type::kNetworkList:
       return "array of strings";
     case Type::kEnv:
       return "table of strings";

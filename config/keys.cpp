@@ -51,6 +51,15 @@ constexpr Key kKeys[] = {
     {.table = "server", .name = "preload", .type = Type::kBool, .field = FIELD(server.preload),
      .doc = "import the app once per generation, before the workers fork (copy-on-write)",
      .flag = {.name = "--preload"}},
+    {.table = "server", .name = "forwarded_allow_ips", .type = Type::kNetworkList,
+     .field = FIELD(server.forwarded_allow_ips),
+     .doc = "proxies whose X-Forwarded-*/Forwarded/PROXY headers are believed (IP, CIDR, *)",
+     .flag = {.name = "--forwarded-allow-ips"}, .metavar = "IP|CIDR|*",
+     .default_note = "[\"127.0.0.1\", \"::1\"]"},
+    {.table = "server", .name = "proxy_protocol", .type = Type::kBool,
+     .field = FIELD(server.proxy_protocol),
+     .doc = "listeners expect a PROXY protocol v1/v2 header first (HAProxy, AWS NLB)",
+     .flag = {.name = "--proxy-protocol"}},
 
     // [app]
     {.table = "app", .name = "wsgi_file", .type = Type::kPath, .field = FIELD(app.wsgi_file),
@@ -86,6 +95,9 @@ constexpr Key kKeys[] = {
     {.table = "app", .name = "reload_extra", .type = Type::kPathList,
      .field = FIELD(app.reload_extra),
      .doc = "more files, folders or globs that trigger [app] reload"},
+    {.table = "app", .name = "mount", .type = Type::kUrlPrefix, .field = FIELD(app.mount),
+     .doc = "serve the app under this URL prefix (SCRIPT_NAME); other paths get 404",
+     .flag = {.name = "--mount"}, .metavar = "/PREFIX"},
 
     // [limits]
     {.table = "limits", .name = "harakiri", .type = Type::kSeconds, .field = FIELD(limits.harakiri),
@@ -236,6 +248,10 @@ std::string metavar(const Key& key) {
       return "NAME=VALUE";
     case Type::kStaticMap:
       return "PREFIX=DIR";
+    case Type::kNetworkList:
+      return "IP|CIDR|*";
+    case Type::kUrlPrefix:
+      return "/PREFIX";
   }
   return "VALUE";
 }

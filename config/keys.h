@@ -37,6 +37,8 @@ enum class Type {
   kPathList,     // an array of paths
   kEnv,          // a table NAME = "value"
   kStaticMap,    // a table "/prefix/" = "folder"
+  kNetworkList,  // an array of IP addresses, CIDR networks or "*"
+  kUrlPrefix,    // "" or a URL path prefix "/app" (common/url_prefix.h)
 };
 
 // The Config field a key sets.

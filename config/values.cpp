@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "common/address.h"
+#include "common/ip_networks.h"
 #include "common/numeric_id.h"
+#include "common/url_prefix.h"
 #include "config/virtualenv.h"
 
 namespace aiowsgi::config {
@@ -187,7 +189,8 @@ std::string render(const Value& v) {
 }
 
 bool is_array(const Key& key) {
-  return key.type == Type::kAddressList || key.type == Type::kPathList;
+  return key.type == Type::kAddressList || key.type == Type::kPathList ||
+         key.type == Type::kNetworkList;
 }
 
 bool is_table(const Key& key) { return key.type == Type::kEnv || key.type == Type::kStaticMap; }
@@ -332,6 +335,16 @@ Result<Value> accept(const Key& key, Value v, const fs::path& base) {
         if (Status st = parse_address(s, &addr); !st.ok()) return refuse(st.message());
       }
       return Value(std::move(a).value());
+    }
+    case Type::kNetworkList:
+      if (Status st = IpNetworks::check(s); !st.ok()) return st;
+      return v;
+    case Type::kUrlPrefix: {
+      std::string p;
+      if (s.empty()) return v;
+      if (!normalize_prefix(s, &p))
+        return refuse("must be a URL path like \"/app\" (no %-escapes, spaces or \"//\")");
+      return Value(std::move(p));
     }
     default:
       return v;

@@ -18,6 +18,7 @@
 #include "worker/connection.h"
 #include "worker/line_batch.h"
 #include "worker/log_line.h"
+#include "worker/protocol/forwarded.h"
 #include "worker/server.h"
 
 namespace aiowsgi::worker {
@@ -205,7 +206,18 @@ namespace {
 void write_entry(Server* server, Connection* conn, int core_id, int status,
                  const RequestFigures& f) noexcept {
   access_log::Entry e;
-  if (conn->remote_addr) {
+  std::string client;  // a static file's client per a trusted proxy (no environ was built)
+  if (core_id < 0 && conn->trusted_peer && !conn->uwsgi) {
+    try {
+      client = resolve_forwarded(forwarded_fields(conn->parser), server->trusted_proxies()).client;
+    } catch (...) {  // std::bad_alloc: log the peer
+    }
+  }
+  if (!conn->forwarded_client.empty()) {  // what a trusted proxy said
+    e.remote = conn->forwarded_client;
+  } else if (!client.empty()) {
+    e.remote = client;
+  } else if (conn->remote_addr) {
     const char* remote = PyUnicode_AsUTF8(conn->remote_addr.get());
     if (remote != nullptr) {
       e.remote = remote;

@@ -54,9 +54,14 @@ struct Connection {
   bool reserved = false;           // holds a max_requests reservation (Server::budget_)
   double deadline = 0;             // header/keep-alive/linger deadline (monotonic seconds)
   uint64_t requests = 0;
-  PyRef remote_addr;          // str, cached for the connection's lifetime
-  PyRef remote_port;          // str
-  StaticSendPtr static_send;  // while kStatic
+  PyRef remote_addr;  // str, cached for the connection's lifetime (or the PROXY header's)
+  PyRef remote_port;  // str
+  // The peer is in [server] forwarded_allow_ips (or on a unix socket): its forwarding headers
+  // are believed. With a PROXY header, judged again on the address the header gives.
+  bool trusted_peer = false;
+  bool proxy_header_pending = false;  // [server] proxy_protocol: the header has not come yet
+  std::string forwarded_client;       // this request's client per a trusted proxy, or ""
+  StaticSendPtr static_send;          // while kStatic
 
   size_t buffered() const { return rbuf.size() - rpos; }
   const char* data() const { return rbuf.data() + rpos; }

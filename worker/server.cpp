@@ -7,7 +7,9 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdlib>
 
+#include "common/url_prefix.h"
 #include "worker/access_log.h"
 #include "worker/control_link.h"
 #include "worker/python/frame_stack.h"
@@ -128,6 +130,7 @@ bool Server::start() noexcept {
     if (!r) return false;
   }
   if (!acceptor_.start()) return false;
+  settle_prefix_and_proxies();
   if (!build_templates()) return false;
   if (!request_context::capture_base()) return false;
   cores_.reserve(static_cast<size_t>(config().server.cores));
@@ -171,6 +174,24 @@ PyObject* presized_template(PyObject* d) noexcept {
 }
 
 }  // namespace
+
+void Server::settle_prefix_and_proxies() noexcept {
+  Result<IpNetworks> nets = IpNetworks::parse(config().server.forwarded_allow_ips);
+  if (nets.ok()) {
+    trusted_proxies_ = std::move(nets).value();
+  } else {  // the loader checked every element: only a bug gets here; trust nobody then
+    spdlog::error("[server] forwarded_allow_ips: {}", nets.status().message());
+  }
+  mount_ = config().app.mount;
+  // gunicorn's rule: SCRIPT_NAME in the environment ([app] env, or the master's own) mounts
+  // the app as [app] mount does. Read after [app] env was applied to this process, before
+  // any thread of the app could call setenv.
+  const char* env = mount_.empty() ? getenv("SCRIPT_NAME") : nullptr;  // NOLINT
+  if (env != nullptr && *env != '\0' && !normalize_prefix(env, &mount_)) {
+    spdlog::warn("SCRIPT_NAME={} in the environment is not a URL prefix like /app: ignored", env);
+    mount_.clear();
+  }
+}
 
 bool Server::build_templates() noexcept {
   // PEP 3333 keys whose values never change for a listener: copied into each environ.
@@ -227,7 +248,7 @@ bool Server::build_templates() noexcept {
       PyRef v;
       if (it.value == nullptr) {
         const char* s = std::string_view(it.key) == "wsgi.url_scheme" ? "http"
-                        : std::string_view(it.key) == "SCRIPT_NAME"   ? ""
+                        : std::string_view(it.key) == "SCRIPT_NAME"   ? mount_.c_str()
                         : std::string_view(it.key) == "SERVER_NAME"   ? server_name.c_str()
                                                                       : server_port.c_str();
         v = PyRef::steal(PyUnicode_FromString(s));

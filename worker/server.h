@@ -9,8 +9,10 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "common/ip_networks.h"
 #include "config/config.h"
 #include "worker/acceptor.h"
 #include "worker/connection.h"
@@ -108,6 +110,11 @@ class Server {
   }
   // Environ pieces shared by all requests of a listener (copied per request).
   PyObject* environ_template(size_t listener) const { return templates_[listener].get(); }
+  // [server] forwarded_allow_ips, parsed.
+  const IpNetworks& trusted_proxies() const { return trusted_proxies_; }
+  // The URL prefix the app is mounted at ([app] mount, else SCRIPT_NAME from the
+  // environment), "/app" or "".
+  std::string_view mount() const { return mount_; }
   // Answers |conn| with a canned error status and closes it after a short linger.
   void reject(Connection* conn, int status) noexcept { send_error_and_linger(conn, status); }
   // Shuts the write side of |conn| (its response is out), discards input for a moment, closes.
@@ -141,6 +148,13 @@ class Server {
 
  private:
   bool build_templates() noexcept;
+  void settle_prefix_and_proxies() noexcept;
+  // [server] proxy_protocol: consumes the PROXY header from |conn|'s buffer. False when the
+  // connection was closed (bad header) or the header is not complete yet.
+  bool take_proxy_header(Connection* conn) noexcept;
+  // An HTTP request whose path lies outside the mount prefix (and no trusted proxy names
+  // another prefix for it): answered 404 without the app.
+  bool outside_mount(const Connection& conn) const noexcept;
   void read_head(Connection* conn) noexcept;
   void process_head(Connection* conn) noexcept;  // parses buffered bytes of a request head
   void dispatch(Connection* conn) noexcept;
@@ -160,7 +174,9 @@ class Server {
   PyRef loop_, app_, main_greenlet_;
   LoopCalls calls_;
   PyRef on_poll_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_, on_settle_fn_;
-  std::vector<PyRef> templates_;                    // environ template per listener
+  std::vector<PyRef> templates_;  // environ template per listener
+  IpNetworks trusted_proxies_;
+  std::string mount_;
   std::vector<std::unique_ptr<Connection>> conns_;  // indexed by fd
   ReadinessSet readiness_;                          // conns_ watched for input
   std::vector<std::unique_ptr<Core>> cores_;        // created lazily up to config cores

@@ -10,6 +10,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/url_prefix.h"
+#include "worker/protocol/forwarded.h"
+#include "worker/protocol/proxy_protocol.h"
+#include "worker/protocol/request_target.h"
 #include "worker/python/python_module.h"
 #include "worker/response_writer.h"
 #include "worker/server.h"
@@ -76,6 +80,19 @@ void Server::adopt(int fd, const sockaddr_storage& peer, size_t listener) noexce
     PyErr_Clear();
     close_connection(c);
     return;
+  }
+  // A unix socket's peer is local and reached it through the socket file's permissions, as
+  // gunicorn trusts it too; a TCP peer must be listed.
+  const bool tcp = peer.ss_family == AF_INET || peer.ss_family == AF_INET6;
+  c->trusted_peer = !tcp || trusted_proxies_.contains(std::string_view(addr));
+  if (config().server.proxy_protocol) {
+    if (!c->trusted_peer) {
+      // Anyone could claim any address in a PROXY header: only listed balancers may speak.
+      spdlog::debug("PROXY protocol: {} is not in forwarded_allow_ips, connection closed", addr);
+      close_connection(c);
+      return;
+    }
+    c->proxy_header_pending = true;
   }
   c->deadline = now_seconds() + config().limits.header_timeout;
   set_reader(c, true);
@@ -184,7 +201,57 @@ void Server::read_head(Connection* conn) noexcept {
   process_head(conn);
 }
 
+bool Server::take_proxy_header(Connection* conn) noexcept {
+  ProxyHeader h;
+  size_t consumed = 0;
+  std::string_view reason;
+  switch (parse_proxy_header(conn->data(), conn->buffered(), &consumed, &h, &reason)) {
+    case ProxyParse::kIncomplete:
+      return false;
+    case ProxyParse::kError:
+      spdlog::debug("PROXY protocol from {}: {}, connection closed",
+                    PyUnicode_AsUTF8(conn->remote_addr.get()), reason);
+      close_connection(conn);
+      return false;
+    case ProxyParse::kDone:
+      break;
+  }
+  conn->consume(consumed);
+  conn->proxy_header_pending = false;
+  if (h.keeps_peer) return true;  // LOCAL (the balancer's own health check): the peer stays
+  std::string addr = h.source.text(), port = std::to_string(h.source_port);
+  PyRef a = PyRef::steal(PyUnicode_FromStringAndSize(addr.data(), addr.size()));
+  PyRef p = PyRef::steal(PyUnicode_FromStringAndSize(port.data(), port.size()));
+  if (!a || !p) {
+    PyErr_Clear();
+    close_connection(conn);
+    return false;
+  }
+  conn->remote_addr = std::move(a);
+  conn->remote_port = std::move(p);
+  // The client is now the peer: its own X-Forwarded-* headers count only if it is trusted.
+  conn->trusted_peer = trusted_proxies_.contains(h.source);
+  return true;
+}
+
+bool Server::outside_mount(const Connection& conn) const noexcept {
+  if (mount_.empty() || conn.uwsgi) return false;
+  std::string_view path = conn.parser.path();
+  std::string decoded;
+  if (path.find('%') != std::string_view::npos) {
+    percent_decode(path, &decoded);
+    path = decoded;
+  }
+  if (under_prefix(path, mount_)) return false;
+  if (!conn.trusted_peer) return true;
+  // A trusted proxy that names a prefix itself moves the app there (build_environ uses it).
+  std::string p;
+  const ForwardedFields f = forwarded_fields(conn.parser);
+  return f.x_prefix.empty() || !normalize_prefix(f.x_prefix, &p);
+}
+
 void Server::process_head(Connection* conn) noexcept {
+  if (conn->proxy_header_pending && (!take_proxy_header(conn) || conn->buffered() == 0)) return;
   size_t consumed = 0;
   if (conn->uwsgi) {
     auto u = conn->uwsgi->feed(conn->data(), conn->buffered(), &consumed);
@@ -213,7 +280,12 @@ void Server::process_head(Connection* conn) noexcept {
       return;
     case RequestParser::Result::kHeadComplete:
     case RequestParser::Result::kMessageComplete:
+      conn->forwarded_client.clear();  // a proxy's connection carries many clients' requests
       if (serve_static(conn)) return;
+      if (outside_mount(*conn)) {
+        send_error_and_linger(conn, 404);
+        return;
+      }
       dispatch(conn);
       return;
   }

@@ -151,6 +151,9 @@ def toml_value(value):
 class Server:
     """One aiowsgi-master (or uWSGI) process tree, its config and its log."""
 
+    # What request() (and so readiness) connects with: a subclass may send bytes first.
+    connection_class = http.client.HTTPConnection
+
     def __init__(self, workdir, app, *, workers=1, cores=10, limits=None, env=None,
                  server=None, log=None, ready_path="/", app_options=None, static=None,
                  stats_socket=False):
@@ -368,7 +371,7 @@ class Server:
     # ---- clients ----
     def request(self, method, path, body=None, headers=None, timeout=10):
         """One request on a fresh http.client connection: (status, headers dict, body)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        conn = self.connection_class("127.0.0.1", self.port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers=headers or {})
             resp = conn.getresponse()
@@ -406,8 +409,11 @@ class Response:
 class RawConnection:
     """A raw TCP client that keeps its read buffer between responses (pipelining)."""
 
-    def __init__(self, port, timeout=10):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    def __init__(self, port, timeout=10, source=None):
+        # source: the client's own address ("127.0.0.2": any 127/8 address is loopback), for
+        # tests that need a peer other than 127.0.0.1.
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         self.eof = False
 

@@ -26,7 +26,8 @@ def _nginx_installed():  # autouse: runs before the module's other fixtures star
 
 
 class Nginx:
-    """nginx -p PREFIX with examples/nginx/<name>.conf rewritten to free loopback ports."""
+    """nginx -p PREFIX with examples/nginx/<name>.conf (or a site file given by its path)
+    rewritten to free loopback ports."""
 
     def __init__(self, prefix, sites):
         self.prefix = Path(prefix)
@@ -41,6 +42,7 @@ class Nginx:
         shutil.copy("/etc/nginx/uwsgi_params", p / "uwsgi_params")
         includes = []
         for name, replacements in self.sites:
+            # An example's name, or the path of a site file a test wrote.
             text = (EXAMPLES / "nginx" / name).read_text()
             port = free_port()
             self.ports[name] = port
@@ -49,8 +51,8 @@ class Nginx:
             for old, new in replacements.items():
                 assert old in text, (name, old)
                 text = text.replace(old, new)
-            (p / name).write_text(text)
-            includes.append("    include %s;" % (p / name))
+            (p / Path(name).name).write_text(text)
+            includes.append("    include %s;" % (p / Path(name).name))
         # As root, nginx's workers would switch to "nobody", who cannot enter pytest's
         # private tmp dirs; the test's nginx stays the user that runs the test.
         user = "user root;\n" if os.geteuid() == 0 else ""

@@ -104,6 +104,21 @@ RESPONSE = [
     response(b"200 OK", [(b"Transfer-Encoding", b"chunked")], b"x"),
 ]
 
+V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
+
+PROXY = [
+    b"PROXY TCP4 192.0.2.7 10.0.0.1 56324 443\r\nGET / HTTP/1.1\r\n",
+    b"PROXY TCP6 2001:db8::1 ::1 65535 80\r\n",
+    b"PROXY UNKNOWN\r\n",
+    b"PROXY TCP4 1.2.3.4 5.6.7.8 01 2\r\n",
+    V2_SIG + b"\x21\x11\x00\x11" + bytes([203, 0, 113, 9, 10, 0, 0, 1, 0xdb, 0xe4, 1, 0xbb])
+    + b"\x04\x00\x02h2GET",
+    V2_SIG + b"\x21\x21\x00\x24" + bytes(range(32)) + b"\x30\x39\x00\x50",
+    V2_SIG + b"\x20\x00\x00\x00",
+    V2_SIG + b"\x21\x31\x00\xd8" + bytes(216),
+]
+
+
 def write(target, seeds, prefix=b""):
     d = ROOT / target
     d.mkdir(parents=True, exist_ok=True)
@@ -122,6 +137,7 @@ if __name__ == "__main__":
         write("chunked_body", CHUNKED, ctl)
     write("chunked_body", [b"hello world"], b"\x03\x01\x0b")  # Content-Length 11
     write("config", CONFIG)
+    write("proxy_protocol", PROXY)
     # Flags: HTTP/1.1 keep-alive, large writes; HTTP/1.0; HEAD with a known length, tiny writes.
     for ctl in (b"\xf6", b"\x34", b"\x0f"):
         write("response_head", RESPONSE, ctl)

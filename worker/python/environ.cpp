@@ -1,10 +1,13 @@
 #include "worker/python/environ.h"
 
+#include <string>
 #include <string_view>
 
+#include "common/url_prefix.h"
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/protocol/char_class.h"
+#include "worker/protocol/forwarded.h"
 #include "worker/protocol/header_fields.h"
 #include "worker/protocol/request_target.h"
 #include "worker/python/wsgi_input.h"
@@ -90,6 +93,16 @@ PyObject* build_uwsgi_environ(Core& core) noexcept {
              PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr)))
       return nullptr;
   }
+  // [app] mount, as uWSGI's manage-script-name: SCRIPT_NAME is the template's, and PATH_INFO
+  // loses the prefix where it has it, unless the web server sent SCRIPT_NAME itself.
+  std::string_view mount = core.server()->mount();
+  if (auto path = u.find("PATH_INFO");
+      !mount.empty() && path && !u.find("SCRIPT_NAME") && under_prefix(*path, mount)) {
+    std::string_view rest = path->substr(mount.size());
+    if (!set(interned().path_info.get(),
+             PyUnicode_DecodeLatin1(rest.data(), static_cast<Py_ssize_t>(rest.size()), nullptr)))
+      return nullptr;
+  }
   auto https = u.find("HTTPS");
   auto scheme = u.find("UWSGI_SCHEME");
   if ((https && (*https == "on" || *https == "1")) || (scheme && *scheme == "https")) {
@@ -97,6 +110,37 @@ PyObject* build_uwsgi_environ(Core& core) noexcept {
     if (!k || !set(k.get(), PyUnicode_FromString("https"))) return nullptr;
   }
   return env.release();
+}
+
+// Applies what a trusted proxy's forwarding fields say (worker/protocol/forwarded.h) to |d|;
+// remembers the client for the access log and the prefix for PATH_INFO in *prefix ("" when
+// none). False only with a Python exception set.
+bool set_forwarded(PyObject* d, Connection& conn, const ForwardedFields& fields,
+                   const IpNetworks& trusted, std::string* prefix) noexcept {
+  prefix->clear();
+  ForwardedView v;
+  try {
+    v = resolve_forwarded(fields, trusted);
+  } catch (...) {  // std::bad_alloc: keep the peer's values rather than fail the request
+    return true;
+  }
+  auto put = [d](const char* key, const std::string& value) {
+    PyRef text = PyRef::steal(
+        PyUnicode_DecodeLatin1(value.data(), static_cast<Py_ssize_t>(value.size()), nullptr));
+    return text && PyDict_SetItemString(d, key, text.get()) == 0;
+  };
+  if (!v.client.empty()) {
+    if (!put("REMOTE_ADDR", v.client)) return false;
+    conn.forwarded_client = std::move(v.client);
+  }
+  if (!v.scheme.empty() && !put("wsgi.url_scheme", v.scheme)) return false;
+  if (!v.host.empty() && !put("HTTP_HOST", v.host)) return false;
+  if (!v.port.empty() && !put("SERVER_PORT", v.port)) return false;
+  if (!v.prefix.empty()) {
+    if (!put("SCRIPT_NAME", v.prefix)) return false;
+    *prefix = std::move(v.prefix);
+  }
+  return true;
 }
 
 }  // namespace
@@ -129,7 +173,7 @@ InternedStrings& interned() noexcept {
 }
 
 PyObject* build_environ(Core& core) noexcept {
-  const Connection& conn = *core.connection();
+  Connection& conn = *core.connection();
   if (conn.uwsgi) return build_uwsgi_environ(core);
   InternedStrings& s = interned();
   const RequestParser& p = conn.parser;
@@ -159,7 +203,6 @@ PyObject* build_environ(Core& core) noexcept {
     percent_decode(path, &decoded);
     path = decoded;
   }
-  if (!set(s.path_info.get(), latin1(path))) return nullptr;
   if (!set(s.query_string.get(), latin1(p.query()))) return nullptr;
   if (!set(s.request_uri.get(), latin1(p.target()))) return nullptr;
   PyObject* proto = p.http_minor() >= 1 ? s.http11.get() : s.http10.get();
@@ -168,8 +211,12 @@ PyObject* build_environ(Core& core) noexcept {
   // would copy the value so far on every repeat (quadratic in the head's size).
   static JoinedHeaders joined;  // the worker's only thread; keeps its capacity across requests
   joined.group(p);
+  // Only a trusted peer's forwarding fields are even looked at; they still reach the app as
+  // HTTP_X_FORWARDED_* like any field.
+  ForwardedFields forwarded;
   for (const JoinedHeaders::Field& field : joined.fields()) {
     std::string_view name = field.name, value = field.value;
+    if (conn.trusted_peer) forwarded.offer(name, value);
     PyRef key;
     if (name.size() == 12 && char_class::iequals(name, "content-type")) {
       key = PyRef::borrow(s.content_type.get());
@@ -190,6 +237,17 @@ PyObject* build_environ(Core& core) noexcept {
     PyRef key = PyRef::steal(header_key("host"));
     if (!key || !set(key.get(), latin1(authority))) return nullptr;
   }
+  std::string_view prefix = core.server()->mount();
+  static std::string proxy_prefix;  // the worker's only thread
+  proxy_prefix.clear();
+  if (forwarded.any() &&
+      !set_forwarded(d, conn, forwarded, core.server()->trusted_proxies(), &proxy_prefix))
+    return nullptr;
+  if (!proxy_prefix.empty()) prefix = proxy_prefix;
+  // SCRIPT_NAME is the template's (the mount); a trusted proxy may name another prefix, and
+  // strips it itself or not: PATH_INFO loses the prefix only where the path has it.
+  if (!prefix.empty() && under_prefix(path, prefix)) path.remove_prefix(prefix.size());
+  if (!set(s.path_info.get(), latin1(path))) return nullptr;
   return env.release();
 }
 
