@@ -16,6 +16,8 @@
 
 #include "common/unique_fd.h"
 #include "config/load_steps.h"
+#include "config/uwsgi_ini.h"
+#include "config/uwsgi_options.h"
 #include "config/values.h"
 
 namespace aiowsgi::config {
@@ -33,27 +35,6 @@ int default_workers() {
   }
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? static_cast<int>(std::min<int64_t>(n, kMaxWorkers)) : 1;
-}
-
-// Reads a whole file. O_CLOEXEC like every fd here: the master reads the config on reload,
-// between forks of workers that must not inherit it.
-Result<std::string> read_file(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Status::Io("cannot open", errno);
-  struct stat st {};
-  if (fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::Io("cannot read", EISDIR);
-  std::string out;
-  char buf[16384];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n == 0) break;
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return Status::Io("cannot read", errno);
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out;
 }
 
 fs::path current_dir() {
@@ -78,7 +59,8 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
     if (abs.is_relative()) abs = cwd / abs;
     abs = abs.lexically_normal();
     cfg.config_file = abs.string();
-    Result<std::string> read = text ? Result<std::string>(*text) : read_file(cfg.config_file);
+    Result<std::string> read =
+        text ? Result<std::string>(*text) : read_config_file(cfg.config_file);
     if (!read.ok()) {
       errs.add(cli.config_file + ": " + read.status().message());
       origins.file_failed = true;
@@ -87,6 +69,20 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
     }
   }
 
+  if (!cli.ini_file.empty()) {
+    origin = cli.ini_file;
+    // uWSGI starts one worker unless the file says otherwise.
+    cfg.server.workers = 1;
+    std::vector<std::string> ini_errors;
+    IniWorld world = real_ini_world();
+    std::vector<IniOption> options = read_uwsgi_ini(cli.ini_file, world, &ini_errors);
+    UwsgiTranslation t = translate_uwsgi_options(options);
+    for (std::string& e : ini_errors) errs.add(std::move(e));
+    for (std::string& e : t.errors) errs.add(std::move(e));
+    // uWSGI resolves relative paths against the directory it was started in.
+    apply_settings(t.settings, cwd, &cfg, &errs, &origins);
+    cfg.notes = std::move(t.notes);
+  }
   apply_command_line(cli, cwd, &cfg, &errs, &origins);
   if (!origins.file_failed) {
     check_listeners(origin, origins, cfg, &errs);
@@ -105,6 +101,27 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
 }
 
 }  // namespace
+
+// O_CLOEXEC like every fd here: the master reads the config on reload, between forks of
+// workers that must not inherit it.
+Result<std::string> read_config_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::Io("cannot open", errno);
+  struct stat st {};
+  if (fstat(fd.get(), &st) == 0 && S_ISDIR(st.st_mode)) return Status::Io("cannot read", EISDIR);
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n == 0) break;
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Status::Io("cannot read", errno);
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
 
 void ErrorList::at(const std::string& file, uint32_t line, uint32_t column,
                    const std::string& msg) {

@@ -312,7 +312,29 @@ TEST_F(ConfigTest, UnknownTable) {
 TEST_F(ConfigTest, UnknownKey) {
   std::string e =
       error_for("[server]\nlisten = [\":21000\"]\nwokers = 2\n[app]\nwsgi_file = \"app.py\"\n");
-  EXPECT_EQ(e, toml_path() + ":3:1: [server] wokers: unknown key");
+  EXPECT_EQ(e, toml_path() + ":3:1: [server] wokers: unknown key (did you mean workers?)");
+}
+
+TEST_F(ConfigTest, SocketModeIsOctal) {
+  Config cfg;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(load_config_from_string(kMinimal, toml_path(), &cfg, &errors));
+  EXPECT_EQ(cfg.server.socket_mode, 0);
+  std::string base = "[server]\nlisten = [\"127.0.0.1:21000\"]\nsocket_mode = ";
+  std::string app = "\n[app]\nwsgi_file = \"app.py\"\n";
+  ASSERT_TRUE(load_config_from_string(base + "\"660\"" + app, toml_path(), &cfg, &errors));
+  EXPECT_EQ(cfg.server.socket_mode, 0660);
+  ASSERT_TRUE(load_config_from_string(base + "0o666" + app, toml_path(), &cfg, &errors));
+  EXPECT_EQ(cfg.server.socket_mode, 0666);
+  EXPECT_NE(error_for(base + "\"99\"" + app).find("socket_mode"), std::string::npos);
+  EXPECT_NE(error_for(base + "\"1777\"" + app).find("must be an octal mode 0..777"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, UnknownKeyFarFromAnyNameSuggestsNothing) {
+  std::string e = error_for(std::string(kMinimal) + "\n[limits]\nzebra = 2\n");
+  EXPECT_NE(e.find("[limits] zebra: unknown key"), std::string::npos) << e;
+  EXPECT_EQ(e.find("did you mean"), std::string::npos) << e;
 }
 
 TEST_F(ConfigTest, TopLevelKeyIsUnknown) {
@@ -935,6 +957,8 @@ class KeyTableTest : public ConfigTest {
         int64_t v = key.min + 1;
         return {std::to_string(v), std::to_string(v), std::to_string(v)};
       }
+      case Type::kFileMode:
+        return {"\"660\"", "660", std::to_string(0660)};
       case Type::kSeconds:
       case Type::kPositiveSeconds:
         return {"2.5", "2.5", std::to_string(2.5)};

@@ -41,6 +41,9 @@ struct Origins {
   bool app_error = false;     // wsgi_file or module was rejected
 };
 
+// A whole config file (server.toml, uwsgi.ini), or why it cannot be read.
+Result<std::string> read_config_file(const std::string& path);
+
 // The file pass: parses |text| (the file |label| as the user named it, at |source_path|) and
 // sets every key it holds, checked by the key table's rules; relative paths resolve against
 // |dir|.
@@ -51,6 +54,13 @@ void load_file(const std::string& label, const std::string& text, const std::str
 // relative paths resolve against |cwd|.
 void apply_command_line(const CommandLine& cli, const std::filesystem::path& cwd, Config* cfg,
                         ErrorList* errors, Origins* origins);
+
+// apply_command_line's work for any list of settings: the command line's, or those an --ini
+// file translates to (each with its origin for messages); relative paths resolve against
+// |base|.
+void apply_settings(const std::vector<CommandLine::Setting>& settings,
+                    const std::filesystem::path& base, Config* cfg, ErrorList* errors,
+                    Origins* origins);
 
 // The cross-field checks, once the file and the command line are merged. |origin| names the
 // configuration in messages: the file as given, or "command line".
