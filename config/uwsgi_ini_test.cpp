@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "config/keys.h"
 #include "config/suggest.h"
 #include "config/uwsgi_options.h"
 
