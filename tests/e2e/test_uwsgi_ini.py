@@ -3,6 +3,7 @@ well-known projects' (a Django site behind nginx on a unix socket with chmod-soc
 app on http-socket with static-map and env, one built from if-env and %(...)), each served
 end to end; --check and --print-toml; refused options reported all at once."""
 import os
+import signal
 import socket
 import stat
 import subprocess
@@ -205,6 +206,11 @@ def test_if_env_references_and_includes(tmp_path):
         # [production] was not read: one worker, as uWSGI starts without processes.
         assert wait_for(lambda: len(server.group_pids()) == 2)
         assert "common.ini:3: master: no effect here" in server.log_text()
+        # HUP reads the file again, as it does a server.toml.
+        server.config_path.write_text(LOGIC_INI.replace("MODE=development", "MODE=reloaded"))
+        os.kill(server.pid, signal.SIGHUP)
+        assert wait_for(lambda: server.request("GET", "/")[2] == b"hello reloaded")
+        assert "re-reading the configuration from %s" % server.config_path in server.log_text()
     finally:
         os.environ.pop("AIOWSGI_INI_TEST_PORT", None)
 
