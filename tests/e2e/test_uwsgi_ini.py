@@ -2,6 +2,7 @@
 well-known projects' (a Django site behind nginx on a unix socket with chmod-socket, a Flask
 app on http-socket with static-map and env, one built from if-env and %(...)), each served
 end to end; --check and --print-toml; refused options reported all at once."""
+import http.client
 import os
 import signal
 import socket
@@ -11,7 +12,8 @@ import sys
 
 import pytest
 
-from conftest import EXAMPLES, Server, find_master, uwsgi_exchange, wait_for
+from conftest import (EXAMPLES, Server, find_master, require_tool, uwsgi_exchange,
+                      wait_for)
 
 
 class IniServer(Server):
@@ -104,6 +106,26 @@ def test_django_site_on_a_unix_socket_with_chmod_socket(ini_server, tmp_path):
     assert wait_for(lambda: len(server.group_pids()) == 3)  # the master and processes = 2
     server.stop()
     assert not sock.exists()  # what vacuum asks for, always done
+
+
+def test_django_site_behind_nginx_on_the_unix_socket(ini_server, tmp_path, tmp_path_factory):
+    pytest.importorskip("django")
+    from test_nginx import NGINX, Nginx  # the real nginx harness, on examples/nginx
+    require_tool("nginx", NGINX)
+    template = DJANGO_INI.replace("%(django)", str(EXAMPLES / "django_app"))
+    ini_server(template)
+    sock = tmp_path / "djapp.sock"
+    nginx = Nginx(tmp_path_factory.mktemp("nginx"),
+                  [("uwsgi_pass.conf", {"127.0.0.1:8001": "unix:%s" % sock})])
+    try:
+        nginx.start()
+        conn = http.client.HTTPConnection("127.0.0.1", nginx.ports["uwsgi_pass.conf"], timeout=20)
+        conn.request("GET", "/hello/nginx", headers={"Host": "localhost"})
+        resp = conn.getresponse()
+        assert (resp.status, resp.read()) == (200, b"Hello, nginx!")
+        conn.close()
+    finally:
+        nginx.stop()
 
 
 # ---- a Flask app on http-socket with static-map and env ---------------------------------------
