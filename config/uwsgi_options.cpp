@@ -21,8 +21,7 @@ constexpr std::string_view kCores =
 constexpr UwsgiVerdict kVerdicts[] = {
     {"master", false, "there is always a master process", ""},
     {"greenlet", false, "cores are always greenlets", ""},
-    {"enable-threads", false, "the app may start threads; the GIL is released between requests",
-     ""},
+    {"enable-threads", false, "threads the app starts always run", ""},
     {"threads", false, kCores, ""},
     {"single-interpreter", false, "each worker has exactly one interpreter", ""},
     {"thunder-lock", false, "workers spread accepts by load without a lock", ""},
