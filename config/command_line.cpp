@@ -26,7 +26,11 @@ namespace fs = std::filesystem;
 constexpr Option kOptions[] = {
     {"--config", 'c', Option::Kind::kConfig, "FILE",
      "read settings from FILE (TOML, see aiowsgi.toml(5))"},
+    {"--ini", 0, Option::Kind::kIni, "FILE[:SECTION]",
+     "read a uWSGI ini file (section [uwsgi] by default; see aiowsgi.toml(5))"},
     {"--check", 0, Option::Kind::kCheck, "", "validate the configuration and exit"},
+    {"--print-toml", 0, Option::Kind::kPrintToml, "",
+     "print the configuration as server.toml (from --ini: the migration) and exit"},
     {"--print-keys", 0, Option::Kind::kPrintKeys, "",
      "print every config key as \"[table] key\", one per line, and exit"},
     {"--version", 0, Option::Kind::kVersion, "", "print the version and exit"},
@@ -93,7 +97,7 @@ std::vector<std::string> CommandLine::values(std::string_view table, std::string
 
 Result<CommandLine> parse_command_line(int argc, char** argv) {
   CommandLine cl;
-  bool help = false, version = false, check = false, print_keys = false;
+  bool help = false, version = false, check = false, print_keys = false, print_toml = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     std::string_view name = arg;
@@ -149,8 +153,18 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
         }
         cl.config_file = std::string(value);
         break;
+      case Option::Kind::kIni:
+        if (!cl.ini_file.empty()) {
+          return usage_error("option " + std::string(name) +
+                             " given twice: only one config file is read");
+        }
+        cl.ini_file = std::string(value);
+        break;
       case Option::Kind::kCheck:
         check = true;
+        break;
+      case Option::Kind::kPrintToml:
+        print_toml = true;
         break;
       case Option::Kind::kPrintKeys:
         print_keys = true;
@@ -188,9 +202,13 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
   if (given(Role::kAppFile) && given(Role::kAppModule)) {
     return usage_error("--wsgi-file and --module both given: the app comes from one of them");
   }
+  if (!cl.ini_file.empty() && !cl.config_file.empty()) {
+    return usage_error("--ini and --config both given: only one config file is read");
+  }
   cl.action = help         ? CommandLine::Action::kHelp
               : version    ? CommandLine::Action::kVersion
               : print_keys ? CommandLine::Action::kPrintKeys
+              : print_toml ? CommandLine::Action::kPrintToml
               : check      ? CommandLine::Action::kCheck
                            : CommandLine::Action::kRun;
   return cl;
@@ -198,9 +216,14 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
 
 void apply_command_line(const CommandLine& cli, const fs::path& cwd, Config* cfg, ErrorList* errors,
                         Origins* origins) {
+  apply_settings(cli.settings, cwd, cfg, errors, origins);
+}
+
+void apply_settings(const std::vector<CommandLine::Setting>& settings, const fs::path& base,
+                    Config* cfg, ErrorList* errors, Origins* origins) {
   // An app named on the command line replaces the file's choice of app, whichever kind it was:
   // `-c server.toml --module other:app` must not fail with "both wsgi_file and module".
-  for (const CommandLine::Setting& s : cli.settings) {
+  for (const CommandLine::Setting& s : settings) {
     if (s.key->role == Role::kAppFile || s.key->role == Role::kAppModule) {
       cfg->app.wsgi_file.clear();
       cfg->app.module.clear();
@@ -209,16 +232,18 @@ void apply_command_line(const CommandLine& cli, const fs::path& cwd, Config* cfg
     }
   }
   std::set<const Key*> replaced;  // array keys whose file value the flags replaced
-  for (const CommandLine::Setting& s : cli.settings) {
+  for (const CommandLine::Setting& s : settings) {
     const Key& key = *s.key;
-    const std::string origin = "command line: " + std::string(key.flag.name) + " " + s.value;
+    const std::string origin = !s.origin.empty()
+                                   ? s.origin
+                                   : "command line: " + std::string(key.flag.name) + " " + s.value;
     Status st;
     if (is_table(key)) {
       size_t eq = s.value.find('=');
       if (eq == std::string::npos) {
         st = Status::Config("expected " + metavar(key) + " (\"/static/=/srv/static\")");
       } else if (Result<Entry> e =
-                     accept_entry(key, Entry(s.value.substr(0, eq), s.value.substr(eq + 1)), cwd);
+                     accept_entry(key, Entry(s.value.substr(0, eq), s.value.substr(eq + 1)), base);
                  !e.ok()) {
         st = e.status();
       } else {
@@ -228,7 +253,7 @@ void apply_command_line(const CommandLine& cli, const fs::path& cwd, Config* cfg
     } else {
       if (is_array(key) && !key.flag.adds && replaced.insert(&key).second) clear(key, cfg);
       Result<Value> v = parse_text(key, s.value);
-      if (v.ok()) v = accept(key, std::move(v).value(), cwd);
+      if (v.ok()) v = accept(key, std::move(v).value(), base);
       if (!v.ok()) {
         st = v.status();
       } else {

@@ -10,7 +10,9 @@ namespace aiowsgi::config {
 struct Option {
   enum class Kind {
     kConfig,
+    kIni,
     kCheck,
+    kPrintToml,
     kPrintKeys,
     kVersion,
     kHelp,

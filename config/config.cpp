@@ -16,6 +16,8 @@
 
 #include "common/unique_fd.h"
 #include "config/load_steps.h"
+#include "config/uwsgi_ini.h"
+#include "config/uwsgi_options.h"
 #include "config/values.h"
 
 namespace aiowsgi::config {
@@ -57,7 +59,8 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
     if (abs.is_relative()) abs = cwd / abs;
     abs = abs.lexically_normal();
     cfg.config_file = abs.string();
-    Result<std::string> read = text ? Result<std::string>(*text) : read_file(cfg.config_file);
+    Result<std::string> read =
+        text ? Result<std::string>(*text) : read_file(cfg.config_file);
     if (!read.ok()) {
       errs.add(cli.config_file + ": " + read.status().message());
       origins.file_failed = true;
@@ -66,6 +69,20 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
     }
   }
 
+  if (!cli.ini_file.empty()) {
+    origin = cli.ini_file;
+    // uWSGI starts one worker unless the file says otherwise.
+    cfg.server.workers = 1;
+    std::vector<std::string> ini_errors;
+    IniWorld world = real_ini_world();
+    std::vector<IniOption> options = read_uwsgi_ini(cli.ini_file, world, &ini_errors);
+    UwsgiTranslation t = translate_uwsgi_options(options);
+    for (std::string& e : ini_errors) errs.add(std::move(e));
+    for (std::string& e : t.errors) errs.add(std::move(e));
+    // uWSGI resolves relative paths against the directory it was started in.
+    apply_settings(t.settings, cwd, &cfg, &errs, &origins);
+    cfg.notes = std::move(t.notes);
+  }
   apply_command_line(cli, cwd, &cfg, &errs, &origins);
   if (!origins.file_failed) {
     check_listeners(origin, origins, cfg, &errs);

@@ -27,6 +27,7 @@ struct ServerConfig {
   int cores = 100;
   int backlog = 1024;
   bool reuse_port = false;
+  int socket_mode = 0;   // permission bits given to unix socket files; 0 = as the umask gives
   bool preload = false;  // import the app once per generation, in a preload process
   std::string pidfile;   // absolute after load ("" = none)
   std::string user;
@@ -98,21 +99,27 @@ struct Config {
   LogConfig log;
   StaticConfig statics;     // [static] ("static" is a C++ keyword)
   std::string config_file;  // absolute path of the file read, "" when none
+  // What the master logs at start-up about the configuration: one line per uWSGI option of
+  // an --ini file that has no effect here, with the reason ("uwsgi.ini:3: master: ...").
+  std::vector<std::string> notes;
 };
 
 struct Key;  // config/keys.h: one row of the key table
 
 // What the command line asks for.
 struct CommandLine {
-  enum class Action { kRun, kCheck, kVersion, kHelp, kPrintKeys };
+  enum class Action { kRun, kCheck, kVersion, kHelp, kPrintKeys, kPrintToml };
   Action action = Action::kRun;
   std::string config_file;  // -c / --config; "" when none
+  std::string ini_file;     // --ini FILE[:SECTION], a uWSGI configuration; "" when none
   // The settings given as flags (--workers 4, --http :80, ...), in command-line order, applied
   // after the file: the key each sets and the value as written, checked when the config is
   // loaded like the file's values.
   struct Setting {
     const Key* key;
     std::string value;
+    // Where it was written, for messages ("uwsgi.ini:7: processes = 0"); "" for a flag.
+    std::string origin = "";
   };
   std::vector<Setting> settings;
 

@@ -313,7 +313,68 @@ TEST_F(ConfigTest, UnknownTable) {
 TEST_F(ConfigTest, UnknownKey) {
   std::string e =
       error_for("[server]\nlisten = [\":21000\"]\nwokers = 2\n[app]\nwsgi_file = \"app.py\"\n");
-  EXPECT_EQ(e, toml_path() + ":3:1: [server] wokers: unknown key");
+  EXPECT_EQ(e, toml_path() + ":3:1: [server] wokers: unknown key (did you mean workers?)");
+}
+
+TEST_F(ConfigTest, SocketModeIsOctal) {
+  Config cfg;
+  std::vector<std::string> errors;
+  ASSERT_TRUE(load_config_from_string(kMinimal, toml_path(), &cfg, &errors));
+  EXPECT_EQ(cfg.server.socket_mode, 0);
+  std::string base = "[server]\nlisten = [\"127.0.0.1:21000\"]\nsocket_mode = ";
+  std::string app = "\n[app]\nwsgi_file = \"app.py\"\n";
+  ASSERT_TRUE(load_config_from_string(base + "\"660\"" + app, toml_path(), &cfg, &errors));
+  EXPECT_EQ(cfg.server.socket_mode, 0660);
+  ASSERT_TRUE(load_config_from_string(base + "0o666" + app, toml_path(), &cfg, &errors));
+  EXPECT_EQ(cfg.server.socket_mode, 0666);
+  EXPECT_NE(error_for(base + "\"99\"" + app).find("socket_mode"), std::string::npos);
+  EXPECT_NE(error_for(base + "\"1777\"" + app).find("must be an octal mode 0..777"),
+            std::string::npos);
+}
+
+TEST_F(ConfigTest, IniFileLoadsThroughTheKeyTable) {
+  std::string ini = write("uwsgi.ini",
+                          "[uwsgi]\nmaster = true\nhttp-socket = 127.0.0.1:21000\n"
+                          "wsgi-file = %dapp.py\nsocket = %drun.sock\nchmod-socket = 660\n"
+                          "async = 7\n");
+  Config cfg = load_ok(cli({"--ini", ini, "--cores", "9"}));
+  EXPECT_EQ(cfg.server.listen, std::vector<std::string>{"127.0.0.1:21000"});
+  EXPECT_EQ(cfg.server.uwsgi_listen, std::vector<std::string>{"unix:" + path("run.sock")});
+  EXPECT_EQ(cfg.server.socket_mode, 0660);
+  EXPECT_EQ(cfg.server.workers, 1);  // uWSGI's default
+  EXPECT_EQ(cfg.server.cores, 9);    // the command line overrides the file
+  EXPECT_EQ(cfg.app.wsgi_file, path("app.py"));
+  ASSERT_EQ(cfg.notes.size(), 1u);
+  EXPECT_EQ(cfg.notes[0], ini + ":2: master: no effect here: there is always a master process");
+  EXPECT_EQ(cli({"--ini", ini, "--print-toml"}).action, CommandLine::Action::kPrintToml);
+}
+
+TEST_F(ConfigTest, IniErrorsComeTogether) {
+  std::string ini = write("uwsgi.ini",
+                          "[uwsgi]\nhttp-socket = 127.0.0.1:21000\nwsgi-file = %dapp.py\n"
+                          "daemonize = /tmp/log\nprocesses = 0\nproceses = 2\n");
+  CommandLine c;
+  c.ini_file = ini;
+  Config cfg;
+  std::vector<std::string> errors;
+  ASSERT_FALSE(load_config(c, &cfg, &errors));
+  ASSERT_EQ(errors.size(), 3u) << ::testing::PrintToString(errors);
+  EXPECT_EQ(errors[0].rfind(ini + ":4: daemonize: aiowsgi does not fork", 0), 0u) << errors[0];
+  EXPECT_EQ(errors[1], ini + ":6: proceses: unknown option (did you mean processes?)");
+  EXPECT_EQ(errors[2], ini + ":5: processes = 0: must be 1..1024");
+}
+
+TEST_F(ConfigTest, IniAndConfigTogetherIsAUsageError) {
+  Argv argv({"--ini", "u.ini", "-c", "s.toml"});
+  auto r = parse_command_line(argv.argc(), argv.argv());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(), "--ini and --config both given: only one config file is read");
+}
+
+TEST_F(ConfigTest, UnknownKeyFarFromAnyNameSuggestsNothing) {
+  std::string e = error_for(std::string(kMinimal) + "\n[limits]\nzebra = 2\n");
+  EXPECT_NE(e.find("[limits] zebra: unknown key"), std::string::npos) << e;
+  EXPECT_EQ(e.find("did you mean"), std::string::npos) << e;
 }
 
 TEST_F(ConfigTest, TopLevelKeyIsUnknown) {
@@ -945,6 +1006,8 @@ class KeyTableTest : public ConfigTest {
         int64_t v = key.min + 1;
         return {std::to_string(v), std::to_string(v), std::to_string(v)};
       }
+      case Type::kFileMode:
+        return {"\"660\"", "660", std::to_string(0660)};
       case Type::kSeconds:
       case Type::kPositiveSeconds:
         return {"2.5", "2.5", std::to_string(2.5)};

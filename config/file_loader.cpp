@@ -5,9 +5,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/keys.h"
 #include "config/load_steps.h"
+#include "config/suggest.h"
 #include "config/values.h"
 
 // clang-format off
@@ -69,6 +71,8 @@ std::string_view expected(const Key& key) {
   switch (key.type) {
     case Type::kInt:
       return "integer";
+    case Type::kFileMode:
+      return "octal mode string (\"660\")";
     case Type::kSeconds:
     case Type::kPositiveSeconds:
       return "number of seconds";
@@ -92,6 +96,13 @@ std::optional<Value> value_of(const Key& key, const toml::node& n) {
   switch (key.type) {
     case Type::kInt:
       if (const auto* i = n.as_integer()) return Value(i->get());
+      return std::nullopt;
+    case Type::kFileMode:
+      if (const auto* i = n.as_integer()) return Value(i->get());  // 0o660 in TOML
+      if (const auto* s = n.as_string()) {
+        Result<Value> v = parse_text(key, s->get());
+        if (v.ok()) return std::move(v).value();
+      }
       return std::nullopt;
     case Type::kSeconds:
     case Type::kPositiveSeconds:
@@ -150,8 +161,12 @@ class FileLoader {
         for (const auto& [key, value] : *node.as_table()) {
           const Key* row = find_key(table, key.str());
           if (row == nullptr) {
+            std::vector<std::string_view> names;
+            for (const Key& k : keys()) {
+              if (k.table == table) names.push_back(k.name);
+            }
             at(key.source(), std::string("[").append(table) + std::string("] ").append(key.str()) +
-                                 ": unknown key");
+                                 ": unknown key" + did_you_mean(key.str(), names));
             continue;
           }
           size_t errors_before = errors_->size();

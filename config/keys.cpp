@@ -21,7 +21,7 @@ constexpr Key kKeys[] = {
     {.table = "server", .name = "listen", .type = Type::kAddressList, .field = FIELD(server.listen),
      .doc = "HTTP listeners: HOST:PORT, :PORT, [IPv6]:PORT or unix:/path",
      .flag = {.name = "--http", .uwsgi = "--http-socket"}, .uwsgi_opt = "http-socket",
-     .role = Role::kListener},
+     .uwsgi_more = "http", .role = Role::kListener},
     {.table = "server", .name = "uwsgi_listen", .type = Type::kAddressList,
      .field = FIELD(server.uwsgi_listen), .doc = "uwsgi-protocol listeners (nginx uwsgi_pass)",
      .flag = {.name = "--uwsgi-socket", .uwsgi = "--socket"}, .uwsgi_opt = "socket",
@@ -32,12 +32,17 @@ constexpr Key kKeys[] = {
      .uwsgi_opt = "processes", .default_note = "number of CPUs"},
     {.table = "server", .name = "cores", .type = Type::kInt, .field = FIELD(server.cores),
      .doc = "requests in flight per worker, one greenlet each", .min = 1, .max = kMaxCores,
-     .flag = {.name = "--cores", .uwsgi = "--asyncio"}, .uwsgi_opt = "asyncio"},
+     .flag = {.name = "--cores", .uwsgi = "--asyncio"}, .uwsgi_opt = "asyncio",
+     .uwsgi_more = "async"},
     {.table = "server", .name = "backlog", .type = Type::kInt, .field = FIELD(server.backlog),
      .doc = "listen() queue length", .min = 1, .max = 65535, .uwsgi_opt = "listen"},
     {.table = "server", .name = "reuse_port", .type = Type::kBool,
      .field = FIELD(server.reuse_port), .doc = "SO_REUSEPORT on TCP listeners",
      .uwsgi_opt = "reuse-port"},
+    {.table = "server", .name = "socket_mode", .type = Type::kFileMode,
+     .field = FIELD(server.socket_mode),
+     .doc = "permission bits of unix socket files, octal (\"660\"); 0: as the umask gives",
+     .uwsgi_more = "chmod-socket"},
     {.table = "server", .name = "pidfile", .type = Type::kPath, .field = FIELD(server.pidfile),
      .doc = "write the master's pid to this file", .flag = {.name = "--pidfile"},
      .uwsgi_opt = "pidfile", .metavar = "FILE"},
@@ -77,7 +82,7 @@ constexpr Key kKeys[] = {
      .field = FIELD(app.virtualenv),
      .doc = "run the app in this virtualenv (unset: $VIRTUAL_ENV when set)",
      .flag = {.name = "--virtualenv", .uwsgi = "--venv", .uwsgi_also = "--home", .short_name = 'H'},
-     .uwsgi_opt = "virtualenv"},
+     .uwsgi_opt = "virtualenv", .uwsgi_more = "home"},
     {.table = "app", .name = "python_path", .type = Type::kPathList,
      .field = FIELD(app.python_path), .doc = "folders put first on sys.path",
      .uwsgi_opt = "pythonpath"},
@@ -112,10 +117,11 @@ constexpr Key kKeys[] = {
     {.table = "limits", .name = "keepalive_timeout", .type = Type::kPositiveSeconds,
      .field = FIELD(limits.keepalive_timeout), .doc = "seconds an idle keep-alive connection stays"},
     {.table = "limits", .name = "header_timeout", .type = Type::kPositiveSeconds,
-     .field = FIELD(limits.header_timeout), .doc = "seconds a client has to send a request head"},
+     .field = FIELD(limits.header_timeout), .doc = "seconds a client has to send a request head",
+     .uwsgi_more = "socket-timeout http-timeout"},
     {.table = "limits", .name = "max_header_bytes", .type = Type::kInt,
      .field = FIELD(limits.max_header_bytes), .doc = "largest request head accepted",
-     .min = kMinHeaderBytes, .max = kMaxHeaderBytes},
+     .min = kMinHeaderBytes, .max = kMaxHeaderBytes, .uwsgi_more = "buffer-size"},
     // Apache's LimitRequestFields and gunicorn's limit_request_fields stop at 32767/32768 too.
     {.table = "limits", .name = "max_header_fields", .type = Type::kInt,
      .field = FIELD(limits.max_header_fields), .doc = "most request header fields accepted",
@@ -141,7 +147,7 @@ constexpr Key kKeys[] = {
     {.table = "log", .name = "level", .type = Type::kChoice, .field = FIELD(log.level),
      .doc = "the least severe message logged", .choices = kLevels},
     {.table = "log", .name = "file", .type = Type::kPath, .field = FIELD(log.file),
-     .doc = "log to this file instead of stderr", .metavar = "FILE"},
+     .doc = "log to this file instead of stderr", .uwsgi_more = "logto", .metavar = "FILE"},
     {.table = "log", .name = "access", .type = Type::kBool, .field = FIELD(log.access),
      .doc = "log one line per request"},
     {.table = "log", .name = "format", .type = Type::kChoice, .field = FIELD(log.format),
@@ -189,6 +195,44 @@ const Key* find_flag(std::string_view flag) {
   return nullptr;
 }
 
+namespace {
+
+// Calls |fn| with every uWSGI name of |key|; stops at the first true.
+template <typename Fn>
+bool any_uwsgi_name(const Key& key, Fn fn) {
+  auto strip = [](std::string_view flag) { return flag.substr(flag.find_first_not_of('-')); };
+  if (!key.flag.uwsgi.empty() && fn(strip(key.flag.uwsgi))) return true;
+  if (!key.flag.name.empty() && fn(strip(key.flag.name))) return true;
+  if (!key.uwsgi_opt.empty() && fn(key.uwsgi_opt)) return true;
+  std::string_view more = key.uwsgi_more;
+  while (!more.empty()) {
+    size_t space = more.find(' ');
+    if (fn(more.substr(0, space))) return true;
+    more = space == std::string_view::npos ? std::string_view() : more.substr(space + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+const Key* find_uwsgi_key(std::string_view option) {
+  for (const Key& k : kKeys) {
+    if (any_uwsgi_name(k, [&](std::string_view n) { return n == option; })) return &k;
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> uwsgi_key_names() {
+  std::vector<std::string_view> names;
+  for (const Key& k : kKeys) {
+    any_uwsgi_name(k, [&](std::string_view n) {
+      names.push_back(n);
+      return false;
+    });
+  }
+  return names;
+}
+
 std::string default_text(const Key& key) {
   if (!key.default_note.empty()) return std::string(key.default_note);
   Config defaults;
@@ -215,6 +259,8 @@ std::string metavar(const Key& key) {
   switch (key.type) {
     case Type::kInt:
       return "N";
+    case Type::kFileMode:
+      return "MODE";
     case Type::kSeconds:
     case Type::kPositiveSeconds:
       return "SECONDS";

@@ -20,6 +20,7 @@ namespace aiowsgi::config {
 // What a key holds and how its values are checked (config/values.cpp has the rules).
 enum class Type {
   kInt,              // integer in [min, max]
+  kFileMode,         // permission bits, octal text ("660") or a TOML integer (0o660), 0..0o777
   kSeconds,          // integer or float, 0..kMaxSeconds
   kPositiveSeconds,  // the same, but not 0 (a timeout of 0 would fire at once)
   kBool,
@@ -67,7 +68,10 @@ struct Key {
   int64_t min = 0, max = 0;
   std::span<const std::string_view> choices = {};
   Flag flag = {};
-  std::string_view uwsgi_opt = "";     // the key's name in uwsgi.opt, "" = not shown there
+  std::string_view uwsgi_opt = "";  // the key's name in uwsgi.opt, "" = not shown there
+  // More uWSGI option names for this key in --ini files, space-separated ("http"), beside
+  // the flag's uWSGI spelling and |uwsgi_opt|, which count too.
+  std::string_view uwsgi_more = "";
   std::string_view metavar = "";       // for --help; "" = the type's ("N", "ADDR", ...)
   std::string_view default_note = "";  // for --help when Config{}'s value is not the default
   Role role = Role::kNone;
@@ -81,6 +85,11 @@ std::span<const std::string_view> tables();
 const Key* find_key(std::string_view table, std::string_view name);
 // The key set by a flag in any spelling ("--processes", "-p"), or null.
 const Key* find_flag(std::string_view flag);
+
+// The key a uWSGI option name ("http-socket", "processes", "logto") sets as it is, or null.
+const Key* find_uwsgi_key(std::string_view option);
+// Every uWSGI option name find_uwsgi_key knows.
+std::vector<std::string_view> uwsgi_key_names();
 
 // The default as --help shows it ("100", "\"asyncio\"", "number of CPUs"), "" when none.
 std::string default_text(const Key& key);

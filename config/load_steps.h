@@ -57,6 +57,13 @@ void load_file(const std::string& label, const std::string& text, const std::str
 void apply_command_line(const CommandLine& cli, const std::filesystem::path& cwd, Config* cfg,
                         ErrorList* errors, Origins* origins);
 
+// apply_command_line's work for any list of settings: the command line's, or those an --ini
+// file translates to (each with its origin for messages); relative paths resolve against
+// |base|.
+void apply_settings(const std::vector<CommandLine::Setting>& settings,
+                    const std::filesystem::path& base, Config* cfg, ErrorList* errors,
+                    Origins* origins);
+
 // The cross-field checks, once the file and the command line are merged. |origin| names the
 // configuration in messages: the file as given, or "command line".
 void check_listeners(const std::string& origin, const Origins& origins, const Config& cfg,

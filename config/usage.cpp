@@ -66,6 +66,8 @@ std::string usage_text() {
   aiowsgi-master -c server.toml                run from a config file
   aiowsgi-master --http 127.0.0.1:9090 --wsgi-file app.py [--cores 10] [--workers 2]
   aiowsgi-master --check -c server.toml        validate the config; exit 0, or 1 with errors
+  aiowsgi-master --ini uwsgi.ini               run a uWSGI ini file as it is
+  aiowsgi-master --ini uwsgi.ini --print-toml  print it as server.toml (the migration)
 
 Options:
 )";

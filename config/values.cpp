@@ -216,6 +216,15 @@ Result<Value> parse_text(const Key& key, std::string_view text) {
       }
       return Value(n);
     }
+    case Type::kFileMode: {
+      // Octal, as chmod(1) and uWSGI's chmod-socket write it.
+      int64_t n = 0;
+      auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n, 8);
+      if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+        return refuse(std::string("'").append(text) + "' is not an octal mode (\"660\")");
+      }
+      return Value(n);
+    }
     case Type::kSeconds:
     case Type::kPositiveSeconds: {
       std::string s(text);
@@ -242,6 +251,11 @@ Status check_value(const Key& key, const Value& v) {
       if (n >= key.min && n <= key.max) return Status::Ok();
       if (key.max == INT64_MAX) return refuse("must be >= " + std::to_string(key.min));
       return refuse("must be " + std::to_string(key.min) + ".." + std::to_string(key.max));
+    }
+    case Type::kFileMode: {
+      int64_t n = std::get<int64_t>(v);
+      if (n >= 0 && n <= 0777) return Status::Ok();
+      return refuse("must be an octal mode 0..777");
     }
     case Type::kSeconds:
     case Type::kPositiveSeconds: {

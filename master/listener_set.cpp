@@ -32,6 +32,7 @@ Result<Opened> open_addresses(const config::ServerConfig& server,
   BindOptions options;
   options.backlog = server.backlog;
   options.reuse_port = server.reuse_port;
+  options.unix_mode = server.socket_mode;
   Opened out;
   for (const ListenAddress& a : addresses.value()) {
     if (std::shared_ptr<Listener> l = existing ? existing(a) : nullptr) {

@@ -99,6 +99,13 @@ Result<Listener> bind_listener(const SocketAddress& address, const BindOptions& 
       l.unix_dev = st.st_dev;
       l.unix_ino = st.st_ino;
     }
+    // Before listen(): no client can connect while the file still has the umask's mode.
+    // The proxy in front (nginx as www-data) needs write permission to connect.
+    if (options.unix_mode != 0 && ::chmod(address.unix_path.c_str(), options.unix_mode) != 0) {
+      int err = errno;
+      ::unlink(l.unix_path.c_str());
+      return Result<Listener>::error(bind_error(address, "chmod", err));
+    }
   }
   if (::listen(fd.get(), options.backlog) != 0) {
     int err = errno;

@@ -28,6 +28,7 @@ struct Listener {
 struct BindOptions {
   int backlog = 1024;
   bool reuse_port = false;
+  int unix_mode = 0;  // chmod() a unix socket file to this after bind; 0 = leave it
 };
 
 // Binds and listens on |address|: SO_REUSEADDR, SO_REUSEPORT when asked, IPV6_V6ONLY for

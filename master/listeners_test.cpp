@@ -150,6 +150,22 @@ TEST(Listeners, UnixSocketStaleFileLiveServerAndCleanup) {
   EXPECT_FALSE(exists(path));
 }
 
+TEST(Listeners, UnixSocketModeIsSetBeforeListening) {
+  TempDir dir;
+  std::string path = dir.path() + "/app.sock";
+  BindOptions options;
+  options.unix_mode = 0666;
+  // A umask that would leave others without write permission (nginx could not connect).
+  mode_t old = umask(0077);
+  Result<Listener> l = bind_listener(parse("unix:" + path), options);
+  umask(old);
+  ASSERT_TRUE(l.ok()) << l.status().message();
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0666u);
+  remove_socket_file(l.value());
+}
+
 TEST(Listeners, UnixPathThatIsARegularFileIsNotDeleted) {
   TempDir dir;
   std::string path = dir.path() + "/data.txt";

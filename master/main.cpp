@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/result.h"
 #include "config/config.h"
+#include "config/toml_writer.h"
 #include "master/arbiter.h"
 #include "master/listener_set.h"
 #include "master/pidfile.h"
@@ -63,7 +64,12 @@ int run(int argc, char** argv) {
     for (const std::string& e : errors) fprintf(stderr, "%s\n", e.c_str());
     return aiowsgi::kExitConfigError;
   }
+  if (cli.action == CommandLine::Action::kPrintToml) {
+    fputs(aiowsgi::config::to_toml(*config).c_str(), stdout);
+    return aiowsgi::kExitOk;
+  }
   if (cli.action == CommandLine::Action::kCheck) {
+    for (const std::string& n : config->notes) printf("note: %s\n", n.c_str());
     printf("configuration OK\n");
     return aiowsgi::kExitOk;
   }
@@ -81,6 +87,8 @@ int run(int argc, char** argv) {
                      ? " (from VIRTUAL_ENV; [app] virtualenv is unset)"
                      : "");
   }
+  // uWSGI options of an --ini file that mean nothing here, each once with its reason.
+  for (const std::string& n : config->notes) spdlog::info("{}", n);
 
   // A mask inherited from the shell or a service manager could block the signals the
   // master is driven by; writes to a dead worker's pipe must fail, not kill the master.

@@ -17,8 +17,8 @@ Reload::Reload(config::CommandLine cli, std::shared_ptr<const config::Config> co
 Status Reload::begin(int target_workers) {
   config::Config fresh;
   std::vector<std::string> errors;
-  spdlog::info("re-reading the configuration{}",
-               cli_.config_file.empty() ? "" : " from " + cli_.config_file);
+  const std::string& file = cli_.config_file.empty() ? cli_.ini_file : cli_.config_file;
+  spdlog::info("re-reading the configuration{}", file.empty() ? "" : " from " + file);
   prev_config_.reset();
   if (!config::load_config(cli_, &fresh, &errors)) {
     for (const std::string& e : errors) spdlog::error("{}", e);

@@ -26,6 +26,7 @@ import random
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -131,6 +132,31 @@ def read_stats(addr, timeout=5):
                 break
             data += chunk
     return json.loads(data)
+
+
+def uwsgi_packet(variables):
+    """A uwsgi-protocol request packet (what nginx's uwsgi_pass sends) for `variables`, a
+    dict or a list of (name, value) pairs."""
+    items = variables.items() if isinstance(variables, dict) else variables
+    body = b""
+    for k, v in items:
+        k, v = k.encode(), v.encode()
+        body += struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v
+    return struct.pack("<BHB", 0, len(body), 0) + body
+
+
+def uwsgi_exchange(sock, variables):
+    """Sends one uwsgi-protocol request on the connected `sock` and reads the answer to the
+    end of the connection: (head as text, body bytes)."""
+    sock.sendall(uwsgi_packet(variables))
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    return head.decode("latin-1"), body
 
 
 def toml_value(value):

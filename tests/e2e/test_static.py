@@ -10,13 +10,12 @@ import email.utils
 import gzip
 import os
 import socket
-import struct
 import threading
 import time
 
 import pytest
 
-from conftest import APPS, free_port
+from conftest import APPS, free_port, uwsgi_exchange
 
 APP = APPS / "http_app.py"
 BIG = 1 << 30  # the sparse file
@@ -356,28 +355,12 @@ def test_big_sparse_file_with_small_requests_alongside(server):
 
 # ---- uwsgi protocol --------------------------------------------------------------------------
 
-def uwsgi_packet(variables):
-    body = b""
-    for k, v in variables.items():
-        k, v = k.encode(), v.encode()
-        body += struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v
-    return struct.pack("<BHB", 0, len(body), 0) + body
-
-
 def uwsgi_request(port, path, extra=None):
     v = {"REQUEST_METHOD": "GET", "REQUEST_URI": path, "PATH_INFO": path,
          "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "x"}
     v.update(extra or {})
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(uwsgi_packet(v))
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    return head.decode("latin-1"), body
+        return uwsgi_exchange(s, v)
 
 
 def test_uwsgi_protocol(server, uwsgi_port):
