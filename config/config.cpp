@@ -59,8 +59,7 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
     if (abs.is_relative()) abs = cwd / abs;
     abs = abs.lexically_normal();
     cfg.config_file = abs.string();
-    Result<std::string> read =
-        text ? Result<std::string>(*text) : read_file(cfg.config_file);
+    Result<std::string> read = text ? Result<std::string>(*text) : read_file(cfg.config_file);
     if (!read.ok()) {
       errs.add(cli.config_file + ": " + read.status().message());
       origins.file_failed = true;
