@@ -4,11 +4,10 @@ the Nth response, finishes what it has and exits, and its replacement serves the
 request fails. The pidfile is locked for the master's life and never followed as a link."""
 import re
 import subprocess
-import time
 
 import pytest
 
-from conftest import BACKEND, Server, find_master, free_port
+from conftest import BACKEND, Server, find_master, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(BACKEND.startswith("uwsgi"), reason="aiowsgi limits only")
 
@@ -27,16 +26,6 @@ def application(environ, start_response):
 '''
 
 MAX = 5
-
-
-def wait_for(predicate, timeout=20.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 def ready_pids(server):
@@ -59,7 +48,7 @@ def server(tmp_path):
 def fresh_worker(server):
     """Spends what is left of the first worker's budget (the readiness probe took one) and
     returns the pid of a replacement that is ready and has served nothing yet."""
-    first = wait_for(lambda: ready_pids(server))[0]
+    first = wait_for(lambda: ready_pids(server), 20.0)[0]
     served = 1
     while served < MAX:
         status, headers, body = server.request("GET", "/")
@@ -68,11 +57,11 @@ def fresh_worker(server):
         assert pid == first, (pid, first, served)
         served = count
     assert served == MAX
-    assert wait_for(lambda: len(ready_pids(server)) >= 2), server.log_text()
+    assert wait_for(lambda: len(ready_pids(server)) >= 2, 20.0), server.log_text()
     fresh = ready_pids(server)[-1]
     assert fresh != first
     # The retired worker finished and left on its own (nothing was in flight).
-    assert wait_for(lambda: first not in worker_pids(server)), worker_pids(server)
+    assert wait_for(lambda: first not in worker_pids(server), 20.0), worker_pids(server)
     return fresh
 
 
@@ -185,7 +174,8 @@ def test_a_second_master_with_the_same_pidfile_is_refused(tmp_path):
     app.write_text(APP)
     first = Server(first_dir, app, server={"pidfile": str(pidfile)}).start()
     try:
-        assert wait_for(lambda: pidfile.exists() and pidfile.read_text() == "%d\n" % first.pid)
+        assert wait_for(lambda: pidfile.exists() and pidfile.read_text() == "%d\n" % first.pid,
+                        20.0)
         second_dir = tmp_path / "second"
         second_dir.mkdir()
         r = run_second_master(second_dir, pidfile, free_port())

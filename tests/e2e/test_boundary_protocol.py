@@ -8,23 +8,15 @@ import base64
 import json
 import os
 import socket
-import struct
 import time
 
 import pytest
 
 from conftest import APPS, RawConnection, free_port
+from wire_clients import uwsgi_packet
 
 HEADER_TIMEOUT = 1.0
 APP = APPS / "boundary_protocol_app.py"
-
-
-def uwsgi_packet(variables):
-    body = b""
-    for k, v in variables:
-        k, v = k.encode(), v.encode()
-        body += struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v
-    return struct.pack("<BHB", 0, len(body), 0) + body
 
 
 def uwsgi_request(port, variables, body=b""):

@@ -1,10 +1,9 @@
 """HTTP/1.1 behaviour and the WSGI response protocol, over raw sockets (tests/apps/http_app.py)."""
 import socket
-import time
 
 import pytest
 
-from conftest import APPS
+from conftest import APPS, wait_for
 
 UVLOOP = True  # every read and write goes through the loop's watchers: both loops
 
@@ -23,12 +22,7 @@ def srv(server_factory, close_log):
 
 
 def wait_file(path, needle, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if needle in path.read_text():
-            return True
-        time.sleep(0.05)
-    return needle in path.read_text()
+    return wait_for(lambda: needle in path.read_text(), timeout)
 
 
 # ---- connection management ----

@@ -4,7 +4,7 @@ import signal
 import threading
 import time
 
-from conftest import APPS, BACKEND, Server
+from conftest import APPS, BACKEND, Server, wait_for
 
 
 def test_term_finishes_in_flight_request_and_exits_0(tmp_path):
@@ -24,10 +24,8 @@ def test_term_finishes_in_flight_request_and_exits_0(tmp_path):
         assert "r" in result, "in-flight request lost on SIGTERM"
         assert result["r"][0] == 200 and result["r"][2] == b"slept"
         assert server.proc.wait(10) == 0, "master exit status on TERM"
-        deadline = time.monotonic() + 10
-        while server.group_pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.group_pids() == [], "processes left after the master exited"
+        assert wait_for(lambda: server.group_pids() == [], 10), \
+            "processes left after the master exited"
     finally:
         server.stop()
 
@@ -38,14 +36,9 @@ def test_killed_worker_is_respawned(tmp_path):
         workers = [p for p in server.group_pids() if p != server.pid]
         assert len(workers) == 1, "expected master + 1 worker, got %r" % server.group_pids()
         os.kill(workers[0], signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        new = []
-        while time.monotonic() < deadline:
-            new = [p for p in server.group_pids() if p not in (server.pid, workers[0])]
-            if new:
-                break
-            time.sleep(0.1)
-        assert new, "no worker respawned within 10 s"
+        assert wait_for(lambda: [p for p in server.group_pids()
+                                 if p not in (server.pid, workers[0])], 10, interval=0.1), \
+            "no worker respawned within 10 s"
         server.wait_ready()
         server.assert_healthy()
         if BACKEND == "aiowsgi":

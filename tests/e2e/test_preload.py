@@ -224,7 +224,7 @@ def test_a_stopped_preload_process_does_not_stall_the_master(tmp_path):
             assert time.monotonic() - t0 < 2.0, "the stats socket took %.1f s" % (
                 time.monotonic() - t0)
             assert [w for w in doc["workers"] if w["pid"] != victim]
-            time.sleep(0.2)
+            time.sleep(0.2)  # the point: the master keeps answering over a second, not once
         # Reaped, not left a zombie by a master waiting on the stopped process.
         assert wait_for(lambda: not Path("/proc/%d" % victim).exists() or
                         Path("/proc/%d/stat" % victim).read_text().rsplit(")", 1)[1].split()[0]
@@ -252,13 +252,15 @@ def test_hup_under_load_drops_nothing_and_imports_the_new_code_once(tmp_path):
     load = sup.Load(server.port)
     load.start()
     try:
-        time.sleep(1.0)
+        assert wait_for(lambda: load.sent >= 50, timeout=15), "the load never got going"
         write_app(tmp_path / "app.py", version="v2")
         os.kill(server.pid, signal.SIGHUP)
         assert "reload complete" in server.wait_log("reload complete", timeout=30)
         assert wait_for(lambda: not ({p for p, _ in live_workers(server)} & old_workers),
                             timeout=15)
-        time.sleep(1.0)
+        # The new generation serves some of the load too before it stops.
+        at_switch = load.sent
+        assert wait_for(lambda: load.sent >= max(200, at_switch + 50), timeout=15)
     finally:
         load.stop()
     print("HUP under load with preload: %d requests sent, %d failed"
@@ -361,7 +363,11 @@ def test_preload_shares_memory_pss_of_4_django_workers(tmp_path_factory):
                         server={"preload": preload}).start()
         try:
             server.wait_log("ready (pid", count=4, timeout=30)
-            time.sleep(0.5)
+            # The four workers are the master's children before their memory is measured.
+            preloads = set(preload_pids(server))
+            assert wait_for(lambda: len([p for p, ppid in live_workers(server)
+                                         if ppid == server.pid and p not in preloads]) == 4,
+                            timeout=15), server.log_text()[-3000:]
             results[preload], _ = workers_pss(server, 4)
         finally:
             server.stop()

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import APPS, free_port, uwsgi_exchange
+from conftest import APPS, free_port
+from wire_clients import uwsgi_exchange
 
 APP = APPS / "http_app.py"
 BIG = 1 << 30  # the sparse file

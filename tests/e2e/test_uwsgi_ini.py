@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from conftest import (EXAMPLES, Server, find_master, require_tool, uwsgi_exchange,
-                      wait_for)
+from conftest import EXAMPLES, Server, find_master, require_tool, wait_for
+from wire_clients import uwsgi_exchange
 
 
 class IniServer(Server):

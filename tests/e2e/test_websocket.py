@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from conftest import APPS, EXAMPLES, RawConnection, free_port, wait_for
+from wire_clients import uwsgi_packet
 
 UVLOOP = True  # frames are read and written through the loop's watchers: both loops
 
@@ -243,14 +244,6 @@ def test_a_duplicate_kept_by_the_app_leaves_the_worker_idle(server_factory):
     used = cpu_seconds(worker["pid"]) - before
     assert used < 0.1, "an idle worker used %.2f s of CPU in 2 s" % used
     server.assert_healthy()
-
-
-def uwsgi_packet(variables):
-    body = b""
-    for k, v in variables.items():
-        k, v = k.encode(), v.encode()
-        body += struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v
-    return struct.pack("<BHB", 0, len(body), 0) + body
 
 
 def test_handshake_over_the_uwsgi_protocol(server_factory):

@@ -1,6 +1,7 @@
-// RequestParser: the head is parsed here in two steps, a byte-level pre-scan (line structure,
-// forbidden bytes, limits) and a tokenizer that splits each complete line; a Content-Length
-// body is counted here, a chunked one decoded by ChunkedDecoder. See request_parser.h.
+// RequestParser: the head is parsed in two steps, a byte-level pre-scan (line structure,
+// forbidden bytes, limits; request_head_scan.cpp) and a tokenizer here that splits each
+// complete line; a Content-Length body is counted here, a chunked one decoded by
+// ChunkedDecoder. See request_parser.h.
 //
 // Why no library: libhttp-parser (archived upstream; Debian 12 has no C llhttp) has a fixed
 // method table, so extension methods (QUERY, PURGE, MKCALENDAR, any RFC 9110 token) got 400,
@@ -44,10 +45,10 @@
 #include "worker/protocol/request_parser.h"
 
 #include <algorithm>
-#include <cstring>
 #include <limits>
 
 #include "worker/protocol/char_class.h"
+#include "worker/protocol/request_parser_impl.h"
 #include "worker/protocol/request_target.h"
 
 namespace aiowsgi::worker {
@@ -60,12 +61,7 @@ using char_class::is;
 using char_class::is_token;
 using char_class::list_has_token;
 using char_class::ListElements;
-using char_class::skip_plain;
 using char_class::trim_ows;
-constexpr uint8_t kRequestLineChar = char_class::kRequestLine;
-constexpr uint8_t kFieldChar = char_class::kField;
-
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
 // Content-Length = 1*DIGIT (RFC 9110 8.6); no sign, no list, no overflow.
 std::optional<uint64_t> parse_content_length(std::string_view v) {
@@ -82,359 +78,224 @@ std::optional<uint64_t> parse_content_length(std::string_view v) {
 
 }  // namespace
 
-struct RequestParser::Impl {
-  static void fail(RequestParser* r, int status, std::string_view reason) {
-    if (r->error_status_ == 0) {
-      r->error_status_ = status;
-      r->error_reason_ = reason;
+// Tokenizes the lines of head_ completed since the last call (the pre-scan has checked
+// every byte of them, and that each ends in CRLF), and checks the head once its empty line
+// is in. Searching resumes where the last call stopped, so a head arriving a byte at a time
+// costs one pass. Returns false after recording the error.
+bool RequestParser::Impl::parse_lines(RequestParser* r) {
+  const std::string_view head(r->head_);
+  while (true) {
+    const size_t lf = head.find('\n', r->searched_);
+    if (lf == std::string_view::npos) {
+      r->searched_ = head.size();
+      return true;
+    }
+    const std::string_view line = head.substr(r->line_start_, lf - 1 - r->line_start_);
+    r->line_start_ = r->searched_ = lf + 1;
+    if (!r->request_line_done_) {
+      if (line.empty()) continue;  // an empty line before the request line (RFC 9112 2.2)
+      if (!parse_request_line(r, line)) return false;
+      r->request_line_done_ = true;
+    } else if (line.empty()) {
+      return check_head(r);  // the pre-scan stopped the head right after this line
+    } else if (!parse_field_line(r, line)) {
+      return false;
     }
   }
-  static constexpr size_t kFail = std::string_view::npos;
-  static size_t failed(RequestParser* r, int status, std::string_view reason) {
-    fail(r, status, reason);
-    return kFail;
-  }
-  static bool rejected(RequestParser* r, int status, std::string_view reason) {
-    fail(r, status, reason);
-    return false;
-  }
+}
 
-  // Walks the line structure of the head (RFC 9112 2.2, 3, 5): CRLF line ends only, no
-  // control characters, exactly two SP in the request line, no line starting with
-  // whitespace (obs-fold, 5.2). Returns how many of the |n| bytes belong to the head and sets
-  // *done when they end it; returns npos after recording an error.
-  static size_t scan_head(RequestParser* r, const char* data, size_t n, bool* done) {
-    ScanState st = r->scan_state_;
-    size_t i = 0;
-    while (i < n) {
-      const char c = data[i];
-      switch (st) {
-        case ScanState::kLeading:
-          if (c == '\r') {
-            st = ScanState::kLeadingLf;
-            ++i;
-          } else {
-            st = ScanState::kRequestLine;  // reprocess c as the first request-line byte
+// request-line = method SP request-target SP HTTP-version (RFC 9112 3). The pre-scan
+// counted exactly two SP and matched the version as "HTTP/" DIGIT "." DIGIT; whether the
+// version is served is decided with the whole head (505 only for a head without a 400).
+bool RequestParser::Impl::parse_request_line(RequestParser* r, std::string_view line) {
+  const size_t sp1 = line.find(' ');
+  const size_t sp2 = line.find(' ', sp1 + 1);
+  const std::string_view method = line.substr(0, sp1);
+  const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
+  const std::string_view version = line.substr(sp2 + 1);
+  if (method.empty()) return rejected(r, 400, "malformed request line");
+  if (!is_token(method)) return rejected(r, 400, "method is not a token");
+  if (target.empty()) return rejected(r, 400, "empty request target");
+  r->method_ = span_of(r, method);
+  r->target_ = span_of(r, target);
+  r->http_major_ = static_cast<uint8_t>(version[5] - '0');
+  r->http_minor_ = static_cast<uint8_t>(version[7] - '0');
+  return check_target(r);
+}
+
+// field-line = field-name ":" OWS field-value OWS (RFC 9112 5). The name must be a token:
+// whitespace before the colon is a 400 (5.1). The value's bytes were checked by the
+// pre-scan; its OWS is trimmed here, so every consumer of header_value() sees it trimmed.
+bool RequestParser::Impl::parse_field_line(RequestParser* r, std::string_view line) {
+  const size_t colon = line.find(':');
+  if (colon == std::string_view::npos) return rejected(r, 400, "header line without a colon");
+  const std::string_view name = line.substr(0, colon);
+  if (name.empty()) return rejected(r, 400, "empty header field name");
+  if (!is_token(name)) {
+    return rejected(r, 400,
+                    name.find_first_of(" \t") != std::string_view::npos
+                        ? "whitespace in header field name"
+                        : "invalid character in header field name");
+  }
+  const std::string_view value = trim_ows(line.substr(colon + 1));
+  r->headers_.push_back({span_of(r, name), span_of(r, value)});
+  return true;
+}
+
+// Sorts the request-target into its form (see the decisions above) and sets origin_ and
+// authority_. Returns false after recording the error.
+bool RequestParser::Impl::check_target(RequestParser* r) {
+  const std::string_view t = r->target();
+  r->origin_ = r->target_;
+  r->authority_ = {};
+  const std::string_view method = r->method();
+  if (method == "CONNECT") {
+    // authority-form = uri-host ":" port (RFC 9112 3.2.3): the port is required here.
+    const size_t colon = t.rfind(':');
+    const bool has_port = colon != std::string_view::npos && colon + 1 < t.size() &&
+                          (t.front() != '[' || colon > t.find(']'));
+    return (has_port && valid_authority(t)) || rejected(r, 400, "CONNECT target is not host:port");
+  }
+  if (t == "*") {
+    return method == "OPTIONS" || rejected(r, 400, "asterisk-form target outside OPTIONS");
+  }
+  if (t.front() == '/') return true;
+  const size_t colon = t.find(':');
+  const std::string_view scheme = t.substr(0, colon);
+  if (colon == std::string_view::npos || t.substr(colon + 1, 2) != "//") {
+    return rejected(r, 400, "malformed request target");
+  }
+  if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
+    return rejected(r, 400, "absolute-form target with a scheme other than http(s)");
+  }
+  const size_t auth_start = colon + 3;
+  size_t auth_end = t.find_first_of("/?#", auth_start);
+  if (auth_end == std::string_view::npos) auth_end = t.size();
+  if (!valid_authority(t.substr(auth_start, auth_end - auth_start))) {
+    return rejected(r, 400, "invalid authority in absolute-form target");
+  }
+  r->authority_ = {static_cast<uint32_t>(r->target_.off + auth_start),
+                   static_cast<uint32_t>(auth_end - auth_start)};
+  r->origin_ = {static_cast<uint32_t>(r->target_.off + auth_end),
+                static_cast<uint32_t>(t.size() - auth_end)};
+  return true;
+}
+
+// Framing and field rules, applied once the whole head is known. Returns false after
+// recording the error.
+bool RequestParser::Impl::check_head(RequestParser* r) {
+  if (r->http_major_ != 1 || r->http_minor_ > 1) {
+    return rejected(r, 505, "HTTP version not supported");
+  }
+  const bool http11 = r->http_minor_ == 1;
+  size_t hosts = 0;
+  size_t lengths = 0;
+  bool has_te = false;
+  bool te_chunked_last = false;  // the final transfer coding is chunked
+  size_t te_chunked = 0;         // how many times chunked appears
+  bool te_other = false;         // a coding we do not decode
+  bool te_empty = false;         // an empty list element ("chunked,")
+  bool conn_close = false, conn_keep_alive = false, conn_upgrade = false;
+  bool has_upgrade = false;
+  for (size_t i = 0; i < r->headers_.size(); ++i) {
+    const std::string_view name = r->header_name(i);
+    const std::string_view value = r->header_value(i);
+    switch (name.size()) {
+      case 4:
+        if (iequals(name, "host")) {
+          ++hosts;
+          // RFC 9112 3.2: an invalid Host value is a 400 like a missing one.
+          if (!value.empty() && !valid_authority(value)) {
+            return rejected(r, 400, "invalid Host value");
           }
-          break;
-        case ScanState::kLeadingLf:
-        case ScanState::kRequestLineLf:
-        case ScanState::kFieldLineLf:
-          if (c != '\n') return failed(r, 400, "bare CR in request head");
-          if (st == ScanState::kRequestLineLf && r->request_line_spaces_ != 2) {
-            return failed(r, 400, "malformed request line");
+        }
+        break;
+      case 6:
+        // RFC 9110 10.1.1: an HTTP/1.0 client never waits for 100 Continue, and a server
+        // must ignore the expectation there.
+        if (http11 && iequals(name, "expect") && list_has_token(value, "100-continue")) {
+          r->expect_continue_ = true;
+        }
+        break;
+      case 7:
+        if (iequals(name, "upgrade") && !value.empty()) has_upgrade = true;
+        break;
+      case 10:
+        if (iequals(name, "connection")) {
+          ListElements list(value);
+          for (std::string_view option; list.next(&option);) {
+            conn_close |= iequals(option, "close");
+            conn_keep_alive |= iequals(option, "keep-alive");
+            conn_upgrade |= iequals(option, "upgrade");
           }
-          st = st == ScanState::kLeadingLf ? ScanState::kLeading : ScanState::kLineStart;
-          ++i;
-          break;
-        case ScanState::kRequestLine:
-          if (r->request_line_spaces_ == 2) {
-            // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 2.3), matched byte by byte so
-            // the tokenizer can read the digits at fixed offsets.
-            static constexpr std::string_view kVersion = "HTTP/0.0";
-            // The whole version in this read (the usual case): matched in one step.
-            if (r->version_pos_ == 0 && n - i >= kVersion.size() &&
-                std::memcmp(data + i, "HTTP/", 5) == 0 && is_digit(data[i + 5]) &&
-                data[i + 6] == '.' && is_digit(data[i + 7])) {
-              r->version_pos_ = kVersion.size();
-              i += kVersion.size();
-              break;
+        }
+        break;
+      case 14:
+        if (iequals(name, "content-length")) {
+          // RFC 9112 6.3 item 5: a list or a repeat is unrecoverable framing.
+          if (++lengths > 1) return rejected(r, 400, "multiple Content-Length headers");
+          r->content_length_ = parse_content_length(value);
+          if (!r->content_length_) return rejected(r, 400, "invalid Content-Length");
+        }
+        break;
+      case 17:
+        if (iequals(name, "transfer-encoding")) {
+          has_te = true;
+          ListElements list(value);
+          for (std::string_view coding; list.next(&coding);) {
+            if (coding.empty()) {
+              te_empty = true;
+              continue;
             }
-            if (c == '\r' && r->version_pos_ == kVersion.size()) {
-              st = ScanState::kRequestLineLf;
-            } else if (r->version_pos_ == kVersion.size() ||
-                       !(kVersion[r->version_pos_] == '0' ? (c >= '0' && c <= '9')
-                                                          : c == kVersion[r->version_pos_])) {
-              return failed(r, 400,
-                            c == '\n'  ? "bare LF in request line"
-                            : c == ' ' ? "malformed request line"
-                                       : "malformed HTTP version");
+            te_chunked_last = iequals(coding, "chunked");
+            if (te_chunked_last) {
+              ++te_chunked;
             } else {
-              ++r->version_pos_;
-            }
-            ++i;
-            break;
-          }
-          i = skip_plain(data, i, n, 0x21, kRequestLineChar);
-          if (i == n) break;
-          if (data[i] == ' ') {
-            ++r->request_line_spaces_;
-          } else if (data[i] == '\r') {
-            st = ScanState::kRequestLineLf;
-          } else {
-            return failed(
-                r, 400,
-                data[i] == '\n' ? "bare LF in request line" : "control character in request line");
-          }
-          ++i;
-          break;
-        case ScanState::kLineStart:
-          if (c == '\r') {
-            st = ScanState::kFinalLf;
-            ++i;
-          } else if (c == ' ' || c == '\t') {
-            return failed(r, 400, "obs-fold or whitespace at the start of a field line");
-          } else {
-            // An endless run of tiny fields stops at the first byte of the field past the
-            // limit. The 431 waits until the tokenizer has seen the lines before it: an
-            // error it finds there comes first in the byte stream, and must win whether
-            // or not those bytes arrived in the same read as this one.
-            const size_t max_fields = r->limits_.max_header_fields;
-            if (max_fields != 0 && ++r->field_lines_ > max_fields) {
-              r->too_many_fields_ = true;
-              r->scan_state_ = st;
-              return i;
-            }
-            st = ScanState::kFieldLine;
-          }
-          break;
-        case ScanState::kFieldLine:
-          i = skip_plain(data, i, n, 0x20, kFieldChar);
-          if (i == n) break;
-          if (data[i] != '\r') {
-            return failed(
-                r, 400,
-                data[i] == '\n' ? "bare LF in header field" : "control character in header field");
-          }
-          st = ScanState::kFieldLineLf;
-          ++i;
-          break;
-        case ScanState::kFinalLf:
-          if (c != '\n') return failed(r, 400, "bare CR in request head");
-          r->scan_state_ = st;
-          *done = true;
-          return i + 1;
-      }
-    }
-    r->scan_state_ = st;
-    return n;
-  }
-
-  static Span span_of(const RequestParser* r, std::string_view piece) {
-    return {static_cast<uint32_t>(piece.data() - r->head_.data()),
-            static_cast<uint32_t>(piece.size())};
-  }
-
-  // Tokenizes the lines of head_ completed since the last call (the pre-scan has checked
-  // every byte of them, and that each ends in CRLF), and checks the head once its empty line
-  // is in. Searching resumes where the last call stopped, so a head arriving a byte at a time
-  // costs one pass. Returns false after recording the error.
-  static bool parse_lines(RequestParser* r) {
-    const std::string_view head(r->head_);
-    while (true) {
-      const size_t lf = head.find('\n', r->searched_);
-      if (lf == std::string_view::npos) {
-        r->searched_ = head.size();
-        return true;
-      }
-      const std::string_view line = head.substr(r->line_start_, lf - 1 - r->line_start_);
-      r->line_start_ = r->searched_ = lf + 1;
-      if (!r->request_line_done_) {
-        if (line.empty()) continue;  // an empty line before the request line (RFC 9112 2.2)
-        if (!parse_request_line(r, line)) return false;
-        r->request_line_done_ = true;
-      } else if (line.empty()) {
-        return check_head(r);  // the pre-scan stopped the head right after this line
-      } else if (!parse_field_line(r, line)) {
-        return false;
-      }
-    }
-  }
-
-  // request-line = method SP request-target SP HTTP-version (RFC 9112 3). The pre-scan
-  // counted exactly two SP and matched the version as "HTTP/" DIGIT "." DIGIT; whether the
-  // version is served is decided with the whole head (505 only for a head without a 400).
-  static bool parse_request_line(RequestParser* r, std::string_view line) {
-    const size_t sp1 = line.find(' ');
-    const size_t sp2 = line.find(' ', sp1 + 1);
-    const std::string_view method = line.substr(0, sp1);
-    const std::string_view target = line.substr(sp1 + 1, sp2 - sp1 - 1);
-    const std::string_view version = line.substr(sp2 + 1);
-    if (method.empty()) return rejected(r, 400, "malformed request line");
-    if (!is_token(method)) return rejected(r, 400, "method is not a token");
-    if (target.empty()) return rejected(r, 400, "empty request target");
-    r->method_ = span_of(r, method);
-    r->target_ = span_of(r, target);
-    r->http_major_ = static_cast<uint8_t>(version[5] - '0');
-    r->http_minor_ = static_cast<uint8_t>(version[7] - '0');
-    return check_target(r);
-  }
-
-  // field-line = field-name ":" OWS field-value OWS (RFC 9112 5). The name must be a token:
-  // whitespace before the colon is a 400 (5.1). The value's bytes were checked by the
-  // pre-scan; its OWS is trimmed here, so every consumer of header_value() sees it trimmed.
-  static bool parse_field_line(RequestParser* r, std::string_view line) {
-    const size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return rejected(r, 400, "header line without a colon");
-    const std::string_view name = line.substr(0, colon);
-    if (name.empty()) return rejected(r, 400, "empty header field name");
-    if (!is_token(name)) {
-      return rejected(r, 400,
-                      name.find_first_of(" \t") != std::string_view::npos
-                          ? "whitespace in header field name"
-                          : "invalid character in header field name");
-    }
-    const std::string_view value = trim_ows(line.substr(colon + 1));
-    r->headers_.push_back({span_of(r, name), span_of(r, value)});
-    return true;
-  }
-
-  // Sorts the request-target into its form (see the decisions above) and sets origin_ and
-  // authority_. Returns false after recording the error.
-  static bool check_target(RequestParser* r) {
-    const std::string_view t = r->target();
-    r->origin_ = r->target_;
-    r->authority_ = {};
-    const std::string_view method = r->method();
-    if (method == "CONNECT") {
-      // authority-form = uri-host ":" port (RFC 9112 3.2.3): the port is required here.
-      const size_t colon = t.rfind(':');
-      const bool has_port = colon != std::string_view::npos && colon + 1 < t.size() &&
-                            (t.front() != '[' || colon > t.find(']'));
-      return (has_port && valid_authority(t)) ||
-             rejected(r, 400, "CONNECT target is not host:port");
-    }
-    if (t == "*") {
-      return method == "OPTIONS" || rejected(r, 400, "asterisk-form target outside OPTIONS");
-    }
-    if (t.front() == '/') return true;
-    const size_t colon = t.find(':');
-    const std::string_view scheme = t.substr(0, colon);
-    if (colon == std::string_view::npos || t.substr(colon + 1, 2) != "//") {
-      return rejected(r, 400, "malformed request target");
-    }
-    if (!iequals(scheme, "http") && !iequals(scheme, "https")) {
-      return rejected(r, 400, "absolute-form target with a scheme other than http(s)");
-    }
-    const size_t auth_start = colon + 3;
-    size_t auth_end = t.find_first_of("/?#", auth_start);
-    if (auth_end == std::string_view::npos) auth_end = t.size();
-    if (!valid_authority(t.substr(auth_start, auth_end - auth_start))) {
-      return rejected(r, 400, "invalid authority in absolute-form target");
-    }
-    r->authority_ = {static_cast<uint32_t>(r->target_.off + auth_start),
-                     static_cast<uint32_t>(auth_end - auth_start)};
-    r->origin_ = {static_cast<uint32_t>(r->target_.off + auth_end),
-                  static_cast<uint32_t>(t.size() - auth_end)};
-    return true;
-  }
-
-  // Framing and field rules, applied once the whole head is known. Returns false after
-  // recording the error.
-  static bool check_head(RequestParser* r) {
-    if (r->http_major_ != 1 || r->http_minor_ > 1) {
-      return rejected(r, 505, "HTTP version not supported");
-    }
-    const bool http11 = r->http_minor_ == 1;
-    size_t hosts = 0;
-    size_t lengths = 0;
-    bool has_te = false;
-    bool te_chunked_last = false;  // the final transfer coding is chunked
-    size_t te_chunked = 0;         // how many times chunked appears
-    bool te_other = false;         // a coding we do not decode
-    bool te_empty = false;         // an empty list element ("chunked,")
-    bool conn_close = false, conn_keep_alive = false, conn_upgrade = false;
-    bool has_upgrade = false;
-    for (size_t i = 0; i < r->headers_.size(); ++i) {
-      const std::string_view name = r->header_name(i);
-      const std::string_view value = r->header_value(i);
-      switch (name.size()) {
-        case 4:
-          if (iequals(name, "host")) {
-            ++hosts;
-            // RFC 9112 3.2: an invalid Host value is a 400 like a missing one.
-            if (!value.empty() && !valid_authority(value)) {
-              return rejected(r, 400, "invalid Host value");
+              te_other = true;
             }
           }
-          break;
-        case 6:
-          // RFC 9110 10.1.1: an HTTP/1.0 client never waits for 100 Continue, and a server
-          // must ignore the expectation there.
-          if (http11 && iequals(name, "expect") && list_has_token(value, "100-continue")) {
-            r->expect_continue_ = true;
-          }
-          break;
-        case 7:
-          if (iequals(name, "upgrade") && !value.empty()) has_upgrade = true;
-          break;
-        case 10:
-          if (iequals(name, "connection")) {
-            ListElements list(value);
-            for (std::string_view option; list.next(&option);) {
-              conn_close |= iequals(option, "close");
-              conn_keep_alive |= iequals(option, "keep-alive");
-              conn_upgrade |= iequals(option, "upgrade");
-            }
-          }
-          break;
-        case 14:
-          if (iequals(name, "content-length")) {
-            // RFC 9112 6.3 item 5: a list or a repeat is unrecoverable framing.
-            if (++lengths > 1) return rejected(r, 400, "multiple Content-Length headers");
-            r->content_length_ = parse_content_length(value);
-            if (!r->content_length_) return rejected(r, 400, "invalid Content-Length");
-          }
-          break;
-        case 17:
-          if (iequals(name, "transfer-encoding")) {
-            has_te = true;
-            ListElements list(value);
-            for (std::string_view coding; list.next(&coding);) {
-              if (coding.empty()) {
-                te_empty = true;
-                continue;
-              }
-              te_chunked_last = iequals(coding, "chunked");
-              if (te_chunked_last) {
-                ++te_chunked;
-              } else {
-                te_other = true;
-              }
-            }
-          }
-          break;
-        default:
-          break;
-      }
+        }
+        break;
+      default:
+        break;
     }
-    if (hosts > 1) return rejected(r, 400, "multiple Host headers");
-    if (hosts == 0 && http11) return rejected(r, 400, "HTTP/1.1 request without Host");
-    if (has_te) {
-      // RFC 9112 6.1 and 6.3: TE with CL, TE in HTTP/1.0, or a final coding other than
-      // chunked leave the body length undeterminable: 400 and close.
-      if (lengths > 0) return rejected(r, 400, "both Transfer-Encoding and Content-Length");
-      if (!http11) return rejected(r, 400, "Transfer-Encoding in HTTP/1.0");
-      if (!te_chunked_last) return rejected(r, 400, "final transfer coding is not chunked");
-      if (te_chunked > 1) return rejected(r, 400, "chunked applied more than once");
-      if (te_other) return rejected(r, 501, "unsupported transfer coding");
-      if (te_empty) return rejected(r, 400, "malformed Transfer-Encoding");
-      r->chunked_ = true;
-    }
-    const bool connect = r->method() == "CONNECT";
-    if (connect && r->has_body()) return rejected(r, 400, "CONNECT with content");  // 9110 9.3.6
-    if (r->limits_.max_body_bytes != 0 && r->content_length_ &&
-        *r->content_length_ > r->limits_.max_body_bytes) {
-      return rejected(r, 413, "Content-Length over max_body_bytes");
-    }
-    // RFC 9112 9.3: "close" wins; HTTP/1.0 persists only when asked to.
-    r->keep_alive_ = !conn_close && (http11 || conn_keep_alive);
-    r->upgrade_ = connect || (conn_upgrade && has_upgrade);
-    if (r->chunked_) {
-      r->body_state_ = BodyState::kChunked;
-      r->chunked_body_.reset({.max_body_bytes = r->limits_.max_body_bytes,
-                              .max_overhead_bytes = r->limits_.max_header_bytes});
-    } else if (r->content_length_.value_or(0) > 0) {
-      r->body_state_ = BodyState::kLength;
-      r->body_remaining_ = *r->content_length_;
-    } else {
-      r->body_state_ = BodyState::kDone;
-      r->message_complete_ = true;
-    }
-    r->head_complete_ = true;
-    return true;
   }
-};
+  if (hosts > 1) return rejected(r, 400, "multiple Host headers");
+  if (hosts == 0 && http11) return rejected(r, 400, "HTTP/1.1 request without Host");
+  if (has_te) {
+    // RFC 9112 6.1 and 6.3: TE with CL, TE in HTTP/1.0, or a final coding other than
+    // chunked leave the body length undeterminable: 400 and close.
+    if (lengths > 0) return rejected(r, 400, "both Transfer-Encoding and Content-Length");
+    if (!http11) return rejected(r, 400, "Transfer-Encoding in HTTP/1.0");
+    if (!te_chunked_last) return rejected(r, 400, "final transfer coding is not chunked");
+    if (te_chunked > 1) return rejected(r, 400, "chunked applied more than once");
+    if (te_other) return rejected(r, 501, "unsupported transfer coding");
+    if (te_empty) return rejected(r, 400, "malformed Transfer-Encoding");
+    r->chunked_ = true;
+  }
+  const bool connect = r->method() == "CONNECT";
+  if (connect && r->has_body()) return rejected(r, 400, "CONNECT with content");  // 9110 9.3.6
+  if (r->limits_.max_body_bytes != 0 && r->content_length_ &&
+      *r->content_length_ > r->limits_.max_body_bytes) {
+    return rejected(r, 413, "Content-Length over max_body_bytes");
+  }
+  // RFC 9112 9.3: "close" wins; HTTP/1.0 persists only when asked to.
+  r->keep_alive_ = !conn_close && (http11 || conn_keep_alive);
+  r->upgrade_ = connect || (conn_upgrade && has_upgrade);
+  if (r->chunked_) {
+    r->body_state_ = BodyState::kChunked;
+    r->chunked_body_.reset({.max_body_bytes = r->limits_.max_body_bytes,
+                            .max_overhead_bytes = r->limits_.max_header_bytes});
+  } else if (r->content_length_.value_or(0) > 0) {
+    r->body_state_ = BodyState::kLength;
+    r->body_remaining_ = *r->content_length_;
+  } else {
+    r->body_state_ = BodyState::kDone;
+    r->message_complete_ = true;
+  }
+  r->head_complete_ = true;
+  return true;
+}
 
 RequestParser::RequestParser(Limits limits) : limits_(limits) {
   // Spans are 32-bit offsets into head_.
