@@ -434,7 +434,25 @@ bool Core::wait_io(CoreState how, double timeout) noexcept {
   return wake_ == WakeReason::kReady && !killed_ && !cancelled_;
 }
 
-// --- Raw connection access -------------------------------------------------------------------
+// --- RequestHost: what worker/python/ sees of the request ----------------------------------
+
+namespace {
+
+// *cache when it already holds |text| (an ASCII str's UTF-8 is its own data: no copy is made
+// to compare), else a new str of |text| put there. Borrowed; nullptr with an exception set.
+PyObject* cached_str(PyRef* cache, std::string_view text) noexcept {
+  if (*cache) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(cache->get(), &n);
+    if (s != nullptr && std::string_view(s, static_cast<size_t>(n)) == text) return cache->get();
+  }
+  PyRef fresh = PyRef::steal(PyUnicode_FromStringAndSize(text.data(), std::ssize(text)));
+  if (!fresh) return nullptr;
+  *cache = std::move(fresh);
+  return cache->get();
+}
+
+}  // namespace
 
 const RequestParser* Core::http_head() const {
   return conn_ != nullptr && !conn_->uwsgi ? &conn_->parser : nullptr;
@@ -445,8 +463,8 @@ const UwsgiParser* Core::uwsgi_head() const {
 }
 
 PyObject* Core::environ_template() const { return server_->environ_template(conn_->listener); }
-PyObject* Core::remote_addr() const { return conn_->remote_addr.get(); }
-PyObject* Core::remote_port() const { return conn_->remote_port.get(); }
+PyObject* Core::remote_addr() { return cached_str(&remote_addr_, conn_->remote_addr); }
+PyObject* Core::remote_port() { return cached_str(&remote_port_, conn_->remote_port); }
 bool Core::trusted_peer() const { return conn_->trusted_peer; }
 const IpNetworks& Core::trusted_proxies() const { return server_->trusted_proxies(); }
 std::string_view Core::mount() const { return server_->mount(); }

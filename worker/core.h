@@ -115,8 +115,8 @@ class Core final : public RequestHost {
   const RequestParser* http_head() const override;
   const UwsgiParser* uwsgi_head() const override;
   PyObject* environ_template() const override;
-  PyObject* remote_addr() const override;
-  PyObject* remote_port() const override;
+  PyObject* remote_addr() override;
+  PyObject* remote_port() override;
   bool trusted_peer() const override;
   const IpNetworks& trusted_proxies() const override;
   std::string_view mount() const override;
@@ -190,6 +190,11 @@ class Core final : public RequestHost {
   PyRef id_obj_;          // int, the core id (environ["aiowsgi.core"])
   PyRef start_response_;  // request_bound.h: reused while the app keeps no reference
   PyRef write_;
+  // str of the last peer address and port this core served: reused while the next request's
+  // connection has the same text (keep-alive, or the same client or proxy), so REMOTE_ADDR
+  // and REMOTE_PORT cost no new object then. The Connection itself holds no Python object.
+  PyRef remote_addr_;
+  PyRef remote_port_;
   CoreState state_ = CoreState::kFree;
   WakeReason wake_ = WakeReason::kNone;
   double io_deadline_ = 0;

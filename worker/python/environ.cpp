@@ -63,8 +63,10 @@ PyObject* environ_base(RequestHost& core) noexcept {
   PyRef env = PyRef::steal(PyDict_Copy(core.environ_template()));
   if (!env) return nullptr;
   PyObject* d = env.get();
-  if (PyDict_SetItem(d, s.remote_addr.get(), core.remote_addr()) < 0) return nullptr;
-  if (PyDict_SetItem(d, s.remote_port.get(), core.remote_port()) < 0) return nullptr;
+  PyObject* addr = core.remote_addr();
+  if (addr == nullptr || PyDict_SetItem(d, s.remote_addr.get(), addr) < 0) return nullptr;
+  PyObject* port = core.remote_port();
+  if (port == nullptr || PyDict_SetItem(d, s.remote_port.get(), port) < 0) return nullptr;
   if (PyDict_SetItem(d, s.aiowsgi_core.get(), core.id_object()) < 0) return nullptr;
   if (!dict_set_steal(d, s.wsgi_input.get(), new_input(&core))) return nullptr;
   return env.release();

@@ -1,7 +1,6 @@
-// RequestHost: the one view worker/python/ has of the request a core is serving — its parsed
-// head, its body, its response, and the raw connection (websockets, file wrappers). The
-// engine's Core implements it; python/ reaches the engine through nothing else, and keeps its
-// own table of hosts by core id (registered by the engine) to find the one running now.
+// RequestHost: the one view worker/python/ has of the request a core serves (head, body,
+// response, raw connection); the engine's Core implements it. python/ keeps its own table of
+// hosts by core id, registered by the engine, to find the one running now.
 // Workers only; every call is made with the GIL held, on the worker's single thread.
 #pragma once
 
@@ -38,9 +37,11 @@ class RequestHost {
   virtual const RequestParser* http_head() const = 0;
   virtual const UwsgiParser* uwsgi_head() const = 0;
   virtual PyObject* environ_template() const = 0;  // borrowed: the listener's PEP 3333 constants
-  virtual PyObject* remote_addr() const = 0;       // borrowed str
-  virtual PyObject* remote_port() const = 0;       // borrowed str
-  virtual PyObject* id_object() const = 0;         // borrowed int, environ["aiowsgi.core"]
+  // Borrowed str of the peer's address and port; nullptr with a Python exception set if it
+  // could not be made.
+  virtual PyObject* remote_addr() = 0;
+  virtual PyObject* remote_port() = 0;
+  virtual PyObject* id_object() const = 0;  // borrowed int, environ["aiowsgi.core"]
   // The peer may set forwarding headers ([server] forwarded_allow_ips, or a unix socket).
   virtual bool trusted_peer() const = 0;
   virtual const IpNetworks& trusted_proxies() const = 0;
