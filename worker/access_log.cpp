@@ -217,13 +217,8 @@ void write_entry(Server* server, Connection* conn, int core_id, int status,
     e.remote = conn->forwarded_client;
   } else if (!client.empty()) {
     e.remote = client;
-  } else if (conn->remote_addr) {
-    const char* remote = PyUnicode_AsUTF8(conn->remote_addr.get());
-    if (remote != nullptr) {
-      e.remote = remote;
-    } else {
-      PyErr_Clear();
-    }
+  } else {
+    e.remote = conn->remote_addr;
   }
   if (conn->uwsgi) {  // uwsgi protocol: the request line comes as vars
     e.method = conn->uwsgi->find("REQUEST_METHOD").value_or("");

@@ -12,7 +12,6 @@
 #include "common/unique_fd.h"
 #include "worker/protocol/request_parser.h"
 #include "worker/protocol/uwsgi_parser.h"
-#include "worker/python/py_ref.h"
 #include "worker/static_files.h"
 
 namespace aiowsgi::worker {
@@ -54,8 +53,10 @@ struct Connection {
   bool reserved = false;           // holds a max_requests reservation (Server::budget_)
   double deadline = 0;             // header/keep-alive/linger deadline (monotonic seconds)
   uint64_t requests = 0;
-  PyRef remote_addr;  // str, cached for the connection's lifetime (or the PROXY header's)
-  PyRef remote_port;  // str
+  // The peer as text, for its lifetime (or the PROXY header's); "" on a unix socket. Python's
+  // str of it is the serving Core's business (Core::remote_addr), not the connection's.
+  std::string remote_addr;
+  std::string remote_port;
   // The peer is in [server] forwarded_allow_ips (or on a unix socket): its forwarding headers
   // are believed. With a PROXY header, judged again on the address the header gives.
   bool trusted_peer = false;

@@ -29,9 +29,10 @@ Core* core_from(PyObject* capsule) {
 Core::Core(Server* server, int id) : server_(server), id_(id) {
   id_obj_ = PyRef::steal(PyLong_FromLong(id));
   thread_identity::register_core(id, &identity_);
+  register_host(id, this);
 }
 
-Core::~Core() = default;
+Core::~Core() { unregister_host(id_); }
 
 PyObject* Core::run(PyObject* self, PyObject*) noexcept {
   Core* core = core_from(self);
@@ -433,26 +434,45 @@ bool Core::wait_io(CoreState how, double timeout) noexcept {
   return wake_ == WakeReason::kReady && !killed_ && !cancelled_;
 }
 
-// --- Raw connection access -------------------------------------------------------------------
+// --- RequestHost: what worker/python/ sees of the request ----------------------------------
 
-Core* Core::current() noexcept {
-  Server* server = Server::instance();
-  if (server == nullptr) return nullptr;
-  PyRef g = PyRef::steal(greenlet::current());
-  if (!g) {
-    PyErr_Clear();
-    return nullptr;
+namespace {
+
+// *cache when it already holds |text| (an ASCII str's UTF-8 is its own data: no copy is made
+// to compare), else a new str of |text| put there. Borrowed; nullptr with an exception set.
+PyObject* cached_str(PyRef* cache, std::string_view text) noexcept {
+  if (*cache) {
+    Py_ssize_t n = 0;
+    const char* s = PyUnicode_AsUTF8AndSize(cache->get(), &n);
+    if (s != nullptr && std::string_view(s, static_cast<size_t>(n)) == text) return cache->get();
   }
-  PyObject* id = PyObject_GetAttrString(g.get(), "_aiowsgi_core");
-  if (id == nullptr) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  long n = PyLong_AsLong(id);
-  Py_DECREF(id);
-  Core* core = server->core(static_cast<int>(n));
-  if (core == nullptr || core->greenlet_.get() != g.get() || core->conn_ == nullptr) return nullptr;
-  return core;
+  PyRef fresh = PyRef::steal(PyUnicode_FromStringAndSize(text.data(), std::ssize(text)));
+  if (!fresh) return nullptr;
+  *cache = std::move(fresh);
+  return cache->get();
+}
+
+}  // namespace
+
+const RequestParser* Core::http_head() const {
+  return conn_ != nullptr && !conn_->uwsgi ? &conn_->parser : nullptr;
+}
+
+const UwsgiParser* Core::uwsgi_head() const {
+  return conn_ != nullptr ? conn_->uwsgi.get() : nullptr;
+}
+
+PyObject* Core::environ_template() const { return server_->environ_template(conn_->listener); }
+PyObject* Core::remote_addr() { return cached_str(&remote_addr_, conn_->remote_addr); }
+PyObject* Core::remote_port() { return cached_str(&remote_port_, conn_->remote_port); }
+bool Core::trusted_peer() const { return conn_->trusted_peer; }
+const IpNetworks& Core::trusted_proxies() const { return server_->trusted_proxies(); }
+std::string_view Core::mount() const { return server_->mount(); }
+void Core::set_forwarded_client(std::string client) { conn_->forwarded_client = std::move(client); }
+bool Core::client_gone() const { return conn_ != nullptr && conn_->peer_closed; }
+
+void Core::release_reader() noexcept {
+  if (conn_ != nullptr) server_->unwatch_readable(conn_);
 }
 
 bool Core::on_own_greenlet() const noexcept {

@@ -13,6 +13,7 @@
 
 #include "worker/core_guard.h"
 #include "worker/python/py_ref.h"
+#include "worker/python/request_host.h"
 #include "worker/python/thread_identity.h"
 #include "worker/request_body.h"
 #include "worker/response_writer.h"
@@ -32,7 +33,9 @@ enum class CoreState {
 
 enum class WakeReason { kNone, kReady, kTimeout, kShutdown };
 
-class Core {
+// Implements RequestHost: the view worker/python/ has of the request (final, so the engine's
+// own calls stay direct).
+class Core final : public RequestHost {
  public:
   // Seconds a core may wait for its client to send or accept bytes before the request fails.
   static constexpr double kSocketTimeout = 60;
@@ -42,16 +45,16 @@ class Core {
   Core& operator=(const Core&) = delete;
   ~Core();
 
-  int id() const { return id_; }
+  int id() const override { return id_; }
   CoreState state() const { return state_; }
   double io_deadline() const { return io_deadline_; }
   Connection* connection() const { return conn_; }
   uint64_t requests() const { return requests_; }
-  bool in_request() const {
+  bool in_request() const override {
     return state_ == CoreState::kRunning || state_ == CoreState::kWaitRead ||
            state_ == CoreState::kWaitWrite;
   }
-  PyObject* id_object() const { return id_obj_.get(); }
+  PyObject* id_object() const override { return id_obj_.get(); }
 
   // Called on the loop's greenlet: serve |conn| (its head is parsed) in this core. Returns
   // when the core finishes or suspends. Returns false if the greenlet could not be created.
@@ -74,46 +77,65 @@ class Core {
   double request_start() const { return request_start_; }
 
   // --- Raw connection access (protocol upgrades, the uwsgi module), inside the core --------
-  // The core whose greenlet is running now, or nullptr (import time, a loop callback).
-  static Core* current() noexcept;
   // True when the running greenlet is this core's (not the loop's, not one the app made).
-  bool on_own_greenlet() const noexcept;
-  int connection_fd() const;
-  bool headers_sent() const { return writer_.headers_sent(); }
+  bool on_own_greenlet() const noexcept override;
+  int connection_fd() const override;
+  bool headers_sent() const override { return writer_.headers_sent(); }
   // The app takes the connection over (a websocket handshake): after the app returns the
   // server writes no HTTP response and closes the connection. The server's own reader on the
   // fd is removed, so the app may add one (loop.add_reader(uwsgi.connection_fd(), ...)).
-  void mark_upgraded() noexcept;
-  bool upgraded() const { return upgraded_; }
+  void mark_upgraded() noexcept override;
+  bool upgraded() const override { return upgraded_; }
   // Sends |len| bytes as they are (no HTTP framing), suspending only this core while the
   // socket is full. False when the client is gone or the request was cancelled (no Python
   // exception is set).
-  bool send_raw(const char* data, size_t len) noexcept;
+  bool send_raw(const char* data, size_t len) noexcept override;
   // Takes what the client sent: bytes already buffered first, then the socket. Appends to
   // *out. With |block|, suspends this core until bytes arrive or |timeout| seconds pass
   // (timeout <= 0: the default socket timeout). Returns the number of bytes appended (> 0),
   // 0 when none are available (non-blocking) or on timeout, -1 when the client closed the
   // connection, the request was cancelled, or on a socket error.
-  ssize_t recv_raw(std::string* out, bool block, double timeout) noexcept;
+  ssize_t recv_raw(std::string* out, bool block, double timeout) noexcept override;
 
   // --- Used by wsgi.input (wsgi_input.cpp), inside the core -------------------------------
   // Makes decoded body bytes available in body() (from body_pos()). Returns false at the end
   // of the body. Raises a Python OSError and returns false on a client error / timeout.
-  bool fill_body(bool* error) noexcept { return body_.fill(error); }
-  std::string& body() { return body_.bytes(); }
-  size_t& body_pos() { return body_.pos(); }
+  bool fill_body(bool* error) noexcept override { return body_.fill(error); }
+  std::string& body() override { return body_.bytes(); }
+  size_t& body_pos() override { return body_.pos(); }
   // A status to answer with instead of 500 if the app lets its exception out before sending
   // a head (400 for a refused websocket handshake, 408 for a body that never came).
-  void set_error_status(int status) { writer_.set_error_status(status); }
+  void set_error_status(int status) override { writer_.set_error_status(status); }
   // Changes when a request starts and when it ends: what the app holds of a request (write,
   // wsgi.input) is valid while its serial is the core's.
-  uint64_t serial() const { return serial_; }
+  uint64_t serial() const override { return serial_; }
+
+  // --- The rest of RequestHost (worker/python/request_host.h) ------------------------------
+  bool has_connection() const override { return conn_ != nullptr; }
+  const RequestParser* http_head() const override;
+  const UwsgiParser* uwsgi_head() const override;
+  PyObject* environ_template() const override;
+  PyObject* remote_addr() override;
+  PyObject* remote_port() override;
+  bool trusted_peer() const override;
+  const IpNetworks& trusted_proxies() const override;
+  std::string_view mount() const override;
+  void set_forwarded_client(std::string client) override;
+  bool start_response(PyObject* status, PyObject* headers, PyObject* exc_info) noexcept override {
+    return writer_.start_response(status, headers, exc_info);
+  }
+  bool headers_set() const override { return writer_.headers_set(); }
+  bool write_body(const char* data, size_t len) noexcept override {
+    return writer_.write_body(data, len);
+  }
+  bool client_gone() const override;
+  void release_reader() noexcept override;
 
   // --- Used by the parts of a request (response_writer, request_body, python/) -------------
   Server* server() const { return server_; }
   ResponseWriter& writer() { return writer_; }
   // The write() callable of the current request (start_response returns it).
-  PyObject* write_callable() const { return write_.get(); }
+  PyObject* write_callable() const override { return write_.get(); }
   // The worker is killing this core's greenlet (shutdown): unwind, touch nothing.
   bool killed() const { return killed_; }
   // Suspends until the connection is readable/writable. False on timeout, cancellation,
@@ -168,6 +190,11 @@ class Core {
   PyRef id_obj_;          // int, the core id (environ["aiowsgi.core"])
   PyRef start_response_;  // request_bound.h: reused while the app keeps no reference
   PyRef write_;
+  // str of the last peer address and port this core served: reused while the next request's
+  // connection has the same text (keep-alive, or the same client or proxy), so REMOTE_ADDR
+  // and REMOTE_PORT cost no new object then. The Connection itself holds no Python object.
+  PyRef remote_addr_;
+  PyRef remote_port_;
   CoreState state_ = CoreState::kFree;
   WakeReason wake_ = WakeReason::kNone;
   double io_deadline_ = 0;

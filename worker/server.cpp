@@ -304,7 +304,7 @@ bool Server::admit(Connection* conn) noexcept {
     // Unreachable while every connection that can bring a request holds a reservation; if
     // it happens, closing unanswered is what a client retrying on a reused connection expects.
     spdlog::warn("max_requests: a request from {} arrived past the limit; closing its connection",
-                 PyUnicode_AsUTF8(conn->remote_addr.get()));
+                 conn->remote_addr);
     return false;
   }
   if (budget_.spent()) retire();
@@ -402,8 +402,7 @@ void Server::on_tick() noexcept {
   }
   for (Connection* c : expired) {
     if (c->state == ConnState::kReadingHead && c->head_started) {
-      spdlog::debug("request head from {} not complete in time: 408",
-                    PyUnicode_AsUTF8(c->remote_addr.get()));
+      spdlog::debug("request head from {} not complete in time: 408", c->remote_addr);
       send_error_and_linger(c, 408);
     } else {
       close_connection(c);

@@ -74,21 +74,17 @@ void Server::adopt(int fd, const sockaddr_storage& peer, size_t listener) noexce
     ul.max_header_fields = limits.max_header_fields;
     c->uwsgi = std::make_unique<UwsgiParser>(ul);
   }
-  c->remote_addr = PyRef::steal(PyUnicode_FromStringAndSize(addr.data(), addr.size()));
-  c->remote_port = PyRef::steal(PyUnicode_FromStringAndSize(port.data(), port.size()));
-  if (!c->remote_addr || !c->remote_port) {
-    PyErr_Clear();
-    close_connection(c);
-    return;
-  }
+  c->remote_addr = std::move(addr);
+  c->remote_port = std::move(port);
   // A unix socket's peer is local and reached it through the socket file's permissions, as
   // gunicorn trusts it too; a TCP peer must be listed.
   const bool tcp = peer.ss_family == AF_INET || peer.ss_family == AF_INET6;
-  c->trusted_peer = !tcp || trusted_proxies_.contains(std::string_view(addr));
+  c->trusted_peer = !tcp || trusted_proxies_.contains(std::string_view(c->remote_addr));
   if (config().server.proxy_protocol) {
     if (!c->trusted_peer) {
       // Anyone could claim any address in a PROXY header: only listed balancers may speak.
-      spdlog::debug("PROXY protocol: {} is not in forwarded_allow_ips, connection closed", addr);
+      spdlog::debug("PROXY protocol: {} is not in forwarded_allow_ips, connection closed",
+                    c->remote_addr);
       close_connection(c);
       return;
     }
@@ -209,8 +205,7 @@ bool Server::take_proxy_header(Connection* conn) noexcept {
     case ProxyParse::kIncomplete:
       return false;
     case ProxyParse::kError:
-      spdlog::debug("PROXY protocol from {}: {}, connection closed",
-                    PyUnicode_AsUTF8(conn->remote_addr.get()), reason);
+      spdlog::debug("PROXY protocol from {}: {}, connection closed", conn->remote_addr, reason);
       close_connection(conn);
       return false;
     case ProxyParse::kDone:
@@ -219,16 +214,8 @@ bool Server::take_proxy_header(Connection* conn) noexcept {
   conn->consume(consumed);
   conn->proxy_header_pending = false;
   if (h.keeps_peer) return true;  // LOCAL (the balancer's own health check): the peer stays
-  std::string addr = h.source.text(), port = std::to_string(h.source_port);
-  PyRef a = PyRef::steal(PyUnicode_FromStringAndSize(addr.data(), addr.size()));
-  PyRef p = PyRef::steal(PyUnicode_FromStringAndSize(port.data(), port.size()));
-  if (!a || !p) {
-    PyErr_Clear();
-    close_connection(conn);
-    return false;
-  }
-  conn->remote_addr = std::move(a);
-  conn->remote_port = std::move(p);
+  conn->remote_addr = h.source.text();
+  conn->remote_port = std::to_string(h.source_port);
   // The client is now the peer: its own X-Forwarded-* headers count only if it is trusted.
   conn->trusted_peer = trusted_proxies_.contains(h.source);
   return true;
@@ -258,7 +245,7 @@ void Server::process_head(Connection* conn) noexcept {
     conn->consume(consumed);
     if (u == UwsgiParser::Result::kIncomplete) return;
     if (u == UwsgiParser::Result::kError) {
-      spdlog::debug("bad uwsgi packet from {}: {} {}", PyUnicode_AsUTF8(conn->remote_addr.get()),
+      spdlog::debug("bad uwsgi packet from {}: {} {}", conn->remote_addr,
                     conn->uwsgi->error_status(), conn->uwsgi->error_reason());
       send_error_and_linger(conn, conn->uwsgi->error_status());
       return;
@@ -274,8 +261,8 @@ void Server::process_head(Connection* conn) noexcept {
     case RequestParser::Result::kIncomplete:
       return;
     case RequestParser::Result::kError:
-      spdlog::debug("bad request from {}: {} {}", PyUnicode_AsUTF8(conn->remote_addr.get()),
-                    conn->parser.error_status(), conn->parser.error_reason());
+      spdlog::debug("bad request from {}: {} {}", conn->remote_addr, conn->parser.error_status(),
+                    conn->parser.error_reason());
       send_error_and_linger(conn, conn->parser.error_status());
       return;
     case RequestParser::Result::kHeadComplete:

@@ -1,5 +1,6 @@
 """Fixture app: echoes the WSGI environ (or what wsgi.input gives) as JSON."""
 import json
+import os
 
 
 def _jsonable(value):
@@ -42,6 +43,7 @@ def application(environ, start_response):
         result = {k: _jsonable(v) for k, v in environ.items()}
         result["has_input_read"] = callable(getattr(environ["wsgi.input"], "read", None))
         result["has_errors_write"] = callable(getattr(environ["wsgi.errors"], "write", None))
+        result["pid"] = os.getpid()  # with aiowsgi.core: which core of which worker served
     body = json.dumps(result).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])

@@ -105,3 +105,23 @@ def test_wsgi_input_chunked(echo):
 def test_wsgi_input_empty(echo):
     assert get_environ(echo, "POST", "/input/read", body=b"",
                        headers=[("Content-Length", "0")]) == ""
+
+
+def test_remote_port_is_each_connections_own(echo):
+    # Requests alternate between open keep-alive connections, so one core serves several
+    # peers in turn: each request must name its own connection's port, never a previous one's.
+    conns = [echo.connect() for _ in range(5)]
+    served = {}  # (pid, core) -> the ports it served
+    try:
+        for _ in range(2):
+            for conn in conns:
+                resp = conn.request("GET", "/")
+                assert resp.status == 200, resp
+                env = json.loads(resp.body)
+                assert env["REMOTE_ADDR"] == "127.0.0.1"
+                assert env["REMOTE_PORT"] == str(conn.sock.getsockname()[1])
+                served.setdefault((env["pid"], env["aiowsgi.core"]), set()).add(env["REMOTE_PORT"])
+        assert any(len(ports) > 1 for ports in served.values()), served
+    finally:
+        for conn in conns:
+            conn.close()

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Fails on an #include that the design forbids (see README "Layout").
 
-The layers, bottom up: common -> config -> worker/protocol -> worker (engine and Python
-embedding); common -> config -> master. The master never includes the worker (only
-master/main.cpp wires the two); worker/protocol/ includes only common/ and itself; nothing
-but the worker engine and its Python embedding includes Python or greenlet headers; product
-code never includes test code (unit tests beside the code, *_test.cpp, may use the
-tests/unit/ helpers).
+The layers, bottom up: common -> config -> worker/protocol -> worker/python (the Python
+embedding, which sees the running request only through worker/python/request_host.h) ->
+worker (the engine, whose Core implements that interface); common -> config -> master.
+The master never includes the worker (only master/main.cpp wires the two);
+worker/protocol/ includes only common/ and itself; worker/python/ includes only common/,
+config/, worker/protocol/ and itself; nothing but the worker engine and its Python
+embedding includes Python or greenlet headers; product code never includes test code (unit
+tests beside the code, *_test.cpp, may use the tests/unit/ helpers).
 
 Usage: check_layers.py [--root DIR]. Exit 1 with one line per forbidden edge,
 "file:line: includes X: reason".
@@ -25,6 +27,7 @@ ALLOWED = [
     ("master/main.cpp", ("common/", "config/", "master/", "worker/")),
     ("master/", ("common/", "config/", "master/")),
     ("worker/protocol/", ("common/", "worker/protocol/")),
+    ("worker/python/", ("common/", "config/", "worker/protocol/", "worker/python/")),
     ("worker/", ("common/", "config/", "worker/")),
     ("config/", ("common/", "config/")),
     ("common/", ("common/",)),

@@ -4,14 +4,12 @@
 #include <string_view>
 
 #include "common/url_prefix.h"
-#include "worker/connection.h"
-#include "worker/core.h"
 #include "worker/protocol/char_class.h"
 #include "worker/protocol/forwarded.h"
 #include "worker/protocol/header_fields.h"
 #include "worker/protocol/request_target.h"
+#include "worker/python/request_host.h"
 #include "worker/python/wsgi_input.h"
-#include "worker/server.h"
 
 namespace aiowsgi::worker {
 
@@ -60,14 +58,15 @@ bool dict_set_steal(PyObject* d, PyObject* key, PyObject* value) {
 
 // What every request's environ starts with, whatever the protocol: the listener's template
 // (PEP 3333 constants), the peer's address, this core's id and a fresh wsgi.input.
-PyObject* environ_base(Core& core) noexcept {
+PyObject* environ_base(RequestHost& core) noexcept {
   InternedStrings& s = interned();
-  const Connection& conn = *core.connection();
-  PyRef env = PyRef::steal(PyDict_Copy(core.server()->environ_template(conn.listener)));
+  PyRef env = PyRef::steal(PyDict_Copy(core.environ_template()));
   if (!env) return nullptr;
   PyObject* d = env.get();
-  if (PyDict_SetItem(d, s.remote_addr.get(), conn.remote_addr.get()) < 0) return nullptr;
-  if (PyDict_SetItem(d, s.remote_port.get(), conn.remote_port.get()) < 0) return nullptr;
+  PyObject* addr = core.remote_addr();
+  if (addr == nullptr || PyDict_SetItem(d, s.remote_addr.get(), addr) < 0) return nullptr;
+  PyObject* port = core.remote_port();
+  if (port == nullptr || PyDict_SetItem(d, s.remote_port.get(), port) < 0) return nullptr;
   if (PyDict_SetItem(d, s.aiowsgi_core.get(), core.id_object()) < 0) return nullptr;
   if (!dict_set_steal(d, s.wsgi_input.get(), new_input(&core))) return nullptr;
   return env.release();
@@ -75,12 +74,11 @@ PyObject* environ_base(Core& core) noexcept {
 
 // The environ of a uwsgi-protocol request: the peer (nginx) already sends CGI variables, so
 // they are taken as they are, over the listener's template and this connection's defaults.
-PyObject* build_uwsgi_environ(Core& core) noexcept {
+PyObject* build_uwsgi_environ(RequestHost& core, const UwsgiParser& u) noexcept {
   PyRef env = PyRef::steal(environ_base(core));
   if (!env) return nullptr;
   PyObject* d = env.get();
   auto set = [d](PyObject* key, PyObject* value) { return dict_set_steal(d, key, value); };
-  const UwsgiParser& u = *core.connection()->uwsgi;
   for (size_t i = 0; i < u.var_count(); ++i) {
     std::string_view n = u.var_name(i), v = u.var_value(i);
     if (!is_cgi_var_name(n)) continue;                 // wsgi.input & co. stay the server's
@@ -95,7 +93,7 @@ PyObject* build_uwsgi_environ(Core& core) noexcept {
   }
   // [app] mount, as uWSGI's manage-script-name: SCRIPT_NAME is the template's, and PATH_INFO
   // loses the prefix where it has it, unless the web server sent SCRIPT_NAME itself.
-  std::string_view mount = core.server()->mount();
+  std::string_view mount = core.mount();
   if (auto path = u.find("PATH_INFO");
       !mount.empty() && path && !u.find("SCRIPT_NAME") && under_prefix(*path, mount)) {
     std::string_view rest = path->substr(mount.size());
@@ -115,7 +113,7 @@ PyObject* build_uwsgi_environ(Core& core) noexcept {
 // Applies what a trusted proxy's forwarding fields say (worker/protocol/forwarded.h) to |d|;
 // remembers the client for the access log and the prefix for PATH_INFO in *prefix ("" when
 // none). False only with a Python exception set.
-bool set_forwarded(PyObject* d, Connection& conn, const ForwardedFields& fields,
+bool set_forwarded(PyObject* d, RequestHost& core, const ForwardedFields& fields,
                    const IpNetworks& trusted, std::string* prefix) noexcept {
   prefix->clear();
   ForwardedView v;
@@ -131,7 +129,7 @@ bool set_forwarded(PyObject* d, Connection& conn, const ForwardedFields& fields,
   };
   if (!v.client.empty()) {
     if (!put("REMOTE_ADDR", v.client)) return false;
-    conn.forwarded_client = std::move(v.client);
+    core.set_forwarded_client(std::move(v.client));
   }
   if (!v.scheme.empty() && !put("wsgi.url_scheme", v.scheme)) return false;
   if (!v.host.empty() && !put("HTTP_HOST", v.host)) return false;
@@ -172,11 +170,10 @@ InternedStrings& interned() noexcept {
   return *s;
 }
 
-PyObject* build_environ(Core& core) noexcept {
-  Connection& conn = *core.connection();
-  if (conn.uwsgi) return build_uwsgi_environ(core);
+PyObject* build_environ(RequestHost& core) noexcept {
+  if (const UwsgiParser* u = core.uwsgi_head()) return build_uwsgi_environ(core, *u);
   InternedStrings& s = interned();
-  const RequestParser& p = conn.parser;
+  const RequestParser& p = *core.http_head();
   PyRef env = PyRef::steal(environ_base(core));
   if (!env) return nullptr;
   PyObject* d = env.get();
@@ -214,9 +211,10 @@ PyObject* build_environ(Core& core) noexcept {
   // Only a trusted peer's forwarding fields are even looked at; they still reach the app as
   // HTTP_X_FORWARDED_* like any field.
   ForwardedFields forwarded;
+  const bool trusted_peer = core.trusted_peer();
   for (const JoinedHeaders::Field& field : joined.fields()) {
     std::string_view name = field.name, value = field.value;
-    if (conn.trusted_peer) forwarded.offer(name, value);
+    if (trusted_peer) forwarded.offer(name, value);
     PyRef key;
     if (name.size() == 12 && char_class::iequals(name, "content-type")) {
       key = PyRef::borrow(s.content_type.get());
@@ -237,11 +235,10 @@ PyObject* build_environ(Core& core) noexcept {
     PyRef key = PyRef::steal(header_key("host"));
     if (!key || !set(key.get(), latin1(authority))) return nullptr;
   }
-  std::string_view prefix = core.server()->mount();
+  std::string_view prefix = core.mount();
   static std::string proxy_prefix;  // the worker's only thread
   proxy_prefix.clear();
-  if (forwarded.any() &&
-      !set_forwarded(d, conn, forwarded, core.server()->trusted_proxies(), &proxy_prefix))
+  if (forwarded.any() && !set_forwarded(d, core, forwarded, core.trusted_proxies(), &proxy_prefix))
     return nullptr;
   if (!proxy_prefix.empty()) prefix = proxy_prefix;
   // SCRIPT_NAME is the template's (the mount); a trusted proxy may name another prefix, and

@@ -15,7 +15,7 @@
 
 namespace aiowsgi::worker {
 
-class Core;
+class RequestHost;
 
 // A map keyed by std::string that is also searched with a std::string_view (C++20
 // heterogeneous lookup): a per-request lookup builds no std::string.
@@ -58,6 +58,6 @@ InternedStrings& interned() noexcept;
 // The environ for the request |core| is serving now (new reference): the listener's
 // template, the peer's address, the core id, a fresh wsgi.input and the request's own keys.
 // nullptr with a Python exception set on failure.
-PyObject* build_environ(Core& core) noexcept;
+PyObject* build_environ(RequestHost& core) noexcept;
 
 }  // namespace aiowsgi::worker

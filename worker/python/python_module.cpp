@@ -2,13 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
-#include "worker/connection.h"
-#include "worker/core.h"
 #include "worker/python/aiowsgi_bootstrap_py.h"  // generated from aiowsgi_bootstrap.py
 #include "worker/python/core_threads_py.h"       // generated from core_threads.py
 #include "worker/python/embedded_python.h"
 #include "worker/python/greenlet_api.h"
 #include "worker/python/py_ref.h"
+#include "worker/python/request_host.h"
 #include "worker/python/thread_identity.h"
 
 namespace aiowsgi::worker {
@@ -38,8 +37,8 @@ PyObject* mod_log(PyObject*, PyObject* args) noexcept {
 
 // True if the client of the current request closed its connection (False outside a core).
 PyObject* mod_client_gone(PyObject*, PyObject*) noexcept {
-  Core* core = Core::current();
-  return PyBool_FromLong(core != nullptr && core->connection()->peer_closed);
+  RequestHost* host = current_host();
+  return PyBool_FromLong(host != nullptr && host->client_gone());
 }
 
 PyMethodDef kModuleMethods[] = {

@@ -5,7 +5,10 @@
 
 #include <Python.h>
 
-#include "worker/worker.h"
+#include <string>
+
+#include "common/worker_context.h"
+#include "config/config.h"
 
 namespace aiowsgi::worker {
 

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstring>
 
-#include "worker/core.h"
+#include "worker/python/request_host.h"
 
 namespace aiowsgi::worker {
 
@@ -13,7 +13,7 @@ namespace {
 
 struct BoundObject {
   PyObject_HEAD vectorcallfunc vectorcall;  // first after the head: CPython calls through it
-  Core* core;
+  RequestHost* core;
   uint64_t serial;  // the core's request serial this callable belongs to
 };
 
@@ -46,7 +46,8 @@ bool init_request_bound_type() noexcept {
   return g_bound_type != nullptr;
 }
 
-bool rebind_to_request(PyRef* slot, vectorcallfunc fn, Core* core, uint64_t serial) noexcept {
+bool rebind_to_request(PyRef* slot, vectorcallfunc fn, RequestHost* core,
+                       uint64_t serial) noexcept {
   if (!*slot || Py_REFCNT(slot->get()) != 1) {
     BoundObject* o = PyObject_New(BoundObject, g_bound_type);
     if (o == nullptr) return false;
@@ -58,7 +59,7 @@ bool rebind_to_request(PyRef* slot, vectorcallfunc fn, Core* core, uint64_t seri
   return true;
 }
 
-Core* bound_core(PyObject* callable, const char* what) noexcept {
+RequestHost* bound_core(PyObject* callable, const char* what) noexcept {
   auto* o = reinterpret_cast<BoundObject*>(callable);
   if (o->core->serial() != o->serial) {
     PyErr_Format(PyExc_RuntimeError,
@@ -70,7 +71,7 @@ Core* bound_core(PyObject* callable, const char* what) noexcept {
 
 PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t nargsf,
                               PyObject* kwnames) noexcept {
-  Core* core = bound_core(self, "start_response");
+  RequestHost* core = bound_core(self, "start_response");
   if (core == nullptr) return nullptr;
   Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
   PyObject* status = nullptr;
@@ -102,13 +103,13 @@ PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t narg
                     "start_response() takes status, response_headers and optional exc_info");
     return nullptr;
   }
-  if (!core->writer().start_response(status, headers, exc_info)) return nullptr;
+  if (!core->start_response(status, headers, exc_info)) return nullptr;
   return PyRef::borrow(core->write_callable()).release();
 }
 
 PyObject* write_call(PyObject* self, PyObject* const* args, size_t nargsf,
                      PyObject* kwnames) noexcept {
-  Core* core = bound_core(self, "write");
+  RequestHost* core = bound_core(self, "write");
   if (core == nullptr) return nullptr;
   if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames != nullptr && PyTuple_GET_SIZE(kwnames) > 0)) {
     PyErr_SetString(PyExc_TypeError, "write() takes exactly one argument, the bytes to send");
@@ -122,14 +123,13 @@ PyObject* write_call(PyObject* self, PyObject* const* args, size_t nargsf,
                     "another greenlet)");
     return nullptr;
   }
-  if (!core->writer().headers_set()) {
+  if (!core->headers_set()) {
     PyErr_SetString(PyExc_AssertionError, "write() called before start_response()");
     return nullptr;
   }
   Py_buffer view;
   if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
-  bool ok =
-      core->writer().write_body(static_cast<const char*>(view.buf), static_cast<size_t>(view.len));
+  bool ok = core->write_body(static_cast<const char*>(view.buf), static_cast<size_t>(view.len));
   PyBuffer_Release(&view);
   if (!ok) {
     if (!PyErr_Occurred()) PyErr_SetString(PyExc_OSError, "client disconnected");

@@ -12,7 +12,7 @@
 
 namespace aiowsgi::worker {
 
-class Core;
+class RequestHost;
 
 // Creates the type. Call once after Py_Initialize; false with a Python exception on failure.
 bool init_request_bound_type() noexcept;
@@ -21,11 +21,11 @@ bool init_request_bound_type() noexcept;
 // previous request is reused when nothing but *slot refers to it (no allocation per request);
 // one the app kept keeps its old serial and a new object takes the slot. False with a Python
 // exception set when that allocation fails.
-bool rebind_to_request(PyRef* slot, vectorcallfunc fn, Core* core, uint64_t serial) noexcept;
+bool rebind_to_request(PyRef* slot, vectorcallfunc fn, RequestHost* core, uint64_t serial) noexcept;
 
 // The core a callable belongs to, if the request it was bound to is the one that core serves
 // now; otherwise nullptr with RuntimeError set (|what| names the callable for the message).
-Core* bound_core(PyObject* callable, const char* what) noexcept;
+RequestHost* bound_core(PyObject* callable, const char* what) noexcept;
 
 // The bodies of the two callables (vectorcall, for rebind_to_request): the app's
 // start_response(status, response_headers, exc_info=None), which returns write; and

@@ -11,13 +11,11 @@
 #include <vector>
 
 #include "config/keys.h"
-#include "worker/connection.h"
-#include "worker/core.h"
 #include "worker/protocol/websocket.h"
 #include "worker/python/embedded_python.h"
 #include "worker/python/py_ref.h"
+#include "worker/python/request_host.h"
 #include "worker/python/uwsgi_bootstrap_py.h"  // generated from uwsgi_bootstrap.py
-#include "worker/server.h"
 
 namespace aiowsgi::worker {
 
@@ -53,18 +51,17 @@ void mark_closed(WsSession* s) {
 
 // Frees the sessions of requests that have ended (their core moved on).
 void drop_stale_sessions() {
-  Server* server = Server::instance();
   for (size_t i = 0; i < g_sessions.size(); ++i) {
     if (!g_sessions[i]) continue;
-    Core* core = server->core(static_cast<int>(i));
+    RequestHost* core = host_by_id(static_cast<int>(i));
     if (core == nullptr || core->serial() != g_sessions[i]->serial || !core->in_request()) {
       g_sessions[i].reset();
     }
   }
 }
 
-Core* require_core(const char* fn) {
-  Core* core = Core::current();
+RequestHost* require_core(const char* fn) {
+  RequestHost* core = current_host();
   if (core == nullptr) {
     PyErr_Format(PyExc_RuntimeError,
                  "uwsgi.%s() must be called from inside a request, not at import time or "
@@ -74,7 +71,7 @@ Core* require_core(const char* fn) {
   return core;
 }
 
-WsSession* session_for(Core* core) {
+WsSession* session_for(RequestHost* core) {
   size_t id = static_cast<size_t>(core->id());
   if (id >= g_sessions.size() || !g_sessions[id]) return nullptr;
   WsSession* s = g_sessions[id].get();
@@ -83,10 +80,11 @@ WsSession* session_for(Core* core) {
 
 // A request header by |name|, or its CGI variable |cgi_name| on a uwsgi-protocol connection
 // (the peer sends the headers as HTTP_* variables there). "" when absent.
-std::string_view request_header(Core* core, std::string_view name, std::string_view cgi_name) {
-  const Connection* conn = core->connection();
-  if (conn->uwsgi) return conn->uwsgi->find(cgi_name).value_or(std::string_view());
-  const RequestParser& p = conn->parser;
+std::string_view request_header(RequestHost* core, std::string_view name,
+                                std::string_view cgi_name) {
+  if (const UwsgiParser* u = core->uwsgi_head())
+    return u->find(cgi_name).value_or(std::string_view());
+  const RequestParser& p = *core->http_head();
   for (size_t i = 0; i < p.header_count(); ++i) {
     std::string_view n = p.header_name(i);
     if (n.size() == name.size() && strncasecmp(n.data(), name.data(), n.size()) == 0) {
@@ -106,7 +104,7 @@ PyObject* ws_handshake(PyObject*, PyObject* args, PyObject* kwargs) noexcept {
                                    const_cast<char**>(kKeywords), &key, &key_len, &origin,
                                    &origin_len, &proto, &proto_len))
     return nullptr;
-  Core* core = require_core("websocket_handshake");
+  RequestHost* core = require_core("websocket_handshake");
   if (core == nullptr) return nullptr;
   if (core->headers_sent()) {
     PyErr_SetString(PyExc_OSError, "websocket handshake: the response has already started");
@@ -128,14 +126,13 @@ PyObject* ws_handshake(PyObject*, PyObject* args, PyObject* kwargs) noexcept {
     PyErr_SetString(PyExc_ValueError, "websocket handshake: a value contains CR or LF");
     return nullptr;
   }
-  const Connection* conn = core->connection();
   ws::HandshakeRequest hr;
-  if (conn->uwsgi) {
-    hr.method = conn->uwsgi->find("REQUEST_METHOD").value_or("");
-    hr.http11 = conn->uwsgi->find("SERVER_PROTOCOL").value_or("HTTP/1.1") != "HTTP/1.0";
+  if (const UwsgiParser* u = core->uwsgi_head()) {
+    hr.method = u->find("REQUEST_METHOD").value_or("");
+    hr.http11 = u->find("SERVER_PROTOCOL").value_or("HTTP/1.1") != "HTTP/1.0";
   } else {
-    hr.method = conn->parser.method();
-    hr.http11 = conn->parser.http_minor() >= 1;
+    hr.method = core->http_head()->method();
+    hr.http11 = core->http_head()->http_minor() >= 1;
   }
   hr.upgrade = request_header(core, "Upgrade", "HTTP_UPGRADE");
   hr.connection = request_header(core, "Connection", "HTTP_CONNECTION");
@@ -172,7 +169,7 @@ PyObject* ws_handshake(PyObject*, PyObject* args, PyObject* kwargs) noexcept {
 }
 
 // Sends a close frame (best effort: the client may be gone) and marks the session closed.
-void send_close(Core* core, WsSession* s, uint16_t code, std::string_view reason) {
+void send_close(RequestHost* core, WsSession* s, uint16_t code, std::string_view reason) {
   std::string out;
   if (code == 1005) {
     ws::encode_frame(ws::Opcode::kClose, "", &out);  // the client sent no code: echo none
@@ -183,7 +180,7 @@ void send_close(Core* core, WsSession* s, uint16_t code, std::string_view reason
   mark_closed(s);
 }
 
-WsSession* require_session(Core* core, const char* fn) {
+WsSession* require_session(RequestHost* core, const char* fn) {
   WsSession* s = session_for(core);
   if (s == nullptr) {
     PyErr_Format(PyExc_OSError, "uwsgi.%s(): no websocket handshake on this request", fn);
@@ -201,7 +198,7 @@ WsSession* require_session(Core* core, const char* fn) {
 // frame is answered and raises OSError, as does a protocol violation (after closing with its
 // code) or a vanished client.
 PyObject* ws_recv_impl(bool block, const char* fn) noexcept {
-  Core* core = require_core(fn);
+  RequestHost* core = require_core(fn);
   if (core == nullptr) return nullptr;
   WsSession* s = require_session(core, fn);
   if (s == nullptr) return nullptr;
@@ -293,7 +290,7 @@ PyObject* ws_send_impl(PyObject* arg, ws::Opcode op, const char* fn) noexcept {
     Py_buffer* b;
     ~Release() { PyBuffer_Release(b); }
   } release{&buf};
-  Core* core = require_core(fn);
+  RequestHost* core = require_core(fn);
   if (core == nullptr) return nullptr;
   WsSession* s = require_session(core, fn);
   if (s == nullptr) return nullptr;
@@ -323,18 +320,18 @@ PyObject* ws_send_binary(PyObject*, PyObject* arg) noexcept {
 }
 
 PyObject* connection_fd(PyObject*, PyObject*) noexcept {
-  Core* core = require_core("connection_fd");
+  RequestHost* core = require_core("connection_fd");
   if (core == nullptr) return nullptr;
   // After a handshake the app watches the socket itself (loop.add_reader): the server's own
   // reader must not be the one asyncio keeps, or the two would take turns replacing each other.
-  if (core->upgraded()) Server::instance()->unwatch_readable(core->connection());
+  if (core->upgraded()) core->release_reader();
   return PyLong_FromLong(core->connection_fd());
 }
 
 // (core id, request serial) of the current request, or None outside one: the Python part
 // keys its per-request wait state with it.
 PyObject* token(PyObject*, PyObject*) noexcept {
-  Core* core = Core::current();
+  RequestHost* core = current_host();
   if (core == nullptr) Py_RETURN_NONE;
   return Py_BuildValue("(iK)", core->id(), static_cast<unsigned long long>(core->serial()));
 }
@@ -344,10 +341,8 @@ PyObject* token(PyObject*, PyObject*) noexcept {
 PyObject* release_reader(PyObject*, PyObject* arg) noexcept {
   long fd = PyLong_AsLong(arg);
   if (fd == -1 && PyErr_Occurred()) return nullptr;
-  Core* core = Core::current();
-  if (core != nullptr && fd == core->connection_fd()) {
-    Server::instance()->unwatch_readable(core->connection());
-  }
+  RequestHost* core = current_host();
+  if (core != nullptr && fd == core->connection_fd()) core->release_reader();
   Py_RETURN_NONE;
 }
 

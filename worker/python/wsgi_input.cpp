@@ -3,14 +3,14 @@
 #include <cstring>
 #include <string>
 
-#include "worker/core.h"
+#include "worker/python/request_host.h"
 
 namespace aiowsgi::worker {
 
 namespace {
 
 struct InputObject {
-  PyObject_HEAD Core* core;
+  PyObject_HEAD RequestHost* core;
   uint64_t serial;  // the core's request serial this stream belongs to
 };
 
@@ -19,7 +19,7 @@ PyTypeObject* g_input_type = nullptr;
 // Appends up to |limit| bytes (SIZE_MAX: all) to *out, stopping after '\n' when |line|.
 // Returns false with a Python exception set on a client error.
 bool read_into(InputObject* self, size_t limit, bool line, std::string* out) {
-  Core* core = self->core;
+  RequestHost* core = self->core;
   if (core->serial() != self->serial) {
     PyErr_SetString(PyExc_RuntimeError,
                     "wsgi.input of a request that has ended: it belongs to that request only");
@@ -153,7 +153,7 @@ bool init_input_type() noexcept {
   return g_input_type != nullptr;
 }
 
-PyObject* new_input(Core* core) noexcept {
+PyObject* new_input(RequestHost* core) noexcept {
   InputObject* o = PyObject_New(InputObject, g_input_type);
   if (o == nullptr) return nullptr;
   o->core = core;

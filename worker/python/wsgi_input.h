@@ -7,13 +7,13 @@
 
 namespace aiowsgi::worker {
 
-class Core;
+class RequestHost;
 
 // Creates the type. Call once after Py_Initialize; false with a Python exception on failure.
 bool init_input_type() noexcept;
 
 // A new wsgi.input for the request |core| is serving now (new reference). Read after that
 // request is over, or from outside its core (a loop callback), it raises RuntimeError.
-PyObject* new_input(Core* core) noexcept;
+PyObject* new_input(RequestHost* core) noexcept;
 
 }  // namespace aiowsgi::worker
