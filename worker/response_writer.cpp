@@ -24,43 +24,19 @@ namespace {
 // Bodies up to this size are copied next to the head and sent with one send().
 constexpr size_t kCoalesceBytes = 16384;
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
 }  // namespace
 
 std::string error_response(int status, std::string_view date) {
-  const char* reason = reason_phrase(status);
-  std::string body = std::to_string(status) + " " + reason + "\n";
-  std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                  "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\n";
-  r += date;
-  r += "Connection: close\r\n\r\n";
+  std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
+  ResponseHead h;
+  h.set_status(status);
+  (void)h.add_header("Content-Type", "text/plain");
+  HeadOptions o;
+  o.keep_alive = false;
+  o.known_length = static_cast<int64_t>(body.size());
+  o.date = date;
+  std::string r;
+  append_head(h, o, &r);
   r += body;
   return r;
 }
