@@ -239,7 +239,7 @@ def test_mount(server_factory):
     sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     try:
         sock.sendall(b"GET /app/ HTTP/1.1\r\nHost: x\r\n\r\n"
-                     b"GET /outside HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                     b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
