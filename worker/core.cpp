@@ -322,11 +322,9 @@ bool Core::handle_request() noexcept {
     return false;
   }
   // A websocket app has already spoken on the socket: its return value is not a response.
-  bool ok = upgraded_ ? false : writer_.respond_from_result(result.get());
-  if (cancelled_) {
-    PyErr_Clear();
-    ok = false;
-  }
+  IoResult sent = upgraded_ ? IoResult::kClose : writer_.respond_from_result(result.get());
+  if (sent == IoResult::kPythonError) PyErr_Clear();
+  bool ok = sent == IoResult::kOk && !cancelled_;
   // PEP 3333: close() is called whatever happened, also when the client went away.
   // An exact list or tuple (the usual result) has no close(), and no attribute can be added.
   PyObject* close = interned().close.get();
