@@ -186,29 +186,14 @@ void Core::serve(Lease& lease) noexcept {
         server_->release_connection(conn, false);
         break;
       }
-      // A pipelined request may already be buffered: serve it here, in order.
+      // A pipelined request may already be buffered: serve it here, in order. Anything
+      // else (a static file, an error, a request over max_requests) leaves the core.
       conn->parser.reset();
       if (conn->buffered() > 0) {
-        size_t consumed = 0;
-        auto r = conn->parser.feed_head(conn->data(), conn->buffered(), &consumed);
-        conn->consume(consumed);
-        if (r == RequestParser::Result::kHeadComplete ||
-            r == RequestParser::Result::kMessageComplete) {
-          // A pipelined static-file request leaves the core: the loop answers it (it is not
-          // handed to the app, so max_requests does not count it).
-          if (server_->serve_static(conn)) {
-            conn_ = nullptr;
-            break;
-          }
-          if (server_->admit(conn)) continue;
+        HeadRoute route = server_->route_head(conn);
+        if (route == HeadRoute::kAdmitted) continue;
+        if (route == HeadRoute::kAnswered) {
           conn_ = nullptr;
-          server_->release_connection(conn, false);
-          break;
-        }
-        if (r == RequestParser::Result::kError) {
-          conn_ = nullptr;
-          conn->core = nullptr;
-          server_->reject(conn, conn->parser.error_status());
           break;
         }
       }
@@ -337,11 +322,9 @@ bool Core::handle_request() noexcept {
     return false;
   }
   // A websocket app has already spoken on the socket: its return value is not a response.
-  bool ok = upgraded_ ? false : writer_.respond_from_result(result.get());
-  if (cancelled_) {
-    PyErr_Clear();
-    ok = false;
-  }
+  IoResult sent = upgraded_ ? IoResult::kClose : writer_.respond_from_result(result.get());
+  if (sent == IoResult::kPythonError) PyErr_Clear();
+  bool ok = sent == IoResult::kOk && !cancelled_;
   // PEP 3333: close() is called whatever happened, also when the client went away.
   // An exact list or tuple (the usual result) has no close(), and no attribute can be added.
   PyObject* close = interned().close.get();

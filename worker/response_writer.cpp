@@ -24,43 +24,19 @@ namespace {
 // Bodies up to this size are copied next to the head and sent with one send().
 constexpr size_t kCoalesceBytes = 16384;
 
-const char* reason_phrase(int status) {
-  switch (status) {
-    case 400:
-      return "Bad Request";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    case 505:
-      return "HTTP Version Not Supported";
-    default:
-      return "Error";
-  }
-}
-
 }  // namespace
 
 std::string error_response(int status, std::string_view date) {
-  const char* reason = reason_phrase(status);
-  std::string body = std::to_string(status) + " " + reason + "\n";
-  std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason +
-                  "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
-                  "\r\n";
-  r += date;
-  r += "Connection: close\r\n\r\n";
+  std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
+  ResponseHead h;
+  h.set_status(status);
+  (void)h.add_header("Content-Type", "text/plain");
+  HeadOptions o;
+  o.keep_alive = false;
+  o.known_length = static_cast<int64_t>(body.size());
+  o.date = date;
+  std::string r;
+  append_head(h, o, &r);
   r += body;
   return r;
 }
@@ -222,29 +198,29 @@ bool ResponseWriter::write_body(const char* data, size_t len) noexcept {
   return send_all(iov, chunked_ ? 3 : 2);
 }
 
-bool ResponseWriter::finish_body() noexcept {
+IoResult ResponseWriter::finish_body() noexcept {
   if (!headers_sent_) {
     // Nothing was written: an empty body of known length (for HEAD, none: see
     // respond_from_result).
     build_head(no_body_status_ || head_request_ ? -1 : 0);
     iovec iov{out_.data(), out_.size()};
-    if (!send_all(&iov, 1)) return false;
+    if (!send_all(&iov, 1)) return IoResult::kClose;
   }
   if (chunked_) {
     static char last[] = "0\r\n\r\n";
     iovec iov{last, 5};
-    if (!send_all(&iov, 1)) return false;
+    if (!send_all(&iov, 1)) return IoResult::kClose;
   }
   if (has_content_length_ && body_sent_ < content_length_ && !head_request_ && !no_body_status_) {
     spdlog::warn("app sent {} bytes of its declared Content-Length {}; closing the connection",
                  body_sent_, content_length_);
     keep_alive_ = false;
-    return false;
+    return IoResult::kClose;
   }
-  return true;
+  return IoResult::kOk;
 }
 
-bool ResponseWriter::respond_from_result(PyObject* result) noexcept {
+IoResult ResponseWriter::respond_from_result(PyObject* result) noexcept {
   // Fast path: a list or tuple of bytes with start_response already called. The length is
   // known, so the response gets a Content-Length and goes out in one send when small.
   if ((PyList_CheckExact(result) || PyTuple_CheckExact(result)) && headers_set_ && !headers_sent_) {
@@ -282,7 +258,7 @@ bool ResponseWriter::respond_from_result(PyObject* result) noexcept {
           body_sent_ += len;
         }
         iovec iov{out_.data(), out_.size()};
-        if (!send_all(&iov, 1)) return false;
+        if (!send_all(&iov, 1)) return IoResult::kClose;
       } else {
         iovec iov[65];
         // send_all may suspend this core, and the app (a loop callback) may then empty its
@@ -298,7 +274,7 @@ bool ResponseWriter::respond_from_result(PyObject* result) noexcept {
           room -= len;
           body_sent_ += len;
         }
-        if (!send_all(iov, cnt)) return false;
+        if (!send_all(iov, cnt)) return IoResult::kClose;
       }
       return finish_body();
     }
@@ -324,9 +300,9 @@ bool ResponseWriter::respond_from_result(PyObject* result) noexcept {
       if (has_content_length_) count = std::min(count, content_length_);
       build_head(static_cast<int64_t>(count));
       iovec iov{out_.data(), out_.size()};
-      if (!send_all(&iov, 1)) return false;
+      if (!send_all(&iov, 1)) return IoResult::kClose;
       if (!head_request_ && !no_body_status_) {
-        if (!send_file(fd, offset, count)) return false;
+        if (!send_file(fd, offset, count)) return IoResult::kClose;
         body_sent_ += count;
       }
       return finish_body();
@@ -335,12 +311,12 @@ bool ResponseWriter::respond_from_result(PyObject* result) noexcept {
   return iterate_result(result);
 }
 
-bool ResponseWriter::iterate_result(PyObject* result) noexcept {
+IoResult ResponseWriter::iterate_result(PyObject* result) noexcept {
   PyRef it = PyRef::steal(PyObject_GetIter(result));
   if (!it) {
     core_->log_app_exception("iterating the response");
     if (!headers_sent_) send_simple_error(500);
-    return false;
+    return IoResult::kClose;
   }
   for (;;) {
     PyRef item = PyRef::steal(PyIter_Next(it.get()));
@@ -360,24 +336,25 @@ bool ResponseWriter::iterate_result(PyObject* result) noexcept {
     if (!write_body(PyBytes_AS_STRING(item.get()), static_cast<size_t>(len))) {
       keep_alive_ = false;
       if (PyErr_Occurred()) PyErr_Clear();
-      return false;  // the client went away: stop iterating (close() still runs)
+      return IoResult::kClose;  // the client went away: stop iterating (close() still runs)
     }
   }
   if (PyErr_Occurred()) {
-    if (core_->cancelling()) return false;
+    if (core_->cancelling()) return IoResult::kPythonError;
     if (core_->killed()) {
       PyErr_Clear();
-      return false;
+      return IoResult::kClose;
     }
     core_->log_app_exception("iterating the response");
     keep_alive_ = false;
     if (!headers_sent_) send_simple_error(error_status_ != 0 ? error_status_ : 500);
-    return false;  // after the head: the connection closes, the client sees a cut response
+    return IoResult::kClose;  // after the head: the connection closes, the client sees a cut
+                              // response
   }
   if (!headers_set_) {
     spdlog::error("application returned without calling start_response()");
     send_simple_error(500);
-    return false;
+    return IoResult::kClose;
   }
   return finish_body();
 }

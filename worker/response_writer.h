@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "worker/io_result.h"
 #include "worker/protocol/response_head.h"
 
 namespace aiowsgi::worker {
@@ -48,15 +49,15 @@ class ResponseWriter {
   bool start_response(PyObject* status, PyObject* headers, PyObject* exc_info) noexcept;
   // write() and each item of the response iterable: the head first if not sent yet, then
   // |len| bytes framed per the response (truncated to a declared Content-Length). False when
-  // the client is gone or the request was cancelled.
+  // the client is gone or the request was cancelled; no Python exception is set either way.
   bool write_body(const char* data, size_t len) noexcept;
-  // Ends the body: the head if nothing was written, the last chunk. False when the app sent
-  // less than its Content-Length (the connection must close) or on a send failure.
-  bool finish_body() noexcept;
+  // Ends the body: the head if nothing was written, the last chunk. kClose when the app sent
+  // less than its Content-Length or on a send failure.
+  IoResult finish_body() noexcept;
   // Sends the response for what the app returned: a list of bytes in one go, a
-  // wsgi.file_wrapper with sendfile, anything else by iteration. False: the connection must
-  // close (a Python exception may be set when the request was cancelled).
-  bool respond_from_result(PyObject* result) noexcept;
+  // wsgi.file_wrapper with sendfile, anything else by iteration. kPythonError only when the
+  // request was cancelled while the app's iterable raised.
+  IoResult respond_from_result(PyObject* result) noexcept;
   // Sends error_response(status) (head not sent yet) and marks the connection for closing.
   bool send_simple_error(int status) noexcept;
   // Sends every byte of |iov| as it is, suspending the core while the socket is full. False
@@ -79,7 +80,7 @@ class ResponseWriter {
  private:
   bool build_head(int64_t known_length) noexcept;
   bool send_file(int fd, off_t offset, uint64_t count) noexcept;
-  bool iterate_result(PyObject* result) noexcept;
+  IoResult iterate_result(PyObject* result) noexcept;
 
   Core* core_;
   // What start_response was given, validated and copied: the app may change or reuse its

@@ -33,6 +33,13 @@ double now_seconds() noexcept;
 bool call_logged(PyObject* fn, const char* what, PyObject* a, PyObject* b = nullptr,
                  PyObject* c = nullptr) noexcept;
 
+// Where a complete request head went (Server::route_head).
+enum class HeadRoute {
+  kIncomplete,  // more bytes are needed; nothing was answered
+  kAnswered,    // answered without the app (static file, error) or closed: it left any core
+  kAdmitted,    // a request for the app, counted against max_requests
+};
+
 // The asyncio loop's methods the server calls, looked up once.
 struct LoopCalls {
   PyRef add_reader, remove_reader, add_writer, remove_writer, call_later, call_soon, stop;
@@ -119,16 +126,14 @@ class Server {
   void reject(Connection* conn, int status) noexcept { send_error_and_linger(conn, status); }
   // Shuts the write side of |conn| (its response is out), discards input for a moment, closes.
   void linger_close(Connection* conn) noexcept;
-  // Answers |conn|'s complete request head on the loop if its path is under a [static] map
-  // prefix (the connection then leaves any core). False: a request for the app.
-  bool serve_static(Connection* conn) noexcept { return statics_ && statics_->try_serve(conn); }
+  // The one decision for a request head, the first of a connection or a pipelined one
+  // (Core::serve): feeds the buffered bytes to the parser; once the head is complete answers
+  // it on the loop (static file, parse error, outside the mount) or admits it for the app.
+  HeadRoute route_head(Connection* conn) noexcept;
   // A response answered on the loop (static file) is done and |conn| stays open: wait for
   // its next request, or parse the one already buffered (pipelining). May close |conn|.
   void resume_reading(Connection* conn) noexcept;
   void count_request() { ++requests_; }
-  // max_requests (worker/request_budget.h). A request head on |conn| is complete: take it on
-  // (true) or not (false: over the limit; the caller closes the connection unanswered).
-  bool admit(Connection* conn) noexcept;
   // The response on |conn| is about to say whether the connection stays open: true when it
   // may (not draining, and the budget can still serve one more request on it).
   bool keep_alive_allowed(Connection* conn) noexcept;
@@ -157,7 +162,13 @@ class Server {
   bool outside_mount(const Connection& conn) const noexcept;
   void read_head(Connection* conn) noexcept;
   void process_head(Connection* conn) noexcept;  // parses buffered bytes of a request head
-  void dispatch(Connection* conn) noexcept;
+  // Answers |conn|'s complete request head on the loop if its path is under a [static] map
+  // prefix (the connection then leaves any core). False: a request for the app.
+  bool serve_static(Connection* conn) noexcept { return statics_ && statics_->try_serve(conn); }
+  // max_requests (worker/request_budget.h). A request head on |conn| is complete: take it on
+  // (true) or not (false: over the limit; the caller closes the connection unanswered).
+  bool admit(Connection* conn) noexcept;
+  void dispatch(Connection* conn) noexcept;  // an admitted request: to a free core or queued
   void send_error_and_linger(Connection* conn, int status) noexcept;
   void close_connection(Connection* conn) noexcept;
   void set_reader(Connection* conn, bool on) noexcept;

@@ -239,50 +239,51 @@ bool Server::outside_mount(const Connection& conn) const noexcept {
 
 void Server::process_head(Connection* conn) noexcept {
   if (conn->proxy_header_pending && (!take_proxy_header(conn) || conn->buffered() == 0)) return;
+  if (route_head(conn) == HeadRoute::kAdmitted) dispatch(conn);
+}
+
+HeadRoute Server::route_head(Connection* conn) noexcept {
   size_t consumed = 0;
+  int error_status = 0;
   if (conn->uwsgi) {
     auto u = conn->uwsgi->feed(conn->data(), conn->buffered(), &consumed);
     conn->consume(consumed);
-    if (u == UwsgiParser::Result::kIncomplete) return;
+    if (u == UwsgiParser::Result::kIncomplete) return HeadRoute::kIncomplete;
     if (u == UwsgiParser::Result::kError) {
       spdlog::debug("bad uwsgi packet from {}: {} {}", conn->remote_addr,
                     conn->uwsgi->error_status(), conn->uwsgi->error_reason());
-      send_error_and_linger(conn, conn->uwsgi->error_status());
-      return;
+      error_status = conn->uwsgi->error_status();
+    } else {
+      conn->uwsgi_body_left = conn->uwsgi->content_length().value_or(0);
     }
-    conn->uwsgi_body_left = conn->uwsgi->content_length().value_or(0);
-    if (serve_static(conn)) return;
-    dispatch(conn);
-    return;
-  }
-  auto r = conn->parser.feed_head(conn->data(), conn->buffered(), &consumed);
-  conn->consume(consumed);
-  switch (r) {
-    case RequestParser::Result::kIncomplete:
-      return;
-    case RequestParser::Result::kError:
+  } else {
+    auto r = conn->parser.feed_head(conn->data(), conn->buffered(), &consumed);
+    conn->consume(consumed);
+    if (r == RequestParser::Result::kIncomplete) return HeadRoute::kIncomplete;
+    if (r == RequestParser::Result::kError) {
       spdlog::debug("bad request from {}: {} {}", conn->remote_addr, conn->parser.error_status(),
                     conn->parser.error_reason());
-      send_error_and_linger(conn, conn->parser.error_status());
-      return;
-    case RequestParser::Result::kHeadComplete:
-    case RequestParser::Result::kMessageComplete:
+      error_status = conn->parser.error_status();
+    } else {
       conn->forwarded_client.clear();  // a proxy's connection carries many clients' requests
-      if (serve_static(conn)) return;
-      if (outside_mount(*conn)) {
-        send_error_and_linger(conn, 404);
-        return;
-      }
-      dispatch(conn);
-      return;
+    }
   }
+  if (error_status == 0 && serve_static(conn)) return HeadRoute::kAnswered;
+  if (error_status == 0 && outside_mount(*conn)) error_status = 404;
+  if (error_status != 0) {
+    conn->core = nullptr;  // a pipelined request of a core's connection leaves the core
+    send_error_and_linger(conn, error_status);
+    return HeadRoute::kAnswered;
+  }
+  if (!admit(conn)) {
+    conn->core = nullptr;
+    close_connection(conn);
+    return HeadRoute::kAnswered;
+  }
+  return HeadRoute::kAdmitted;
 }
 
 void Server::dispatch(Connection* conn) noexcept {
-  if (!admit(conn)) {
-    close_connection(conn);
-    return;
-  }
   Core* core = take_free_core();
   if (core == nullptr) {
     conn->state = ConnState::kQueued;

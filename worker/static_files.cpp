@@ -17,6 +17,7 @@
 #include "worker/access_log.h"
 #include "worker/connection.h"
 #include "worker/protocol/request_target.h"
+#include "worker/protocol/response_head.h"
 #include "worker/protocol/static_path.h"
 #include "worker/server.h"
 #include "worker/static_open.h"
@@ -50,27 +51,6 @@ constexpr size_t kSliceBytes = 256 * 1024;
 // A reader that takes no byte for this long is dropped (the cores' socket timeout).
 constexpr double kSendTimeoutSeconds = 60;
 
-const char* status_line(int status) {
-  switch (status) {
-    case 200:
-      return "HTTP/1.1 200 OK\r\n";
-    case 206:
-      return "HTTP/1.1 206 Partial Content\r\n";
-    case 304:
-      return "HTTP/1.1 304 Not Modified\r\n";
-    case 403:
-      return "HTTP/1.1 403 Forbidden\r\n";
-    case 404:
-      return "HTTP/1.1 404 Not Found\r\n";
-    case 405:
-      return "HTTP/1.1 405 Method Not Allowed\r\n";
-    case 416:
-      return "HTTP/1.1 416 Range Not Satisfiable\r\n";
-    default:
-      return "HTTP/1.1 500 Internal Server Error\r\n";
-  }
-}
-
 // A request header's value, whatever the protocol; nullopt when absent. |http_name| as sent
 // over HTTP ("Range"), |cgi_name| as a uwsgi variable ("HTTP_RANGE").
 std::optional<std::string_view> header(const Connection* conn, std::string_view http_name,
@@ -87,13 +67,6 @@ std::optional<std::string_view> header(const Connection* conn, std::string_view 
     if (same) return p.header_value(i);
   }
   return std::nullopt;
-}
-
-void append_header(std::string* out, std::string_view name, std::string_view value) {
-  out->append(name);
-  out->append(": ");
-  out->append(value);
-  out->append("\r\n");
 }
 
 int64_t mtime_ns(const struct stat& st) {
@@ -157,25 +130,24 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
     s->keep_alive = !conn->uwsgi && !has_body && conn->parser.keep_alive() && !server_->draining();
     std::string& h = s->head;
 
+    ResponseHead rh;
+    HeadOptions opts;
+    opts.http11 = conn->parser.http_minor() != 0;
+    opts.keep_alive = s->keep_alive;
+    opts.date = server_->date_header();
     // Builds an answer without a file: |body| is sent unless HEAD.
     auto plain = [&](int status, std::string_view extra) {
       s->status = status;
-      std::string body = status_line(status) + 9;  // "404 Not Found\r\n"
-      body.resize(body.size() - 2);
-      body += "\n";
-      h = status_line(status);
-      h += "Content-Type: text/plain\r\n";
-      h += extra;
-      append_header(&h, "Content-Length", std::to_string(body.size()));
+      std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
+      rh.reset();
+      rh.set_status(status);
+      rh.append_fields("Content-Type: text/plain\r\n");
+      rh.append_fields(extra);
+      rh.set_content_length(body.size());
       s->file.reset();
       s->remaining = 0;
-      h += server_->date_header();
-      if (!s->keep_alive) {
-        h += "Connection: close\r\n";
-      } else if (conn->parser.http_minor() == 0) {
-        h += "Connection: keep-alive\r\n";
-      }
-      h += "\r\n";
+      h.clear();
+      append_head(rh, opts, &h);
       if (!head_only) h += body;
     };
 
@@ -244,9 +216,7 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
               range = static_path::parse_range(*r, size);
           }
         }
-        std::string validators;
-        append_header(&validators, "Last-Modified", last_modified);
-        append_header(&validators, "ETag", etag);
+        std::string validators = "Last-Modified: " + last_modified + "\r\nETag: " + etag + "\r\n";
         validators += cache_control_;
         if (has_gz) validators += "Vary: Accept-Encoding\r\n";
         if (range.kind == static_path::Range::Kind::kUnsatisfiable) {
@@ -263,24 +233,20 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
           } else {
             s->status = 200;
           }
-          h = status_line(s->status);
+          rh.set_status(s->status);
           if (s->status != 304) {
-            append_header(&h, "Content-Type", mime_.lookup(*rel));
-            if (use_gz) h += "Content-Encoding: gzip\r\n";
-            append_header(&h, "Content-Length", std::to_string(count));
-            h += "Accept-Ranges: bytes\r\n";
+            rh.append_fields("Content-Type: ");
+            rh.append_fields(mime_.lookup(*rel));
+            rh.append_fields(use_gz ? "\r\nContent-Encoding: gzip\r\n" : "\r\n");
+            rh.set_content_length(count);
+            rh.append_fields("Accept-Ranges: bytes\r\n");
           }
           if (s->status == 206) {
-            h += fmt::format("Content-Range: bytes {}-{}/{}\r\n", first, first + count - 1, size);
+            rh.append_fields(
+                fmt::format("Content-Range: bytes {}-{}/{}\r\n", first, first + count - 1, size));
           }
-          h += validators;
-          h += server_->date_header();
-          if (!s->keep_alive) {
-            h += "Connection: close\r\n";
-          } else if (conn->parser.http_minor() == 0) {
-            h += "Connection: keep-alive\r\n";
-          }
-          h += "\r\n";
+          rh.append_fields(validators);
+          append_head(rh, opts, &h);
           if (!head_only && count > 0) {
             s->file = std::move(file);
             s->offset = static_cast<off_t>(first);

@@ -234,6 +234,19 @@ def test_mount(server_factory):
     server = server_factory(APP, app_options={"mount": "/app/"}, ready_path="/app/",
                             server={"uwsgi_listen": ["127.0.0.1:%d" % uwsgi_port]})
     check_mounted(server)
+    # A request pipelined behind one for the app takes the same path as a connection's first
+    # one: outside the mount it is a 404, not a request for the app.
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(b"GET /app/ HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /environ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    finally:
+        sock.close()
+    assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data
+    assert data.count(b"HTTP/1.1 ") == 2 and b"HTTP/1.1 404 Not Found\r\n" in data, data
     # uwsgi listeners: the web server's PATH_INFO loses the prefix (manage-script-name).
     env = uwsgi_request(uwsgi_port, b"/app/environ")
     assert (env["SCRIPT_NAME"], env["PATH_INFO"]) == ("/app", "/environ")

@@ -113,6 +113,21 @@ HeadError ResponseHead::set_status(std::string_view status) {
   return HeadError::kOk;
 }
 
+void ResponseHead::set_status(int code) {
+  status_code_ = code;
+  fixed_.append("HTTP/1.1 ");
+  append_decimal(&fixed_, static_cast<uint64_t>(code));
+  append_all(&fixed_, {" ", reason_phrase(code), "\r\n"});
+}
+
+void ResponseHead::set_content_length(uint64_t n) {
+  has_content_length_ = true;
+  content_length_ = n;
+  fixed_.append("Content-Length: ");
+  append_decimal(&fixed_, n);
+  fixed_.append("\r\n");
+}
+
 HeadError ResponseHead::add_header(std::string_view name, std::string_view value) {
   if (!char_class::is_token(name)) return HeadError::kHeaderName;
   if (!valid_field_value(value)) return HeadError::kHeaderValue;
@@ -178,6 +193,45 @@ HeadPlan append_head(const ResponseHead& h, const HeadOptions& o, std::string* o
   }
   out->append("\r\n");
   return plan;
+}
+
+const char* reason_phrase(int status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 206:
+      return "Partial Content";
+    case 304:
+      return "Not Modified";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 413:
+      return "Content Too Large";
+    case 416:
+      return "Range Not Satisfiable";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
+  }
 }
 
 void append_chunk_size(std::string* out, uint64_t n) {

@@ -57,6 +57,15 @@ class ResponseHead {
 
   // |status|: "200 OK" (PEP 3333): three digits, a space, an optional reason phrase.
   [[nodiscard]] HeadError set_status(std::string_view status);
+  // A status the server answers itself (static files, canned errors), with the reason phrase
+  // from reason_phrase(). |code| is 200..599.
+  void set_status(int code);
+  // The server's own Content-Length, where it belongs among the fields (no validation).
+  void set_content_length(uint64_t n);
+  // Server-made fields, each "Name: value\r\n", appended as they are: a block formatted once
+  // (static files' Cache-Control) costs no parsing per response. Never Connection,
+  // Content-Length, Date or Transfer-Encoding: append_head() would not know of them.
+  void append_fields(std::string_view block) { fixed_.append(block); }
   // One field. Connection is not copied: its "close" option is recorded (wants_close()) and
   // the server writes the Connection field itself, so the two never disagree.
   [[nodiscard]] HeadError add_header(std::string_view name, std::string_view value);
@@ -85,6 +94,10 @@ class ResponseHead {
 // the app's Content-Length, else one from o.known_length, else chunked for HTTP/1.1, else the
 // connection closes after the body. 204/304 responses get no framing field.
 HeadPlan append_head(const ResponseHead& h, const HeadOptions& o, std::string* out);
+
+// The reason phrase the server sends with |status| ("Not Found"); "Error" for one it does not
+// answer itself.
+const char* reason_phrase(int status);
 
 // Appends a chunk-size line ("1a2f\r\n") for a chunk of |n| bytes.
 void append_chunk_size(std::string* out, uint64_t n);

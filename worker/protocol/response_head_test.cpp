@@ -302,5 +302,73 @@ TEST(ResponseHead, ReusedObjectsDoNotReallocate) {
   EXPECT_EQ(h.fixed().data(), fixed);
 }
 
+// The heads the server writes itself (static files, canned errors) come from the same writer:
+// its status table, its own Content-Length among the fields, a preformatted block as given.
+TEST(ServerHead, StatusLinesFromTheTable) {
+  const std::pair<int, std::string_view> cases[] = {
+      {200, "HTTP/1.1 200 OK\r\n"},
+      {206, "HTTP/1.1 206 Partial Content\r\n"},
+      {304, "HTTP/1.1 304 Not Modified\r\n"},
+      {404, "HTTP/1.1 404 Not Found\r\n"},
+      {416, "HTTP/1.1 416 Range Not Satisfiable\r\n"},
+      {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+      {599, "HTTP/1.1 599 Error\r\n"},
+  };
+  for (const auto& [code, line] : cases) {
+    ResponseHead h;
+    h.set_status(code);
+    EXPECT_EQ(h.status_code(), code);
+    EXPECT_EQ(h.fixed(), line);
+  }
+}
+
+// The head for a server-made |h| with the test's Date.
+Built server_head(const ResponseHead& h, bool http11, bool keep_alive, int64_t known = -1) {
+  HeadOptions o;
+  o.http11 = http11;
+  o.keep_alive = keep_alive;
+  o.known_length = known;
+  o.date = kDate;
+  Built b;
+  b.plan = append_head(h, o, &b.head);
+  return b;
+}
+
+TEST(ServerHead, StaticFileHeadByteForByte) {
+  ResponseHead h;
+  h.set_status(206);
+  h.append_fields("Content-Type: text/css\r\n");
+  h.set_content_length(10);
+  h.append_fields("Accept-Ranges: bytes\r\nContent-Range: bytes 0-9/100\r\n");
+  Built b = server_head(h, false, true);
+  EXPECT_EQ(b.head, std::string("HTTP/1.1 206 Partial Content\r\nContent-Type: text/css\r\n"
+                                "Content-Length: 10\r\nAccept-Ranges: bytes\r\n"
+                                "Content-Range: bytes 0-9/100\r\n") +
+                        std::string(kDate) + "Connection: keep-alive\r\n\r\n");
+  EXPECT_EQ(b.plan.framing, Framing::kContentLength);
+  EXPECT_EQ(b.plan.content_length, 10u);
+  EXPECT_TRUE(b.plan.keep_alive);
+}
+
+TEST(ServerHead, NotModifiedHasNoFramingField) {
+  ResponseHead h;
+  h.set_status(304);
+  h.append_fields("ETag: \"x\"\r\n");
+  Built b = server_head(h, true, false);
+  EXPECT_EQ(b.head, std::string("HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n") +
+                        std::string(kDate) + "Connection: close\r\n\r\n");
+  EXPECT_EQ(b.plan.framing, Framing::kNone);
+}
+
+TEST(ServerHead, CannedErrorWithKnownLength) {
+  ResponseHead h;
+  h.set_status(503);
+  ASSERT_EQ(h.add_header("Content-Type", "text/plain"), HeadError::kOk);
+  Built b = server_head(h, true, false, 24);
+  EXPECT_EQ(b.head, std::string("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+                                "Content-Length: 24\r\n") +
+                        std::string(kDate) + "Connection: close\r\n\r\n");
+}
+
 }  // namespace
 }  // namespace aiowsgi::worker
