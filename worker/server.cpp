@@ -266,7 +266,7 @@ bool Server::build_templates() noexcept {
   return true;
 }
 
-// --- Cores and max_requests ------------------------------------------------------------------
+// --- Cores -----------------------------------------------------------------------------------
 
 Core* Server::take_free_core() noexcept {
   if (!free_cores_.empty()) {
@@ -295,46 +295,6 @@ void Server::core_idle(Core* core) noexcept {
   --busy_cores_;
   acceptor_.resume();
   if (draining_ || retiring_) maybe_finish_drain();
-}
-
-bool Server::admit(Connection* conn) noexcept {
-  bool ok = budget_.admit(conn->reserved);
-  conn->reserved = false;
-  if (!ok) {
-    // Unreachable while every connection that can bring a request holds a reservation; if
-    // it happens, closing unanswered is what a client retrying on a reused connection expects.
-    spdlog::warn("max_requests: a request from {} arrived past the limit; closing its connection",
-                 conn->remote_addr);
-    return false;
-  }
-  if (budget_.spent()) retire();
-  return true;
-}
-
-bool Server::keep_alive_allowed(Connection* conn) noexcept {
-  if (draining_ || retiring_) return false;
-  if (conn->reserved) return true;
-  conn->reserved = budget_.reserve();
-  return conn->reserved;
-}
-
-void Server::unreserve(Connection* conn) noexcept {
-  if (!conn->reserved) return;
-  conn->reserved = false;
-  budget_.release();
-  // A place came free: this worker may accept again.
-  if (!acceptor_.accepting()) acceptor_.resume();
-}
-
-void Server::retire() noexcept {
-  if (retiring_) return;
-  retiring_ = true;
-  acceptor_.pause();
-  spdlog::info(
-      "max_requests {} reached: no more requests taken on; finishing {} in flight, then exiting",
-      config().limits.max_requests, busy_cores_ + queue_.size());
-  ControlLink::retiring(ctx_.control_fd, ctx_.worker_id, budget_.admitted());
-  maybe_finish_drain();
 }
 
 void Server::settle_later(Core* core) noexcept {

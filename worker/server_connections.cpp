@@ -1,6 +1,7 @@
 // Server, connection lifecycle: a connection accepted (adopt), its request heads read and
-// parsed on the loop, handed to a core (or queued for one), given back for keep-alive,
-// lingering after an error response, closed. Workers only; the loop's greenlet, GIL held.
+// parsed on the loop, admitted against max_requests, handed to a core (or queued for one),
+// given back for keep-alive, lingering after an error response, closed. Workers only; the
+// loop's greenlet, GIL held.
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/url_prefix.h"
+#include "worker/control_link.h"
 #include "worker/protocol/forwarded.h"
 #include "worker/protocol/proxy_protocol.h"
 #include "worker/protocol/request_target.h"
@@ -281,6 +283,48 @@ HeadRoute Server::route_head(Connection* conn) noexcept {
     return HeadRoute::kAnswered;
   }
   return HeadRoute::kAdmitted;
+}
+
+// --- max_requests: the request budget (worker/request_budget.h) ------------------------------
+
+bool Server::admit(Connection* conn) noexcept {
+  bool ok = budget_.admit(conn->reserved);
+  conn->reserved = false;
+  if (!ok) {
+    // Unreachable while every connection that can bring a request holds a reservation; if
+    // it happens, closing unanswered is what a client retrying on a reused connection expects.
+    spdlog::warn("max_requests: a request from {} arrived past the limit; closing its connection",
+                 conn->remote_addr);
+    return false;
+  }
+  if (budget_.spent()) retire();
+  return true;
+}
+
+bool Server::keep_alive_allowed(Connection* conn) noexcept {
+  if (draining_ || retiring_) return false;
+  if (conn->reserved) return true;
+  conn->reserved = budget_.reserve();
+  return conn->reserved;
+}
+
+void Server::unreserve(Connection* conn) noexcept {
+  if (!conn->reserved) return;
+  conn->reserved = false;
+  budget_.release();
+  // A place came free: this worker may accept again.
+  if (!acceptor_.accepting()) acceptor_.resume();
+}
+
+void Server::retire() noexcept {
+  if (retiring_) return;
+  retiring_ = true;
+  acceptor_.pause();
+  spdlog::info(
+      "max_requests {} reached: no more requests taken on; finishing {} in flight, then exiting",
+      config().limits.max_requests, busy_cores_ + queue_.size());
+  ControlLink::retiring(ctx_.control_fd, ctx_.worker_id, budget_.admitted());
+  maybe_finish_drain();
 }
 
 void Server::dispatch(Connection* conn) noexcept {
