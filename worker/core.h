@@ -98,9 +98,8 @@ class Core final : public RequestHost {
   ssize_t recv_raw(std::string* out, bool block, double timeout) noexcept override;
 
   // --- Used by wsgi.input (wsgi_input.cpp), inside the core -------------------------------
-  // Makes decoded body bytes available in body() (from body_pos()). Returns false at the end
-  // of the body. Raises a Python OSError and returns false on a client error / timeout.
-  bool fill_body(bool* error) noexcept override { return body_.fill(error); }
+  // Makes decoded body bytes available in body() (from body_pos()); see BodyRead.
+  BodyRead fill_body() noexcept override { return body_.fill(); }
   std::string& body() override { return body_.bytes(); }
   size_t& body_pos() override { return body_.pos(); }
   // A status to answer with instead of 500 if the app lets its exception out before sending

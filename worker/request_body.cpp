@@ -19,8 +19,7 @@ constexpr uint64_t kMaxDrainBytes = 1 << 20;
 
 }  // namespace
 
-bool RequestBody::fill(bool* error) noexcept {
-  *error = false;
+BodyRead RequestBody::fill() noexcept {
   Connection* conn = core_->connection();
   ResponseWriter& writer = core_->writer();
   RequestParser& p = conn->parser;
@@ -28,7 +27,7 @@ bool RequestBody::fill(bool* error) noexcept {
     bytes_.clear();
     pos_ = 0;
     if (conn->uwsgi) {
-      if (conn->uwsgi_body_left == 0) return false;
+      if (conn->uwsgi_body_left == 0) return BodyRead::kEnd;
       if (conn->buffered() > 0) {
         size_t n = static_cast<size_t>(std::min<uint64_t>(conn->buffered(), conn->uwsgi_body_left));
         bytes_.append(conn->data(), n);
@@ -37,7 +36,7 @@ bool RequestBody::fill(bool* error) noexcept {
         continue;
       }
     } else if (!p.has_body() || p.message_complete()) {
-      return false;
+      return BodyRead::kEnd;
     }
     if (conn->buffered() > 0) {
       size_t consumed = 0;
@@ -48,8 +47,7 @@ bool RequestBody::fill(bool* error) noexcept {
         writer.set_close();
         PyErr_Format(PyExc_OSError, "bad request body: %d %s", p.error_status(),
                      std::string(p.error_reason()).c_str());
-        *error = true;
-        return false;
+        return BodyRead::kPythonError;
       }
       continue;
     }
@@ -59,8 +57,7 @@ bool RequestBody::fill(bool* error) noexcept {
       iovec iov{cont, sizeof cont - 1};
       if (!writer.send_all(&iov, 1)) {
         PyErr_SetString(PyExc_OSError, "client disconnected");
-        *error = true;
-        return false;
+        return BodyRead::kPythonError;
       }
     }
     ssize_t n = conn->fill();
@@ -85,17 +82,15 @@ bool RequestBody::fill(bool* error) noexcept {
       if (timed_out && !core_->killed() && !core_->cancelling()) writer.set_error_status(408);
       PyErr_SetString(core_->killed() ? PyExc_OSError : PyExc_TimeoutError,
                       core_->killed() ? "request cancelled" : "timed out reading the request body");
-      *error = true;
-      return false;
+      return BodyRead::kPythonError;
     }
     writer.set_close();
     conn->peer_closed = true;
     score_read_error(core_->server()->context().score, core_->id());
     PyErr_SetString(PyExc_OSError, "client disconnected before sending the whole body");
-    *error = true;
-    return false;
+    return BodyRead::kPythonError;
   }
-  return true;
+  return BodyRead::kData;
 }
 
 bool RequestBody::finish() noexcept {
@@ -113,10 +108,14 @@ bool RequestBody::finish() noexcept {
     drained += bytes_.size() - pos_;
     pos_ = bytes_.size();
     if (drained > kMaxDrainBytes) return false;
-    bool error = false;
-    if (!fill(&error)) {
-      if (error) PyErr_Clear();
-      return !error;
+    switch (fill()) {
+      case BodyRead::kData:
+        break;
+      case BodyRead::kEnd:
+        return true;
+      case BodyRead::kPythonError:
+        PyErr_Clear();  // nobody reads this body: the connection just closes
+        return false;
     }
   }
 }

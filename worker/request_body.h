@@ -8,6 +8,7 @@
 #include <string>
 
 #include "worker/protocol/body_deadline.h"
+#include "worker/python/request_host.h"
 
 namespace aiowsgi::worker {
 
@@ -27,9 +28,9 @@ class RequestBody {
   }
 
   // Makes decoded body bytes available in bytes() (from pos()), reading the socket and
-  // suspending the core as needed. Returns false at the end of the body. Raises a Python
-  // OSError / TimeoutError, sets *error and returns false on a client error or timeout.
-  bool fill(bool* error) noexcept;
+  // suspending the core as needed. kPythonError (an OSError / TimeoutError raised) on a
+  // client error, a timeout or a cancelled request.
+  BodyRead fill() noexcept;
   // After the response: reads and discards what the app left unread so the connection can
   // serve its next request. False when it cannot be reused (too much left, a client error,
   // the client never asked to send it).

@@ -18,6 +18,16 @@
 
 namespace aiowsgi::worker {
 
+// How a read of the request body ended (RequestHost::fill_body). The value says whether a
+// Python exception is set, so a caller that does not pass it on to the app knows it must
+// clear it.
+enum class [[nodiscard]] BodyRead{
+    kData,         // decoded bytes are available in body() from body_pos()
+    kEnd,          // the body is complete: nothing more will come; no exception is set
+    kPythonError,  // the body cannot be read (client error or gone, timeout, cancelled): a
+                   // Python OSError or TimeoutError is set and the connection will close
+};
+
 class RequestHost {
  public:
   // --- Identity ------------------------------------------------------------------------------
@@ -50,9 +60,9 @@ class RequestHost {
   virtual void set_forwarded_client(std::string client) = 0;
 
   // --- The request body (wsgi.input), inside the host's greenlet ---------------------------
-  // Makes decoded body bytes available in body() from body_pos(). False at the end of the
-  // body; false with *error set and a Python OSError on a client error or timeout.
-  virtual bool fill_body(bool* error) noexcept = 0;
+  // Makes decoded body bytes available in body() from body_pos(), waiting for the client as
+  // needed.
+  virtual BodyRead fill_body() noexcept = 0;
   virtual std::string& body() = 0;
   virtual size_t& body_pos() = 0;
 

@@ -33,8 +33,14 @@ bool read_into(InputObject* self, size_t limit, bool line, std::string* out) {
     return false;
   }
   while (out->size() < limit) {
-    bool error = false;
-    if (!core->fill_body(&error)) return !error;
+    switch (core->fill_body()) {
+      case BodyRead::kData:
+        break;
+      case BodyRead::kEnd:
+        return true;
+      case BodyRead::kPythonError:
+        return false;  // the app gets the exception
+    }
     std::string& body = core->body();
     size_t& pos = core->body_pos();
     size_t avail = body.size() - pos;
