@@ -266,36 +266,7 @@ bool Server::build_templates() noexcept {
   return true;
 }
 
-// --- Cores -----------------------------------------------------------------------------------
-
-Core* Server::take_free_core() noexcept {
-  if (!free_cores_.empty()) {
-    Core* c = free_cores_.back();
-    free_cores_.pop_back();
-    return c;
-  }
-  if (cores_.size() < static_cast<size_t>(config().server.cores)) {
-    cores_.push_back(std::make_unique<Core>(this, static_cast<int>(cores_.size())));
-    return cores_.back().get();
-  }
-  return nullptr;
-}
-
-Connection* Server::next_queued() noexcept {
-  while (!queue_.empty()) {
-    Connection* c = queue_.front();
-    queue_.pop_front();
-    return c;
-  }
-  return nullptr;
-}
-
-void Server::core_idle(Core* core) noexcept {
-  free_cores_.push_back(core);
-  --busy_cores_;
-  acceptor_.resume();
-  if (draining_ || retiring_) maybe_finish_drain();
-}
+// --- Cores between requests ------------------------------------------------------------------
 
 void Server::settle_later(Core* core) noexcept {
   call_logged(calls_.call_soon.get(), "call_soon", on_settle_fn_.get(), core->id_object());

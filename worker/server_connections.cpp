@@ -327,6 +327,8 @@ void Server::retire() noexcept {
   maybe_finish_drain();
 }
 
+// --- Cores: handed out to admitted requests, taken back when idle ----------------------------
+
 void Server::dispatch(Connection* conn) noexcept {
   Core* core = take_free_core();
   if (core == nullptr) {
@@ -343,6 +345,37 @@ void Server::dispatch(Connection* conn) noexcept {
     send_error_and_linger(conn, 503);
   }
 }
+
+Core* Server::take_free_core() noexcept {
+  if (!free_cores_.empty()) {
+    Core* c = free_cores_.back();
+    free_cores_.pop_back();
+    return c;
+  }
+  if (cores_.size() < static_cast<size_t>(config().server.cores)) {
+    cores_.push_back(std::make_unique<Core>(this, static_cast<int>(cores_.size())));
+    return cores_.back().get();
+  }
+  return nullptr;
+}
+
+Connection* Server::next_queued() noexcept {
+  while (!queue_.empty()) {
+    Connection* c = queue_.front();
+    queue_.pop_front();
+    return c;
+  }
+  return nullptr;
+}
+
+void Server::core_idle(Core* core) noexcept {
+  free_cores_.push_back(core);
+  --busy_cores_;
+  acceptor_.resume();
+  if (draining_ || retiring_) maybe_finish_drain();
+}
+
+// --- After a request: keep-alive or close ----------------------------------------------------
 
 void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
   conn->core = nullptr;
