@@ -5,6 +5,7 @@ GENERATION variable the script sets."""
 import http.client
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -262,3 +263,34 @@ def test_a_second_usr2_during_an_upgrade_is_ignored(tmp_path):
     assert server.log_text().count("upgrading: started") == 1
     assert generation(server)[0] == "two"
     stop_master(new)
+
+
+def test_under_systemd_the_new_master_reports_its_pid_and_the_old_one_no_stop(tmp_path,
+                                                                               monkeypatch):
+    """NotifyAccess=all: the new master says MAINPID=<its pid> with READY=1; the old master
+    says nothing that would make systemd think the service stops."""
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(20)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    try:
+        server, binary, pidfile = start(tmp_path, workers=1)
+        first = notify.recv(4096).decode()
+        assert "READY=1" in first and "MAINPID=%d" % server.pid in first
+        write_binary(binary, "two")
+        new = upgrade(server, pidfile)
+        assert server.proc.wait(15) == 0
+        said = []
+        notify.settimeout(0.5)
+        try:
+            while True:
+                said.append(notify.recv(4096).decode())
+        except socket.timeout:
+            pass
+        assert any("READY=1" in m and "MAINPID=%d" % new in m for m in said), said
+        assert not any("STOPPING=1" in m for m in said), said
+        stop_master(new)
+        notify.settimeout(10)
+        assert "STOPPING=1" in notify.recv(4096).decode()
+    finally:
+        notify.close()
