@@ -408,6 +408,7 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
     case MasterState::kStopping: {
       double grace = cfg().server.graceful_timeout;
       stop_deadline_ = now + grace;
+      if (upgrader_) upgrader_->cancel("this master is stopping");
       spdlog::info("stopping {} worker{} gracefully (up to {} s)", table_.size(),
                    table_.size() == 1 ? "" : "s", grace);
       if (preload_) preload_->stop_all(SIGTERM);  // it holds no request
@@ -420,6 +421,7 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
       return;
     }
     case MasterState::kKilling:
+      if (upgrader_) upgrader_->cancel("this master is stopping");
       if (preload_) preload_->stop_all(SIGKILL);
       if (e == Event::kGraceExpired) {
         spdlog::warn("graceful_timeout passed with {} worker{} left; sending SIGKILL",

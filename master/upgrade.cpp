@@ -204,8 +204,11 @@ void Upgrader::channel_cb(struct ev_loop*, ev_io* w, int) noexcept {
 
 void Upgrader::timeout_cb(struct ev_loop*, ev_timer* w, int) noexcept {
   auto* self = static_cast<Upgrader*>(w->data);
-  guarded("upgrade timer",
-          [&] { self->fail("the new master's workers were not ready within graceful_timeout"); });
+  guarded("upgrade timer", [&] {
+    self->fail(
+        "the new master's workers were not ready within graceful_timeout; this master keeps "
+        "serving");
+  });
 }
 
 void Upgrader::on_channel() {
@@ -229,8 +232,7 @@ void Upgrader::fail(const std::string& why) {
   stop_watchers();
   channel_.reset();
   state_ = next_upgrade_state(state_, UpgradeEvent::kFailed);
-  spdlog::error("upgrade failed: {}; stopping the new master (pid {}); this master keeps serving",
-                why, child_);
+  spdlog::error("upgrade failed: {}; stopping the new master (pid {})", why, child_);
   ::kill(child_, SIGTERM);
 }
 

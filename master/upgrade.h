@@ -48,6 +48,9 @@ class Upgrader {
   // USR2: starts the new master with |listen_fds| unless an upgrade is under way (logged and
   // ignored). It has |timeout| seconds to become ready, else it is sent SIGTERM.
   void start(const std::vector<int>& listen_fds, double timeout);
+  // The old master is stopping (TERM, INT, QUIT) before the new one serves: it is told to
+  // stop too, with |why| logged. A no-op unless an upgrade is starting.
+  void cancel(const std::string& why) { fail(why); }
   // A reaped child: true when it was the new master (then it is handled here).
   bool on_child_exit(pid_t pid, int status);
   UpgradeState state() const { return state_; }

@@ -32,6 +32,10 @@ def write_binary(path, generation, broken=False):
         # exec -a keeps this script's path as argv[0]: the master re-execs what it names.
         text = "#!/bin/bash\nexport GENERATION=%s\nexec -a \"$0\" %s \"$@\"\n" % (
             generation, find_master())
+    install(path, text)
+
+
+def install(path, text):
     tmp = Path(str(path) + ".new")
     tmp.write_text(text)
     tmp.chmod(0o755)
@@ -47,14 +51,14 @@ class WrappedServer(Server):
         return [self.binary, "-c", str(self.config_path)]
 
 
-def start(tmp_path, workers=2):
+def start(tmp_path, workers=2, **server_keys):
     app = tmp_path / "app.py"
     app.write_text(APP)
     binary = tmp_path / "aiowsgi-master"
     write_binary(binary, "one")
     pidfile = tmp_path / "master.pid"
     server = WrappedServer(tmp_path, app, binary, workers=workers,
-                           server={"pidfile": str(pidfile)}).start()
+                           server=dict(server_keys, pidfile=str(pidfile))).start()
     server.wait_log("ready (pid", count=workers, timeout=15)
     return server, binary, pidfile
 
@@ -252,10 +256,8 @@ def test_a_second_usr2_during_an_upgrade_is_ignored(tmp_path):
     server, binary, pidfile = start(tmp_path, workers=1)
     # A new binary that takes its time before it starts serving.
     real = find_master()
-    binary.with_suffix(".slow").write_text(
-        "#!/bin/bash\nsleep 2\nexport GENERATION=two\nexec -a \"$0\" %s \"$@\"\n" % real)
-    binary.with_suffix(".slow").chmod(0o755)
-    os.replace(binary.with_suffix(".slow"), binary)
+    install(binary,
+            "#!/bin/bash\nsleep 2\nexport GENERATION=two\nexec -a \"$0\" %s \"$@\"\n" % real)
     old = server.pid
     os.kill(old, signal.SIGUSR2)
     server.wait_log("upgrading: started", timeout=10)
@@ -299,3 +301,34 @@ def test_under_systemd_the_new_master_reports_its_pid_and_the_old_one_no_stop(tm
         assert "STOPPING=1" in notify.recv(4096).decode()
     finally:
         notify.close()
+
+
+def test_term_during_an_upgrade_stops_the_new_master_too(tmp_path):
+    server, binary, pidfile = start(tmp_path, workers=1)
+    install(binary, "#!/bin/bash\nsleep 3\nexec -a \"$0\" %s \"$@\"\n" % find_master())
+    os.kill(server.pid, signal.SIGUSR2)
+    text = server.wait_log("upgrading: started", timeout=10)
+    child = int(text.split("upgrading: started ")[1].split(" as pid ")[1].split(";")[0])
+    os.kill(server.pid, signal.SIGTERM)
+    assert server.proc.wait(15) == 0
+    assert wait_for(lambda: not alive(child) or _zombie(child), timeout=15), master_log(server)
+    assert "upgrade failed: this master is stopping" in master_log(server)
+    assert not pidfile.exists()
+
+
+def test_a_new_master_never_ready_within_graceful_timeout_is_stopped(tmp_path):
+    server, binary, pidfile = start(tmp_path, workers=1, graceful_timeout=2)
+    old = server.pid
+    # Runs, but never says it serves (nor exits by itself).
+    install(binary, "#!/bin/sh\nexec sleep 60\n")
+    os.kill(old, signal.SIGUSR2)
+    text = server.wait_log("upgrade failed", timeout=15)
+    assert "not ready within graceful_timeout" in text, text
+    text = server.wait_log("was killed by signal 15", timeout=15)
+    assert "was killed by signal 15" in text, text
+    assert read_pid(pidfile) == old and alive(old)
+    assert generation(server)[0] == "one"
+    write_binary(binary, "two")
+    new = upgrade(server, pidfile)
+    assert generation(server) == ["two", str(new)]
+    stop_master(new)
