@@ -157,7 +157,10 @@ int run(int argc, char** argv) {
     arbiter.set_upgrade_hooks(
         [&] {
           if (upgrade_channel < 0) return;
-          aiowsgi::master::announce_ready(upgrade_channel, 5.0);
+          if (!aiowsgi::master::announce_ready(upgrade_channel, 5.0)) {
+            ::kill(::getpid(), SIGTERM);  // stops as on TERM, through the loop's handler
+            return;
+          }
           if (pidfile_path.empty()) return;
           pid_t holder = 0;
           if (aiowsgi::Status s = pidfile.acquire(pidfile_path, &holder); !s.ok()) {

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "common/guarded.h"
+#include "master/spawner.h"
 #include "master/systemd.h"
 
 extern char** environ;
@@ -164,12 +165,24 @@ void Upgrader::start(const std::vector<int>& listen_fds, double timeout) {
   std::vector<int> sources(listen_fds);
   sources.push_back(theirs.get());
 
+  // Signals stay blocked from fork to the child's reset: libev's handlers, inherited, would
+  // swallow a SIGTERM meant for the new master (fail() sends one) before it execs.
+  sigset_t all;
+  sigset_t before;
+  sigfillset(&all);
+  ::pthread_sigmask(SIG_SETMASK, &all, &before);
   pid_t pid = ::fork();
+  if (pid != 0) ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
   if (pid < 0) {
     spdlog::error("SIGUSR2: upgrade failed: fork: {}", strerror(errno));
     return;
   }
   if (pid == 0) {
+    for (int sig : kMasterSignals) ::signal(sig, SIG_DFL);
+    ::signal(SIGCHLD, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::pthread_sigmask(SIG_SETMASK, &none, nullptr);  // a pending SIGTERM ends the child here
     // Move the sockets to 3.. in order: first above every target, then down. dup2 leaves
     // the copies without FD_CLOEXEC, so only these cross the exec.
     const int high = 3 + static_cast<int>(sources.size());
@@ -270,16 +283,20 @@ int take_upgrade_channel() {
   return fd;
 }
 
-void announce_ready(int fd, double wait) {
+bool announce_ready(int fd, double wait) {
   UniqueFd channel(fd);
   if (::write(channel.get(), &kReadyByte, 1) != 1) {
-    spdlog::warn("upgrade: cannot tell the old master that this one serves: {}", strerror(errno));
-    return;
+    spdlog::error(
+        "upgrade: cannot tell the old master that this one serves ({}): it gave up "
+        "the upgrade or is gone; this master stops",
+        strerror(errno));
+    return false;
   }
   // The old master closes its end once it has released the pidfile.
   pollfd p{channel.get(), POLLIN, 0};
   int rc = ::poll(&p, 1, static_cast<int>(wait * 1000));
   if (rc <= 0) spdlog::warn("upgrade: the old master did not answer within {} s", wait);
+  return true;
 }
 
 }  // namespace aiowsgi::master

@@ -75,6 +75,8 @@ class Upgrader {
 int take_upgrade_channel();
 // Tells the old master over |fd| that this one serves, then waits (up to |wait| seconds) for
 // it to close the channel, which it does once it has released the pidfile. Closes |fd|.
-void announce_ready(int fd, double wait);
+// False when the old master no longer listens (it abandoned the upgrade or exited): this
+// master must then stop, or two would serve.
+bool announce_ready(int fd, double wait);
 
 }  // namespace aiowsgi::master

@@ -332,3 +332,22 @@ def test_a_new_master_never_ready_within_graceful_timeout_is_stopped(tmp_path):
     new = upgrade(server, pidfile)
     assert generation(server) == ["two", str(new)]
     stop_master(new)
+
+
+def test_a_new_master_whose_old_one_gave_up_stops_itself(tmp_path):
+    """The new binary outlives the old master's SIGTERM (its wrapper ignores it until the exec):
+    once ready it finds nobody to hand over to and stops rather than serve beside no one."""
+    server, binary, pidfile = start(tmp_path, workers=1)
+    marker = tmp_path / "trapped"
+    install(binary, "#!/bin/bash\ntrap '' TERM\ntouch %s\nsleep 2\nexec -a \"$0\" %s \"$@\"\n"
+            % (marker, find_master()))
+    os.kill(server.pid, signal.SIGUSR2)
+    text = server.wait_log("upgrading: started", timeout=10)
+    child = int(text.split("upgrading: started ")[1].split(" as pid ")[1].split(";")[0])
+    assert wait_for(marker.exists, timeout=10)
+    os.kill(server.pid, signal.SIGTERM)
+    assert server.proc.wait(15) == 0
+    text = server.wait_log("it gave up the upgrade or is gone; this master stops", timeout=20)
+    assert "it gave up the upgrade or is gone; this master stops" in text, text
+    assert wait_for(lambda: not alive(child) or _zombie(child), timeout=15), master_log(server)
+    assert not pidfile.exists()
