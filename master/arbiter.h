@@ -60,7 +60,7 @@ class Arbiter {
   MasterState state() const { return state_; }
   // USR2 upgrades (master/upgrade.h): |on_serving| runs once the first generation serves (a
   // new master then tells the old one); |on_handover| once a new master has taken over (this
-  // one releases its pidfile before it drains).
+  // one unlocks its pidfile before it drains).
   void set_upgrade_hooks(std::function<void()> on_serving, std::function<void()> on_handover);
 
   // Read-only views for the stats and metrics endpoints (master/stats_server.h).

@@ -169,7 +169,7 @@ int run(int argc, char** argv) {
             arbiter.close_in_workers(pidfile.fd());
           }
         },
-        [&] { pidfile.release(); });
+        [&] { pidfile.hand_over(); });
     status = arbiter.run();
   }
   pidfile.release();

@@ -3,10 +3,10 @@
 // at start, since a package upgrade replaces that file) with the same arguments, the listen
 // sockets passed as systemd's LISTEN_FDS passes them, and one end of a socketpair as
 // AIOWSGI_UPGRADE_FD. The new master writes one byte on it once its first worker is ready;
-// the old master then releases the pidfile, closes the channel (the new master's cue to take
-// the pidfile) and drains its workers as on TERM. A socketpair, not a signal, because it
-// tells failure apart by itself: EOF or the child's exit before the byte means the upgrade
-// failed and the old master serves on, with no pid to trust. Master only; no Python.
+// the old master then unlocks the pidfile (left in place), closes the channel (the new
+// master's cue to take the pidfile over) and drains its workers as on TERM. A socketpair, not a
+// signal, because it tells failure apart by itself: EOF or the child's exit before the byte means
+// the upgrade failed and the old master serves on, with no pid to trust. Master only; no Python.
 #pragma once
 
 #include <ev.h>
@@ -38,7 +38,7 @@ void remember_invocation(int argc, char** argv);
 
 class Upgrader {
  public:
-  // |on_handover| runs once the new master is ready: the caller releases the pidfile and
+  // |on_handover| runs once the new master is ready: the caller unlocks the pidfile and
   // starts draining. The channel is closed after it returns.
   Upgrader(struct ev_loop* loop, std::function<void(pid_t)> on_handover);
   ~Upgrader();
@@ -74,7 +74,7 @@ class Upgrader {
 // The new master's side: the channel fd from AIOWSGI_UPGRADE_FD (unset here), or -1.
 int take_upgrade_channel();
 // Tells the old master over |fd| that this one serves, then waits (up to |wait| seconds) for
-// it to close the channel, which it does once it has released the pidfile. Closes |fd|.
+// it to close the channel, which it does once it has unlocked the pidfile. Closes |fd|.
 // False when the old master no longer listens (it abandoned the upgrade or exited): this
 // master must then stop, or two would serve.
 bool announce_ready(int fd, double wait);

@@ -93,7 +93,14 @@ def upgrade(server, pidfile):
     """USR2 to the master named by the pidfile; returns the new master's pid."""
     old = read_pid(pidfile)
     os.kill(old, signal.SIGUSR2)
-    assert wait_for(lambda: read_pid(pidfile) not in (None, old), timeout=20), server.log_text()
+    missing = []
+
+    def switched():
+        if not pidfile.exists():
+            missing.append(time.monotonic())
+        return read_pid(pidfile) not in (None, old)
+    assert wait_for(switched, timeout=20, interval=0.001), server.log_text()
+    assert not missing, "the pidfile went missing during the upgrade"
     assert wait_for(lambda: not alive(old) or _zombie(old), timeout=20), server.log_text()
     return read_pid(pidfile)
 
