@@ -314,6 +314,7 @@ void Arbiter::on_message(WorkerProcess* p, const ControlMessage& m) {
         }
       }
       on_event(Event::kWorkerReady);
+      announce_if_all_ready();
       return;
     }
     case ControlType::kHeartbeat: {
@@ -395,7 +396,6 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
     case MasterState::kStarting:
       return;
     case MasterState::kRunning:
-      if (from == MasterState::kStarting && on_serving_) on_serving_();
       if (from == MasterState::kReloading && e == Event::kReloadDone) {
         reload_.commit();
         if (preload_) preload_->promote();  // the old generation's preload process exits

@@ -58,9 +58,9 @@ class Arbiter {
   void close_in_workers(int fd) { spawner_.close_in_workers(fd); }
 
   MasterState state() const { return state_; }
-  // USR2 upgrades (master/upgrade.h): |on_serving| runs once the first generation serves (a
-  // new master then tells the old one); |on_handover| once a new master has taken over (this
-  // one unlocks its pidfile before it drains).
+  // USR2 upgrades (master/upgrade.h): |on_serving| runs once all the first generation's workers are
+  // ready (a new master then tells the old one); |on_handover| once a new master has taken over
+  // (this one unlocks its pidfile before it drains).
   void set_upgrade_hooks(std::function<void()> on_serving, std::function<void()> on_handover);
 
   // Read-only views for the stats and metrics endpoints (master/stats_server.h).
@@ -117,6 +117,8 @@ class Arbiter {
   void start_upgrade();
   bool on_upgrade_exit(pid_t pid, int status);
   void hand_over(pid_t new_master);
+  // Runs the on_serving hook once, when every worker of the first generation is ready.
+  void announce_if_all_ready();
   // HUP's reload, also run by [app] reload on a file change; |cause| starts the log line.
   void request_reload(const std::string& cause);
 

@@ -46,6 +46,20 @@ bool Arbiter::on_upgrade_exit(pid_t pid, int status) {
   return upgrader_ && upgrader_->on_child_exit(pid, status);
 }
 
+void Arbiter::announce_if_all_ready() {
+  // All of them, not the first: the old master's workers start draining at once, and the
+  // new master must carry the whole load by then.
+  if (!on_serving_ || state_ != MasterState::kRunning) return;
+  int ready = 0;
+  for (WorkerProcess* w : table_.all()) {
+    if (w->active() && w->ready_at > 0) ++ready;
+  }
+  if (ready < target_workers_) return;
+  std::function<void()> hook = std::move(on_serving_);
+  on_serving_ = nullptr;
+  hook();
+}
+
 void Arbiter::hand_over(pid_t new_master) {
   // The sockets and their files are the new master's now, and so is the service.
   for (const auto& l : reload_.listeners().current()) l->unix_path.clear();

@@ -2,7 +2,7 @@
 // socket. The old master forks; the child execs the path the master was started as (resolved
 // at start, since a package upgrade replaces that file) with the same arguments, the listen
 // sockets passed as systemd's LISTEN_FDS passes them, and one end of a socketpair as
-// AIOWSGI_UPGRADE_FD. The new master writes one byte on it once its first worker is ready;
+// AIOWSGI_UPGRADE_FD. The new master writes one byte on it once all its workers are ready;
 // the old master then unlocks the pidfile (left in place), closes the channel (the new
 // master's cue to take the pidfile over) and drains its workers as on TERM. A socketpair, not a
 // signal, because it tells failure apart by itself: EOF or the child's exit before the byte means

@@ -220,6 +220,10 @@ def test_usr2_under_load_refuses_nothing_and_the_new_binary_serves(tmp_path):
     assert server.proc.wait(15) == 0  # the old master drained and exited
     log = server.log_text()
     assert "upgrading: started" in log and "drains and exits" in log
+    # The hand-over waited for all the new master's workers, not just the first.
+    before = log.split("drains and exits")[0]
+    new_lines = [l for l in before.splitlines() if "[%d] [master]" % new in l]
+    assert sum(" ready (pid" in l for l in new_lines) == 2, before
     stop_master(new)
     assert not pidfile.exists()
 
