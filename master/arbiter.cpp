@@ -22,6 +22,7 @@
 #include "master/preload.h"
 #include "master/stats_server.h"
 #include "master/systemd.h"
+#include "master/upgrade.h"
 
 namespace aiowsgi::master {
 namespace {
@@ -171,6 +172,9 @@ void Arbiter::on_signal(int signo) {
     case SIGUSR1:
       reopen_logs();
       return;
+    case SIGUSR2:
+      start_upgrade();
+      return;
     default:
       return;
   }
@@ -190,16 +194,15 @@ void Arbiter::request_reload(const std::string& cause) {
 }
 
 void Arbiter::on_child(pid_t pid, int status) {
-  if (on_preload_exit(pid, status)) return;  // a preload process, not a worker
-  // Read what the worker said last (kAppLoadError, ...) before forgetting it: libev may run
-  // this callback before the control pipe's, and closing the pipe would discard the message.
+  if (on_preload_exit(pid, status) || on_upgrade_exit(pid, status)) return;  // not a worker
+  // Read what the worker said last (kAppLoadError, ...) first: libev may run this callback
+  // before the control pipe's, and closing the pipe would discard the message.
   if (WorkerProcess* live = table_.find(pid); live && live->control) on_control(live);
   std::unique_ptr<WorkerProcess> p = table_.remove(pid);
   if (p && stats_) stats_->on_exit(p.get());
   if (!p) {
-    // Not one of ours: when the master runs as PID 1 (a container) orphans are re-parented
-    // to it and libev reaps them for us. Or a worker of a preload process that died before
-    // its pid arrived: kept until the pid comes (apply_fork_outcomes).
+    // Not ours: an orphan re-parented to us as PID 1 (a container), or a preloaded worker that
+    // died before its pid arrived: kept until the pid comes (apply_fork_outcomes).
     spdlog::debug("reaped unknown child pid {} ({})", pid, describe_exit(status));
     if (preload_ && preload_->fork_pending()) remember_unclaimed_exit(pid, status);
     return;
@@ -311,6 +314,7 @@ void Arbiter::on_message(WorkerProcess* p, const ControlMessage& m) {
         }
       }
       on_event(Event::kWorkerReady);
+      announce_if_all_ready();
       return;
     }
     case ControlType::kHeartbeat: {
@@ -404,6 +408,7 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
     case MasterState::kStopping: {
       double grace = cfg().server.graceful_timeout;
       stop_deadline_ = now + grace;
+      if (upgrader_) upgrader_->cancel("this master is stopping");
       spdlog::info("stopping {} worker{} gracefully (up to {} s)", table_.size(),
                    table_.size() == 1 ? "" : "s", grace);
       if (preload_) preload_->stop_all(SIGTERM);  // it holds no request
@@ -416,6 +421,7 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
       return;
     }
     case MasterState::kKilling:
+      if (upgrader_) upgrader_->cancel("this master is stopping");
       if (preload_) preload_->stop_all(SIGKILL);
       if (e == Event::kGraceExpired) {
         spdlog::warn("graceful_timeout passed with {} worker{} left; sending SIGKILL",
@@ -583,16 +589,6 @@ void Arbiter::fail_reload(const std::string& reason) {
     }
   }
   if (state_ == MasterState::kReloading) on_event(Event::kReloadFailed);
-}
-
-void Arbiter::reopen_logs() {
-  Status s = log::reopen();
-  if (s.ok()) {
-    spdlog::info("SIGUSR1: log files reopened");
-  } else {
-    spdlog::error("SIGUSR1: {}", s.message());
-  }
-  for (WorkerProcess* p : table_.all()) send_command(p, ControlType::kReopenLogs);
 }
 
 }  // namespace aiowsgi::master

@@ -11,6 +11,7 @@
 
 #include <ev.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -28,6 +29,7 @@ namespace aiowsgi::master {
 class StatsServer;
 class Preloader;
 class FileWatcher;
+class Upgrader;
 
 // How long INT/QUIT leaves workers to exit after SIGQUIT before SIGKILL.
 inline constexpr double kKillGraceSeconds = 1.5;
@@ -56,6 +58,10 @@ class Arbiter {
   void close_in_workers(int fd) { spawner_.close_in_workers(fd); }
 
   MasterState state() const { return state_; }
+  // USR2 upgrades (master/upgrade.h): |on_serving| runs once all the first generation's workers are
+  // ready (a new master then tells the old one); |on_handover| once a new master has taken over
+  // (this one unlocks its pidfile before it drains).
+  void set_upgrade_hooks(std::function<void()> on_serving, std::function<void()> on_handover);
 
   // Read-only views for the stats and metrics endpoints (master/stats_server.h).
   const WorkerTable& table() const { return table_; }
@@ -106,6 +112,13 @@ class Arbiter {
   void fail_reload(const std::string& reason);
   void boot_failed(WorkerProcess* p, int code);
   void reopen_logs();
+  // USR2 (master/arbiter_signals.cpp): start_upgrade() execs the new master;
+  // on_upgrade_exit() is true when |pid| was it.
+  void start_upgrade();
+  bool on_upgrade_exit(pid_t pid, int status);
+  void hand_over(pid_t new_master);
+  // Runs the on_serving hook once, when every worker of the first generation is ready.
+  void announce_if_all_ready();
   // HUP's reload, also run by [app] reload on a file change; |cause| starts the log line.
   void request_reload(const std::string& cause);
 
@@ -155,6 +168,9 @@ class Arbiter {
     int status;
   };
   std::vector<UnclaimedExit> unclaimed_exits_;  // newest last, a few at most
+  std::unique_ptr<Upgrader> upgrader_;          // USR2: the new master being started
+  std::function<void()> on_serving_;
+  std::function<void()> on_handover_;
 };
 
 }  // namespace aiowsgi::master

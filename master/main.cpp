@@ -23,6 +23,7 @@
 #include "master/pidfile.h"
 #include "master/privileges.h"
 #include "master/systemd.h"
+#include "master/upgrade.h"
 #include "worker/preload.h"
 #include "worker/worker.h"
 
@@ -38,6 +39,8 @@ void fatal(const std::string& message) {
 
 int run(int argc, char** argv) {
   aiowsgi::log::setup_stderr("master");
+  // USR2 execs this path again: what was installed there then, not this process's file.
+  aiowsgi::master::remember_invocation(argc, argv);
 
   aiowsgi::Result<CommandLine> parsed = aiowsgi::config::parse_command_line(argc, argv);
   if (!parsed.ok()) {
@@ -100,6 +103,8 @@ int run(int argc, char** argv) {
   // Under systemd: READY/RELOADING/STOPPING go to $NOTIFY_SOCKET, and sockets passed by
   // socket activation replace binding (master/systemd.h). Both before any fork.
   aiowsgi::master::init_systemd_notify();
+  // Started by a USR2 upgrade: the old master holds the pidfile until this one serves.
+  const int upgrade_channel = aiowsgi::master::take_upgrade_channel();
   // Removes the unix socket files it created on every early return below.
   aiowsgi::Result<aiowsgi::master::ListenerSet> listeners =
       aiowsgi::master::open_listeners(config->server);
@@ -109,7 +114,7 @@ int run(int argc, char** argv) {
   }
   // Locked until the master exits: a second master with the same pidfile stops here.
   aiowsgi::master::Pidfile pidfile;
-  if (!config->server.pidfile.empty()) {
+  if (!config->server.pidfile.empty() && upgrade_channel < 0) {
     pid_t holder = 0;
     if (aiowsgi::Status s = pidfile.acquire(config->server.pidfile, &holder); !s.ok()) {
       fatal(s.message());
@@ -132,6 +137,7 @@ int run(int argc, char** argv) {
     spdlog::info("running as uid {} gid {}", getuid(), getgid());
   }
 
+  const std::string config_pidfile = config->server.pidfile;
   struct ev_loop* loop = ev_default_loop(EVFLAG_AUTO);
   if (loop == nullptr) {
     fatal("cannot initialise the event loop (libev)");
@@ -147,6 +153,23 @@ int run(int argc, char** argv) {
                                      std::move(listeners.value()), &aiowsgi::worker::run_worker,
                                      &aiowsgi::worker::run_preload);
     if (pidfile.fd() >= 0) arbiter.close_in_workers(pidfile.fd());
+    const std::string pidfile_path = config_pidfile;
+    arbiter.set_upgrade_hooks(
+        [&] {
+          if (upgrade_channel < 0) return;
+          if (!aiowsgi::master::announce_ready(upgrade_channel, 5.0)) {
+            ::kill(::getpid(), SIGTERM);  // stops as on TERM, through the loop's handler
+            return;
+          }
+          if (pidfile_path.empty()) return;
+          pid_t holder = 0;
+          if (aiowsgi::Status s = pidfile.acquire(pidfile_path, &holder); !s.ok()) {
+            spdlog::warn("upgrade: {}", s.message());
+          } else {
+            arbiter.close_in_workers(pidfile.fd());
+          }
+        },
+        [&] { pidfile.hand_over(); });
     status = arbiter.run();
   }
   pidfile.release();

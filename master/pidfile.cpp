@@ -105,4 +105,9 @@ void Pidfile::release() {
   path_.clear();
 }
 
+void Pidfile::hand_over() {
+  fd_.reset();
+  path_.clear();
+}
+
 }  // namespace aiowsgi::master

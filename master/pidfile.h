@@ -30,6 +30,9 @@ class Pidfile {
   // Removes the file if the path still names the file this process locked, then drops the
   // lock. Never fails loudly: called on the way out. A no-op when nothing is held.
   void release();
+  // Drops the lock but leaves the file, still naming this process: the master an upgrade
+  // started takes it over and writes its own pid, so the path never goes missing.
+  void hand_over();
 
   // The locked file, -1 when none: a forked worker closes it (master/arbiter.cpp).
   int fd() const { return fd_.get(); }

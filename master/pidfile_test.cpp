@@ -157,5 +157,20 @@ TEST_F(PidfileTest, ReleaseLeavesAFileThatReplacedOurs) {
   EXPECT_EQ(read_all(path_), "4242\n");
 }
 
+TEST_F(PidfileTest, HandOverLeavesTheFileForTheNextMasterToTake) {
+  Pidfile old_master;
+  pid_t holder = 0;
+  ASSERT_TRUE(old_master.acquire(path_, &holder).ok());
+  write_all(path_, "4242\n");  // stands for the old master's pid
+  old_master.hand_over();
+  EXPECT_EQ(old_master.fd(), -1);
+  EXPECT_EQ(read_all(path_), "4242\n");  // still there: the path never goes missing
+  old_master.release();                  // its exit path: a no-op now
+  EXPECT_EQ(read_all(path_), "4242\n");
+  Pidfile new_master;
+  ASSERT_TRUE(new_master.acquire(path_, &holder).ok());
+  EXPECT_EQ(read_all(path_), std::to_string(getpid()) + "\n");
+}
+
 }  // namespace
 }  // namespace aiowsgi::master

@@ -22,7 +22,7 @@ namespace aiowsgi::master {
 // exactly these, plus SIGCHLD (ev_child's), before anything else: it inherits libev's
 // handlers, which would swallow them and write into a pipe shared with the master.
 inline constexpr int kMasterSignals[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
-                                         SIGTTIN, SIGTTOU, SIGUSR1};
+                                         SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2};
 
 // What one child gets, decided by the master before fork.
 struct ChildSetup {

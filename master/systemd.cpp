@@ -26,6 +26,7 @@ struct NotifyTarget {
   UniqueFd fd;
   sockaddr_un addr{};
   socklen_t len = 0;
+  std::string path;  // as $NOTIFY_SOCKET gave it
 };
 NotifyTarget& notify_target() {
   static NotifyTarget target;
@@ -114,6 +115,7 @@ void init_systemd_notify() {
   NotifyTarget& t = notify_target();
   t.fd.reset();
   t.len = 0;
+  t.path.clear();
   const char* path = getenv("NOTIFY_SOCKET");
   if (path == nullptr || *path == '\0') return;
   std::string p(path);
@@ -131,8 +133,13 @@ void init_systemd_notify() {
     spdlog::warn("cannot create the NOTIFY_SOCKET socket: {}", errno_string(errno));
     return;
   }
+  t.path = p;
   spdlog::debug("notifying the service manager at {}", p);
 }
+
+std::string systemd_notify_socket() { return notify_target().path; }
+
+void silence_systemd_notify() { notify_target().fd.reset(); }
 
 void notify_systemd(std::string_view state) {
   NotifyTarget& t = notify_target();

@@ -29,6 +29,13 @@ void init_systemd_notify();
 // ignored: the service manager may be gone, the server is not.
 void notify_systemd(std::string_view state);
 
+// The $NOTIFY_SOCKET init_systemd_notify() found ("" when none): an upgrade passes it on to
+// the new master, which then tells the service manager its pid.
+std::string systemd_notify_socket();
+// Sends nothing more: the master an upgrade replaced must not report STOPPING for the
+// service the new master serves.
+void silence_systemd_notify();
+
 // The notification for a lifecycle transition of the Arbiter, or "" when none is due:
 // READY=1 (with MAINPID) when the first generation is serving, RELOADING=1 on HUP and READY=1
 // once the reload ends (done or failed), STOPPING=1 when a stop begins.

@@ -83,7 +83,11 @@ dpkg-deb --ctrl-tarfile "$deb" | tar -xOf - ./conffiles | grep -qx /etc/aiowsgi/
   fail "/etc/aiowsgi/server.toml is not a conffile"
 
 step "lintian"
-lintian --fail-on error,warning --display-info --show-overrides "$deb"
+# Shown with the overrides and their reasons, but judged without them: with --show-overrides
+# lintian 2.116 counts an overridden warning towards --fail-on, so no override could ever
+# justify one (the postinst's `systemctl kill`, for which debhelper has no helper, needs to).
+lintian --display-info --show-overrides "$deb" || true
+lintian --fail-on error,warning "$deb" >/dev/null || fail "lintian: errors or warnings (above)"
 
 step "apt-get install"
 apt_get install -y -qq --no-install-recommends "$deb" >"$work/apt.log" 2>&1 ||
