@@ -141,7 +141,9 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
       return usage_error("option " + std::string(name) + " takes no value");
     }
     if (key != nullptr) {
-      if (Status st = check_flag_value(name, *key, value); !st.ok()) return st;
+      for (const std::string& element : list_elements(*key, value)) {
+        if (Status st = check_flag_value(name, *key, element); !st.ok()) return st;
+      }
       cl.settings.push_back({key, std::string(value)});
       continue;
     }
@@ -252,15 +254,18 @@ void apply_settings(const std::vector<CommandLine::Setting>& settings, const fs:
       }
     } else {
       if (is_array(key) && !key.flag.adds && replaced.insert(&key).second) clear(key, cfg);
-      Result<Value> v = parse_text(key, s.value);
-      if (v.ok()) v = accept(key, std::move(v).value(), base);
-      if (!v.ok()) {
-        st = v.status();
-      } else {
+      for (const std::string& element : list_elements(key, s.value)) {
+        Result<Value> v = parse_text(key, element);
+        if (v.ok()) v = accept(key, std::move(v).value(), base);
+        if (!v.ok()) {
+          st = v.status();
+          break;
+        }
         store(key, std::move(v).value(), cfg);
         if (key.role == Role::kAppFile) origins->wsgi_file = origin;
       }
     }
+    origins->given.insert(&key);
     if (!st.ok()) {
       errors->add(origin + ": " + st.message());
       if (key.role == Role::kListener) origins->listen_error = true;

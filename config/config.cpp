@@ -87,6 +87,7 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
     check_listeners(origin, origins, cfg, &errs);
     check_app(origin, origins, &cfg, &errs);
     use_virtual_env_variable(cwd, &cfg, &errs);
+    use_forwarded_allow_ips_variable(origins, &cfg, &errs);
     order_static_map(&cfg);
     check_distinct_addresses(origin, cfg, &errs);
   }

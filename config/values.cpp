@@ -193,6 +193,22 @@ bool is_array(const Key& key) {
          key.type == Type::kNetworkList;
 }
 
+std::vector<std::string> list_elements(const Key& key, std::string_view text) {
+  if (key.type != Type::kNetworkList) return {std::string(text)};
+  std::vector<std::string> out;
+  for (size_t start = 0; start <= text.size();) {
+    size_t comma = std::min(text.find(',', start), text.size());
+    std::string_view part = text.substr(start, comma - start);
+    size_t first = part.find_first_not_of(" \t");
+    if (first != std::string_view::npos) {
+      part = part.substr(first, part.find_last_not_of(" \t") - first + 1);
+      out.emplace_back(part);
+    }
+    start = comma + 1;
+  }
+  return out;
+}
+
 bool is_table(const Key& key) { return key.type == Type::kEnv || key.type == Type::kStaticMap; }
 
 Status check_module(std::string_view module) {

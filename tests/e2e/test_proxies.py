@@ -211,6 +211,33 @@ def test_bad_network_is_a_config_error(tmp_path):
     assert "forwarded_allow_ips" in text and "10.0.0.0/33" in text, text
 
 
+
+def test_comma_separated_list_as_gunicorn_writes_it(server_factory, tmp_path):
+    """One string "a, b" in server.toml and in --forwarded-allow-ips, as in gunicorn."""
+    server = server_factory(APP, server={"forwarded_allow_ips": "10.0.0.0/8, 127.0.0.0/30"})
+    status, _, body = http_get(server.port, "/environ", source=CLIENT,
+                               headers={"X-Forwarded-For": "198.51.100.7"})
+    assert json.loads(body)["REMOTE_ADDR"] == "198.51.100.7"
+    out = subprocess.run(server.command()[:1] + [
+        "--print-toml", "--http", ":%d" % free_port(), "--wsgi-file", str(APP),
+        "--forwarded-allow-ips", "127.0.0.1, 10.0.0.0/8", "--forwarded-allow-ips=fd00::/8"],
+        capture_output=True, text=True, timeout=30, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert 'forwarded_allow_ips = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]' in out.stdout
+
+
+def test_environment_variable_when_the_key_is_unset(server_factory, monkeypatch):
+    """$FORWARDED_ALLOW_IPS (gunicorn's) replaces the loopback default, and says so."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 192.0.2.1")
+    server = server_factory(APP)
+    env = environ_of(server, headers={"X-Forwarded-For": "198.51.100.7"})
+    assert env["REMOTE_ADDR"] == "127.0.0.1"  # loopback is no longer trusted
+    assert "FORWARDED_ALLOW_IPS=10.0.0.0/8, 192.0.2.1" in server.wait_log("FORWARDED_ALLOW_IPS")
+    set_in_file = server_factory(APP, server={"forwarded_allow_ips": ["127.0.0.1"]})
+    env = environ_of(set_in_file, headers={"X-Forwarded-For": "198.51.100.7"})
+    assert env["REMOTE_ADDR"] == "198.51.100.7"  # the key wins over the variable
+
+
 # ---- [app] mount and SCRIPT_NAME -------------------------------------------------------------
 
 def check_mounted(server):
