@@ -122,6 +122,9 @@ struct CommandLine {
     std::string origin = "";
   };
   std::vector<Setting> settings;
+  // uWSGI's options given as flags (--vacuum, --logto FILE): name without "--" and value ("" for
+  // a switch), translated when the config is loaded as the same lines of an --ini file are.
+  std::vector<std::pair<std::string, std::string>> uwsgi_options;
 
   // Records |value| for the key set by |flag| (any of its spellings), unchecked: what the parser
   // does, for callers that build a command line themselves. Fails only for an unknown flag.
