@@ -37,6 +37,9 @@ struct ServerConfig {
   // CIDR networks or "*" (common/ip_networks.h). Peers on unix sockets are always trusted.
   std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
   bool proxy_protocol = false;  // every listener expects a PROXY v1/v2 header first
+  // Fields added to every response the server sends for a request, as "Name: value"
+  // (checked and normalized at load), uWSGI's and nginx's add_header.
+  std::vector<std::string> add_header;
 };
 
 struct AppConfig {

@@ -81,6 +81,7 @@ std::string_view expected(const Key& key) {
     case Type::kAddressList:
     case Type::kPathList:
     case Type::kNetworkList:
+    case Type::kHeaderList:
       return "array of strings";
     case Type::kEnv:
       return "table of strings";

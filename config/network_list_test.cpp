@@ -99,4 +99,23 @@ TEST_F(NetworkListTest, EnvironmentVariableOnlyWhenTheKeyIsUnset) {
 }
 
 }  // namespace
+// [server] add_header, another [server] list a flag adds to: normalized "Name: value".
+TEST_F(NetworkListTest, AddHeaderIsCheckedAndNormalized) {
+  ASSERT_EQ(load("add_header = [\"X-Frame-Options:SAMEORIGIN \"]", {"--add-header", "X-A:  1"}),
+            Strings{});
+  EXPECT_EQ(cfg_.server.add_header, (Strings{"X-Frame-Options: SAMEORIGIN", "X-A: 1"}));
+  for (auto [field, reason] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"X A: 1", "the name must be an HTTP token"},
+           {": 1", "the name must be an HTTP token"},
+           {"Transfer-Encoding: gzip", "the server writes Transfer-Encoding itself"},
+           {"upgrade: h2c", "the server writes upgrade itself"},
+           {"X-A: 1\\r\\nX-B: 2", "the value must not hold CR, LF or NUL"},
+           {"X-A", "must be \"Name: value\""}}) {
+    Strings errors = load(std::string("add_header = [\"") + field + "\"]");
+    ASSERT_EQ(errors.size(), 1u) << field;
+    EXPECT_NE(errors[0].find("[server] add_header = \""), std::string::npos) << errors[0];
+    EXPECT_NE(errors[0].find(reason), std::string::npos) << errors[0];
+  }
+}
+
 }  // namespace aiowsgi::config

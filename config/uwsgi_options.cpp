@@ -84,8 +84,6 @@ constexpr UwsgiVerdict kVerdicts[] = {
     {"emperor*", true, "there is no emperor", "one systemd unit per app"},
     {"static-expires*", true, "expiry by regular expression is not supported",
      "[static] expires = SECONDS, for every static file"},
-    {"add-header", true, "headers are not added to responses",
-     "set the header in the app (a WSGI middleware) or in the proxy"},
 };
 
 // Options translated here because their value is not the key's value as written.

@@ -53,13 +53,14 @@ const char* reason_phrase(int status) {
 
 }  // namespace
 
-std::string error_response(int status, std::string_view date) {
+std::string error_response(int status, std::string_view date, std::string_view added) {
   const char* reason = reason_phrase(status);
   std::string body = std::to_string(status) + " " + reason + "\n";
   std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason +
                   "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
                   "\r\n";
   r += date;
+  r += added;
   r += "Connection: close\r\n\r\n";
   r += body;
   return r;
@@ -176,6 +177,7 @@ bool ResponseWriter::build_head(int64_t known_length) noexcept {
   o.keep_alive = keep_alive_ && server->keep_alive_allowed(conn);
   o.known_length = known_length;
   o.date = server->date_header();
+  o.added = server->added_headers();
   HeadPlan plan = append_head(*head_, o, &out_);
   chunked_ = plan.framing == Framing::kChunked;
   if (plan.framing == Framing::kContentLength) {
@@ -385,7 +387,8 @@ bool ResponseWriter::iterate_result(PyObject* result) noexcept {
 bool ResponseWriter::send_simple_error(int status) noexcept {
   keep_alive_ = false;
   status_code_ = status;  // for the access log and the status-class counters
-  std::string r = error_response(status, core_->server()->date_header());
+  std::string r =
+      error_response(status, core_->server()->date_header(), core_->server()->added_headers());
   headers_sent_ = true;
   iovec iov{r.data(), r.size()};
   return send_all(&iov, 1);

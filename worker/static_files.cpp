@@ -170,6 +170,7 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
       s->file.reset();
       s->remaining = 0;
       h += server_->date_header();
+      h += server_->added_headers();
       if (!s->keep_alive) {
         h += "Connection: close\r\n";
       } else if (conn->parser.http_minor() == 0) {
@@ -275,6 +276,7 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
           }
           h += validators;
           h += server_->date_header();
+          h += server_->added_headers();
           if (!s->keep_alive) {
             h += "Connection: close\r\n";
           } else if (conn->parser.http_minor() == 0) {
