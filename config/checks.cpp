@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "common/address.h"
+#include "config/keys.h"
 #include "config/load_steps.h"
+#include "config/values.h"
 #include "config/virtualenv.h"
 
 namespace aiowsgi::config {
@@ -93,6 +95,27 @@ void use_virtual_env_variable(const std::filesystem::path& cwd, Config* cfg, Err
   }
   cfg->app.virtualenv = dir;
   cfg->app.virtualenv_from_environment = true;
+}
+
+void use_forwarded_allow_ips_variable(const Origins& origins, Config* cfg, ErrorList* errors) {
+  const Key* key = find_key("server", "forwarded_allow_ips");
+  if (origins.given.count(key) != 0) return;
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): no threads yet
+  const char* env = std::getenv("FORWARDED_ALLOW_IPS");
+  if (env == nullptr) return;
+  std::vector<std::string> nets = list_elements(*key, env);
+  for (const std::string& net : nets) {
+    if (Result<Value> v = accept(*key, Value(net), "/"); !v.ok()) {
+      const Status& st = v.status();
+      errors->add(std::string("environment: FORWARDED_ALLOW_IPS=") + env + ": " + quote(net) +
+                  ": " + st.message() + " (unset FORWARDED_ALLOW_IPS, or set " +
+                  "[server] forwarded_allow_ips)");
+      return;
+    }
+  }
+  cfg->server.forwarded_allow_ips = std::move(nets);
+  cfg->notes.push_back(std::string("environment: FORWARDED_ALLOW_IPS=") + env +
+                       ": the trusted proxies ([server] forwarded_allow_ips is unset)");
 }
 
 }  // namespace aiowsgi::config

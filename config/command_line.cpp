@@ -16,6 +16,8 @@
 #include "config/config.h"
 #include "config/keys.h"
 #include "config/load_steps.h"
+#include "config/suggest.h"
+#include "config/uwsgi_options.h"
 #include "config/values.h"
 
 namespace aiowsgi::config {
@@ -39,10 +41,6 @@ constexpr Option kOptions[] = {
      "development: reload when an imported .py file changes ([app] reload = true)"},
     {"--py-autoreload", 0, Option::Kind::kPyAutoreload, "N",
      "uWSGI spelling: N > 0 is --reload, 0 turns it off"},
-    {"--greenlet", 0, Option::Kind::kNoEffect, "",
-     "accepted for uWSGI compatibility (cores are always greenlets)"},
-    {"--master", 0, Option::Kind::kNoEffect, "",
-     "accepted for uWSGI compatibility (there is always a master)"},
 };
 
 const Option* find_option(std::string_view name) {
@@ -73,6 +71,49 @@ Status check_flag_value(std::string_view flag, const Key& key, std::string_view 
     return usage_error("invalid value for " + std::string(flag) + ": " + shown + " (" +
                        st.message() + ")");
   }
+  return Status::Ok();
+}
+
+bool is_bool_text(std::string_view v) {
+  return v == "true" || v == "false" || v == "1" || v == "0" || v == "yes" || v == "no" ||
+         v == "on" || v == "off";
+}
+
+// "--OPTION [VALUE]" that is no flag here but a uWSGI option the --ini table knows: recorded
+// for the same translation as an ini line (config/uwsgi_options.h). Unknown names are
+// errors, with the closest flag.
+Status take_uwsgi_option(int argc, char** argv, int* i, std::string_view name,
+                         std::optional<std::string_view> inline_value, CommandLine* cl) {
+  UwsgiArity arity = name.size() > 2 && name.substr(0, 2) == "--"
+                         ? uwsgi_option_arity(name.substr(2))
+                         : UwsgiArity::kUnknown;
+  if (arity == UwsgiArity::kUnknown) {
+    std::vector<std::string_view> flags;
+    for (const Option& o : kOptions) flags.push_back(o.name);
+    for (const Key& k : keys()) {
+      if (!k.flag.name.empty()) flags.push_back(k.flag.name);
+    }
+    // uWSGI's names too ("--procesess" is a misspelt --processes).
+    std::vector<std::string> uwsgi;
+    for (std::string& n : mapped_uwsgi_options()) uwsgi.push_back("--" + n);
+    for (const std::string& n : uwsgi) flags.push_back(n);
+    return usage_error("unknown option '" + std::string(name) + "'" + did_you_mean(name, flags) +
+                       " (see --help)");
+  }
+  std::string_view next = *i + 1 < argc ? std::string_view(argv[*i + 1]) : std::string_view();
+  std::string_view value;
+  if (inline_value) {
+    value = *inline_value;
+  } else if (arity == UwsgiArity::kSwitch) {
+    if (is_bool_text(next)) value = argv[++*i];
+  } else if (arity == UwsgiArity::kOptionalValue) {
+    if (!next.empty() && next.front() != '-') value = argv[++*i];
+  } else if (*i + 1 < argc) {
+    value = argv[++*i];
+  } else {
+    return usage_error("option " + std::string(name) + " needs a value (see --help)");
+  }
+  cl->uwsgi_options.emplace_back(std::string(name.substr(2)), std::string(value));
   return Status::Ok();
 }
 
@@ -119,7 +160,10 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
       if (arg.empty() || arg[0] != '-') {
         return usage_error("unexpected argument '" + std::string(arg) + "' (see --help)");
       }
-      return usage_error("unknown option '" + std::string(name) + "' (see --help)");
+      if (Status st = take_uwsgi_option(argc, argv, &i, name, inline_value, &cl); !st.ok()) {
+        return st;
+      }
+      continue;
     }
     std::string_view value;
     if (key != nullptr && key->type == Type::kBool && !inline_value &&
@@ -141,7 +185,9 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
       return usage_error("option " + std::string(name) + " takes no value");
     }
     if (key != nullptr) {
-      if (Status st = check_flag_value(name, *key, value); !st.ok()) return st;
+      for (const std::string& element : list_elements(*key, value)) {
+        if (Status st = check_flag_value(name, *key, element); !st.ok()) return st;
+      }
       cl.settings.push_back({key, std::string(value)});
       continue;
     }
@@ -190,9 +236,6 @@ Result<CommandLine> parse_command_line(int argc, char** argv) {
         cl.settings.push_back({find_key("app", "reload"), n > 0 ? "true" : "false"});
         break;
       }
-      case Option::Kind::kNoEffect:
-        // uWSGI spellings: cores are always greenlets and there is always a master.
-        break;
     }
   }
   auto given = [&](Role role) {
@@ -252,15 +295,18 @@ void apply_settings(const std::vector<CommandLine::Setting>& settings, const fs:
       }
     } else {
       if (is_array(key) && !key.flag.adds && replaced.insert(&key).second) clear(key, cfg);
-      Result<Value> v = parse_text(key, s.value);
-      if (v.ok()) v = accept(key, std::move(v).value(), base);
-      if (!v.ok()) {
-        st = v.status();
-      } else {
+      for (const std::string& element : list_elements(key, s.value)) {
+        Result<Value> v = parse_text(key, element);
+        if (v.ok()) v = accept(key, std::move(v).value(), base);
+        if (!v.ok()) {
+          st = v.status();
+          break;
+        }
         store(key, std::move(v).value(), cfg);
         if (key.role == Role::kAppFile) origins->wsgi_file = origin;
       }
     }
+    origins->given.insert(&key);
     if (!st.ok()) {
       errors->add(origin + ": " + st.message());
       if (key.role == Role::kListener) origins->listen_error = true;

@@ -16,7 +16,6 @@ struct Option {
     kPrintKeys,
     kVersion,
     kHelp,
-    kNoEffect,
     kReload,
     kPyAutoreload
   };

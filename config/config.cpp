@@ -82,11 +82,22 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
     apply_settings(t.settings, cwd, &cfg, &errs, &origins);
     cfg.notes = std::move(t.notes);
   }
+  if (!cli.uwsgi_options.empty()) {
+    std::vector<IniOption> options;
+    for (const auto& [name, value] : cli.uwsgi_options) {
+      options.push_back({.name = name, .value = value, .file = "command line"});
+    }
+    UwsgiTranslation t = translate_uwsgi_options(options);
+    for (std::string& e : t.errors) errs.add(std::move(e));
+    apply_settings(t.settings, cwd, &cfg, &errs, &origins);
+    for (std::string& n : t.notes) cfg.notes.push_back(std::move(n));
+  }
   apply_command_line(cli, cwd, &cfg, &errs, &origins);
   if (!origins.file_failed) {
     check_listeners(origin, origins, cfg, &errs);
     check_app(origin, origins, &cfg, &errs);
     use_virtual_env_variable(cwd, &cfg, &errs);
+    use_forwarded_allow_ips_variable(origins, &cfg, &errs);
     order_static_map(&cfg);
     check_distinct_addresses(origin, cfg, &errs);
   }

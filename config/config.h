@@ -37,6 +37,9 @@ struct ServerConfig {
   // CIDR networks or "*" (common/ip_networks.h). Peers on unix sockets are always trusted.
   std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
   bool proxy_protocol = false;  // every listener expects a PROXY v1/v2 header first
+  // Fields added to every response the server sends for a request, as "Name: value"
+  // (checked and normalized at load), uWSGI's and nginx's add_header.
+  std::vector<std::string> add_header;
 };
 
 struct AppConfig {
@@ -122,6 +125,9 @@ struct CommandLine {
     std::string origin = "";
   };
   std::vector<Setting> settings;
+  // uWSGI's options given as flags (--vacuum, --logto FILE): name without "--" and value ("" for
+  // a switch), translated when the config is loaded as the same lines of an --ini file are.
+  std::vector<std::pair<std::string, std::string>> uwsgi_options;
 
   // Records |value| for the key set by |flag| (any of its spellings), unchecked: what the parser
   // does, for callers that build a command line themselves. Fails only for an unknown flag.

@@ -263,6 +263,35 @@ TEST_F(ConfigTest, IniFileLoadsThroughTheKeyTable) {
   EXPECT_EQ(cli({"--ini", ini, "--print-toml"}).action, CommandLine::Action::kPrintToml);
 }
 
+TEST_F(ConfigTest, UwsgiOptionsOnTheCommandLineAreTranslatedAsIniLines) {
+  Config cfg =
+      load_ok(cli({"--http", ":21000", "--wsgi-file", path("app.py"), "--master", "--processes",
+                   "4", "--chmod-socket", "660", "--vacuum", "true", "--logto", path("x.log")}));
+  EXPECT_EQ(cfg.server.listen, std::vector<std::string>{":21000"});
+  EXPECT_EQ(cfg.server.workers, 4);
+  EXPECT_EQ(cfg.server.socket_mode, 0660);
+  EXPECT_EQ(cfg.app.wsgi_file, path("app.py"));
+  EXPECT_EQ(cfg.notes.front(),
+            "command line: master: no effect here: there is always a master process");
+  // A bare --chmod-socket is uWSGI's 666; the next option is not its value.
+  EXPECT_EQ(load_ok(cli({"--http", ":21000", "--wsgi-file", path("app.py"), "--chmod-socket",
+                         "--master"}))
+                .server.socket_mode,
+            0666);
+  CommandLine refused =
+      cli({"--http", ":21000", "--wsgi-file", path("app.py"), "--daemonize", "x"});
+  Config ignored;
+  std::vector<std::string> errors;
+  ASSERT_FALSE(load_config(refused, &ignored, &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].rfind("command line: daemonize: aiowsgi does not fork", 0), 0u) << errors[0];
+  Argv typo({"--procesess", "4"});
+  auto r = parse_command_line(typo.argc(), typo.argv());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message(),
+            "unknown option '--procesess' (did you mean --processes?) (see --help)");
+}
+
 TEST_F(ConfigTest, IniErrorsComeTogether) {
   std::string ini = write("uwsgi.ini",
                           "[uwsgi]\nhttp-socket = 127.0.0.1:21000\nwsgi-file = %dapp.py\n"

@@ -81,6 +81,7 @@ std::string_view expected(const Key& key) {
     case Type::kAddressList:
     case Type::kPathList:
     case Type::kNetworkList:
+    case Type::kHeaderList:
       return "array of strings";
     case Type::kEnv:
       return "table of strings";
@@ -171,6 +172,7 @@ class FileLoader {
           }
           size_t errors_before = errors_->size();
           set(*row, value);
+          origins_->given.insert(row);
           bool failed = errors_->size() > errors_before;
           if (failed && row->role == Role::kListener) origins_->listen_error = true;
           if (failed && (row->role == Role::kAppFile || row->role == Role::kAppModule)) {
@@ -204,7 +206,18 @@ class FileLoader {
 
   // One key's node: a scalar, an array of scalars or a table of strings.
   void set(const Key& key, const toml::node& n) {
-    if (is_array(key)) {
+    if (key.type == Type::kNetworkList && n.as_string() != nullptr) {
+      // gunicorn's spelling, a comma-separated string: "127.0.0.1,10.0.0.0/8".
+      clear(key, cfg_);
+      for (std::string& element : list_elements(key, n.as_string()->get())) {
+        Result<Value> accepted = accept(key, Value(element), dir_);
+        if (!accepted.ok()) {
+          at(n.source(), what(key) + " = " + quote(element) + ": " + accepted.status().message());
+        } else {
+          store(key, std::move(accepted).value(), cfg_);
+        }
+      }
+    } else if (is_array(key)) {
       const auto* arr = n.as_array();
       if (arr == nullptr) return wrong_type(n, what(key), expected(key));
       clear(key, cfg_);

@@ -65,6 +65,11 @@ constexpr Key kKeys[] = {
      .field = FIELD(server.proxy_protocol),
      .doc = "listeners expect a PROXY protocol v1/v2 header first (HAProxy, AWS NLB)",
      .flag = {.name = "--proxy-protocol"}},
+    {.table = "server", .name = "add_header", .type = Type::kHeaderList,
+     .field = FIELD(server.add_header),
+     .doc = "a field added to every response (\"Name: value\"); not to a websocket's 101",
+     .flag = {.name = "--add-header", .adds = true}, .uwsgi_more = "add-header",
+     .metavar = "'NAME: VALUE'"},
 
     // [app]
     {.table = "app", .name = "wsgi_file", .type = Type::kPath, .field = FIELD(app.wsgi_file),
@@ -298,6 +303,8 @@ std::string metavar(const Key& key) {
       return "IP|CIDR|*";
     case Type::kUrlPrefix:
       return "/PREFIX";
+    case Type::kHeaderList:
+      return "'NAME: VALUE'";
   }
   return "VALUE";
 }

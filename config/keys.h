@@ -40,6 +40,7 @@ enum class Type {
   kStaticMap,    // a table "/prefix/" = "folder"
   kNetworkList,  // an array of IP addresses, CIDR networks or "*"
   kUrlPrefix,    // "" or a URL path prefix "/app" (common/url_prefix.h)
+  kHeaderList,   // an array of response header fields "Name: value"
 };
 
 // The Config field a key sets.

@@ -106,6 +106,8 @@ class KeyTableTest : public ConfigTest {
         return {"[\"10.0.0.0/8\"]", "10.0.0.0/8", "10.0.0.0/8;"};
       case Type::kUrlPrefix:
         return {"\"/app/\"", "/app/", "/app"};
+      case Type::kHeaderList:
+        return {"[\"X-A: 1\"]", "X-A: 1", "X-A: 1;"};
       case Type::kEnv:
         return {"{ MODE = \"prod\" }", "MODE=prod", "MODE=prod;"};
       case Type::kStaticMap:

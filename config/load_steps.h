@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -37,9 +38,10 @@ class ErrorList {
 // bad address must not also yield "no listener".
 struct Origins {
   std::string wsgi_file;
-  bool file_failed = false;   // unreadable or not TOML: nothing else about it is known
-  bool listen_error = false;  // some listener was rejected
-  bool app_error = false;     // wsgi_file or module was rejected
+  bool file_failed = false;    // unreadable or not TOML: nothing else about it is known
+  bool listen_error = false;   // some listener was rejected
+  bool app_error = false;      // wsgi_file or module was rejected
+  std::set<const Key*> given;  // keys the file or a flag set, even to their default
 };
 
 // A whole (small) file: the config file, a venv's pyvenv.cfg. The error says "cannot open" or
@@ -74,5 +76,8 @@ void order_static_map(Config* cfg);
 // [app] virtualenv unset and $VIRTUAL_ENV set (an activated venv): that venv, checked like the
 // key's value (relative to |cwd|); marks it as coming from the environment.
 void use_virtual_env_variable(const std::filesystem::path& cwd, Config* cfg, ErrorList* errors);
+// [server] forwarded_allow_ips unset and $FORWARDED_ALLOW_IPS set (gunicorn's variable): its
+// comma-separated list, checked like the key's value; a note says so at start.
+void use_forwarded_allow_ips_variable(const Origins& origins, Config* cfg, ErrorList* errors);
 
 }  // namespace aiowsgi::config

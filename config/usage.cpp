@@ -76,6 +76,9 @@ Options:
 Settings, by server.toml table (see aiowsgi.toml(5)). A flag overrides the file's value;
 relative paths given as flags are relative to the current directory, relative paths in the
 file to the file's folder. Options take their value as "--opt value" or "--opt=value".
+Any other option of uWSGI's that an --ini file may hold works as a flag too, the same way:
+"--master --processes 4 --chmod-socket 660 --logto /tmp/app.log" (see aiowsgi.toml(5),
+MIGRATING FROM UWSGI: some are mapped, some have no effect and log a note, some are refused).
 )");
   for (std::string_view table : tables()) {
     out.append("\n[").append(table).append("]\n");

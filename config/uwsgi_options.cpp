@@ -84,14 +84,37 @@ constexpr UwsgiVerdict kVerdicts[] = {
     {"emperor*", true, "there is no emperor", "one systemd unit per app"},
     {"static-expires*", true, "expiry by regular expression is not supported",
      "[static] expires = SECONDS, for every static file"},
-    {"add-header", true, "headers are not added to responses",
-     "set the header in the app (a WSGI middleware) or in the proxy"},
 };
 
 // Options translated here because their value is not the key's value as written.
 constexpr std::string_view kTranslated[] = {"py-autoreload", "lazy-apps", "disable-logging",
                                             "touch-reload",  "wsgi-file", "static-map",
                                             "chmod-socket"};
+
+// uWSGI's options that take no value (besides the keys of type boolean): on a command line
+// the next argument is not theirs.
+constexpr std::string_view kSwitches[] = {"master",
+                                          "greenlet",
+                                          "enable-threads",
+                                          "single-interpreter",
+                                          "thunder-lock",
+                                          "vacuum",
+                                          "die-on-term",
+                                          "need-app",
+                                          "strict",
+                                          "auto-procname",
+                                          "memory-report",
+                                          "py-call-osafterfork",
+                                          "ignore-sigpipe",
+                                          "ignore-write-errors",
+                                          "disable-write-exception",
+                                          "harakiri-verbose",
+                                          "log-4xx",
+                                          "log-5xx",
+                                          "static-gzip-all",
+                                          "lazy",
+                                          "lazy-apps",
+                                          "disable-logging"};
 
 const UwsgiVerdict* find_verdict(std::string_view name) {
   for (const UwsgiVerdict& v : kVerdicts) {
@@ -125,11 +148,15 @@ class Translator {
   }
 
  private:
-  std::string where(const IniOption& o) const { return o.file + ":" + std::to_string(o.line); }
+  // "uwsgi.ini:7"; an option given on the command line has no line.
+  std::string where(const IniOption& o) const {
+    return o.line == 0 ? o.file : o.file + ":" + std::to_string(o.line);
+  }
 
   void set(const IniOption& o, std::string_view table, std::string_view key, std::string value) {
-    out_.settings.push_back(
-        {find_key(table, key), std::move(value), where(o) + ": " + o.name + " = " + o.value});
+    std::string as_written = o.line == 0 ? "--" + o.name + (o.value.empty() ? "" : " " + o.value)
+                                         : o.name + " = " + o.value;
+    out_.settings.push_back({find_key(table, key), std::move(value), where(o) + ": " + as_written});
   }
   void error(const IniOption& o, const std::string& reason) {
     out_.errors.push_back(where(o) + ": " + o.name + ": " + reason);
@@ -233,6 +260,19 @@ UwsgiTranslation translate_uwsgi_options(const std::vector<IniOption>& options) 
 }
 
 std::vector<UwsgiVerdict> uwsgi_verdicts() { return {std::begin(kVerdicts), std::end(kVerdicts)}; }
+
+UwsgiArity uwsgi_option_arity(std::string_view name) {
+  const Key* key = find_uwsgi_key(name);
+  if (std::find(std::begin(kSwitches), std::end(kSwitches), name) != std::end(kSwitches) ||
+      (key != nullptr && key->type == Type::kBool)) {
+    return UwsgiArity::kSwitch;
+  }
+  if (name == "chmod-socket") return UwsgiArity::kOptionalValue;  // alone: 666
+  bool translated =
+      std::find(std::begin(kTranslated), std::end(kTranslated), name) != std::end(kTranslated);
+  if (key != nullptr || translated || find_verdict(name) != nullptr) return UwsgiArity::kValue;
+  return UwsgiArity::kUnknown;
+}
 
 std::vector<std::string> mapped_uwsgi_options() {
   std::set<std::string> names;

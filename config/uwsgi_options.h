@@ -33,6 +33,13 @@ struct UwsgiVerdict {
 };
 std::vector<UwsgiVerdict> uwsgi_verdicts();
 
+// How a uWSGI option is written on a command line (--OPTION [VALUE]): kUnknown for a name the
+// table does not know; kSwitch for one that takes no value (--master, --vacuum; a following
+// true/false/1/0 is still its value); kOptionalValue for one whose value may be left out
+// (--chmod-socket); kValue for the others.
+enum class UwsgiArity { kUnknown, kSwitch, kOptionalValue, kValue };
+UwsgiArity uwsgi_option_arity(std::string_view name);
+
 // Every uWSGI option name that maps onto a key (the key table's spellings and the ones this
 // file translates), sorted.
 std::vector<std::string> mapped_uwsgi_options();

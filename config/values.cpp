@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -24,6 +25,40 @@ namespace {
 namespace fs = std::filesystem;
 
 Status refuse(std::string reason) { return Status::Config(std::move(reason)); }
+
+// RFC 9110 5.6.2 tchar.
+bool is_token_char(char c) {
+  return std::isalnum(static_cast<unsigned char>(c)) ||
+         std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+// "Name: value" as a response field the server may add: the name an HTTP token and none the
+// server writes itself, the value without CR, LF or NUL (they would split the response).
+// Normalized to "Name: value" (no space before the colon, one after it).
+Result<Value> accept_header_field(std::string_view s) {
+  size_t colon = s.find(':');
+  if (colon == std::string_view::npos) return refuse("must be \"Name: value\"");
+  std::string_view name = s.substr(0, colon);
+  std::string_view value = s.substr(colon + 1);
+  if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
+    return refuse("the name must be an HTTP token (letters, digits, !#$%&'*+-.^_`|~)");
+  }
+  for (std::string_view owned :
+       {"content-length", "transfer-encoding", "connection", "date", "keep-alive", "upgrade"}) {
+    auto same = [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) == b; };
+    if (std::equal(name.begin(), name.end(), owned.begin(), owned.end(), same)) {
+      return refuse("the server writes " + std::string(name) + " itself");
+    }
+  }
+  if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    return refuse("the value must not hold CR, LF or NUL");
+  }
+  size_t first = value.find_first_not_of(" \t");
+  value = first == std::string_view::npos
+              ? std::string_view()
+              : value.substr(first, value.find_last_not_of(" \t") - first + 1);
+  return Value(std::string(name).append(": ").append(value));
+}
 
 // Resolves |p| against |base|. Lexical only: symlinks are kept as written, and the path need
 // not exist.
@@ -190,7 +225,23 @@ std::string render(const Value& v) {
 
 bool is_array(const Key& key) {
   return key.type == Type::kAddressList || key.type == Type::kPathList ||
-         key.type == Type::kNetworkList;
+         key.type == Type::kNetworkList || key.type == Type::kHeaderList;
+}
+
+std::vector<std::string> list_elements(const Key& key, std::string_view text) {
+  if (key.type != Type::kNetworkList) return {std::string(text)};
+  std::vector<std::string> out;
+  for (size_t start = 0; start <= text.size();) {
+    size_t comma = std::min(text.find(',', start), text.size());
+    std::string_view part = text.substr(start, comma - start);
+    size_t first = part.find_first_not_of(" \t");
+    if (first != std::string_view::npos) {
+      part = part.substr(first, part.find_last_not_of(" \t") - first + 1);
+      out.emplace_back(part);
+    }
+    start = comma + 1;
+  }
+  return out;
 }
 
 bool is_table(const Key& key) { return key.type == Type::kEnv || key.type == Type::kStaticMap; }
@@ -353,6 +404,8 @@ Result<Value> accept(const Key& key, Value v, const fs::path& base) {
     case Type::kNetworkList:
       if (Status st = IpNetworks::check(s); !st.ok()) return st;
       return v;
+    case Type::kHeaderList:
+      return accept_header_field(s);
     case Type::kUrlPrefix: {
       std::string p;
       if (s.empty()) return v;

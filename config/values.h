@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "common/result.h"
 #include "common/status.h"
@@ -65,6 +66,11 @@ void store(const Key& key, Value v, Config* cfg);
 void store_entry(const Key& key, Entry e, Config* cfg);
 // Empties an array or table key, before a source that replaces it.
 void clear(const Key& key, Config* cfg);
+
+// The elements one written value of an array key stands for: for [server] forwarded_allow_ips,
+// a comma-separated list as gunicorn takes it ("127.0.0.1, 10.0.0.0/8"; blanks around the
+// commas and empty elements dropped); for other keys, |text| itself.
+std::vector<std::string> list_elements(const Key& key, std::string_view text);
 
 // Whether |key| holds an array, or a table, of values.
 bool is_array(const Key& key);

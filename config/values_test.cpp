@@ -135,7 +135,8 @@ TEST_F(ConfigTest, OutOfRange) {
        "[server] forwarded_allow_ips = \"10.0.0.0/33\": '10.0.0.0/33' is not an IP address, a "
        "network (10.0.0.0/8, fd00::/8) or \"*\""},
       {"server", "forwarded_allow_ips = [\"localhost\"]", "is not an IP address"},
-      {"server", "forwarded_allow_ips = \"127.0.0.1\"", "[server] forwarded_allow_ips"},
+      {"server", "forwarded_allow_ips = \"10.0.0.1, localhost\"",
+       "[server] forwarded_allow_ips = \"localhost\": 'localhost' is not an IP address"},
       {"app", "mount = \"app\"",
        "[app] mount = \"app\": must be a URL path like \"/app\" (no %-escapes, spaces or \"//\")"},
       {"app", "mount = \"/a b\"", "must be a URL path"},

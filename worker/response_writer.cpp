@@ -26,7 +26,7 @@ constexpr size_t kCoalesceBytes = 16384;
 
 }  // namespace
 
-std::string error_response(int status, std::string_view date) {
+std::string error_response(int status, std::string_view date, std::string_view added) {
   std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
   ResponseHead h;
   h.set_status(status);
@@ -35,6 +35,7 @@ std::string error_response(int status, std::string_view date) {
   o.keep_alive = false;
   o.known_length = static_cast<int64_t>(body.size());
   o.date = date;
+  o.added = added;
   std::string r;
   append_head(h, o, &r);
   r += body;
@@ -152,6 +153,7 @@ bool ResponseWriter::build_head(int64_t known_length) noexcept {
   o.keep_alive = keep_alive_ && server->keep_alive_allowed(conn);
   o.known_length = known_length;
   o.date = server->date_header();
+  o.added = server->added_headers();
   HeadPlan plan = append_head(*head_, o, &out_);
   chunked_ = plan.framing == Framing::kChunked;
   if (plan.framing == Framing::kContentLength) {
@@ -362,7 +364,8 @@ IoResult ResponseWriter::iterate_result(PyObject* result) noexcept {
 bool ResponseWriter::send_simple_error(int status) noexcept {
   keep_alive_ = false;
   status_code_ = status;  // for the access log and the status-class counters
-  std::string r = error_response(status, core_->server()->date_header());
+  std::string r =
+      error_response(status, core_->server()->date_header(), core_->server()->added_headers());
   headers_sent_ = true;
   iovec iov{r.data(), r.size()};
   return send_all(&iov, 1);

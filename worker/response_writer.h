@@ -23,7 +23,8 @@ class Core;
 // response: "HTTP/1.1 <status> <reason>", |date| (the server's cached "Date: ...\r\n" line,
 // the one app responses carry: RFC 9110 6.6.1 asks an origin server with a clock for it), a
 // short text body, Connection: close.
-std::string error_response(int status, std::string_view date);
+// |added|: [server] add_header's preformatted fields ("" for none).
+std::string error_response(int status, std::string_view date, std::string_view added);
 
 class ResponseWriter {
  public:

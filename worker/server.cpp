@@ -88,6 +88,9 @@ Server::Server(const WorkerContext& ctx, PyObject* loop, PyObject* app)
       app_(PyRef::borrow(app)),
       budget_(static_cast<uint64_t>(std::max<int64_t>(ctx.config->limits.max_requests, 0))) {
   instance_ = this;
+  for (const std::string& field : ctx.config->server.add_header) {
+    added_headers_.append(field).append("\r\n");  // checked and normalized at config load
+  }
 }
 
 Server::~Server() {

@@ -78,6 +78,8 @@ class Server {
   // max_requests reached: no more requests are taken on; exits once its connections are done.
   bool retiring() const { return retiring_; }
   const std::string& date_header() const { return date_header_; }  // "Date: ...\r\n"
+  // [server] add_header as "Name: value\r\n" lines, built once; "" when none (no cost then).
+  const std::string& added_headers() const { return added_headers_; }
 
   // --- Used by the acceptor ----------------------------------------------------------------
   // Takes on the accepted socket |fd| (non-blocking, close-on-exec) from |peer| on listen
@@ -204,6 +206,7 @@ class Server {
   double drain_deadline_ = 0;
   uint64_t requests_ = 0;
   std::string date_header_;
+  std::string added_headers_;
   time_t date_second_ = 0;
   Acceptor acceptor_{this, ctx_};  // after ctx_, which it refers to
 };

@@ -404,7 +404,7 @@ void Server::resume_reading(Connection* conn) noexcept {
 }
 
 void Server::send_error_and_linger(Connection* conn, int status) noexcept {
-  std::string resp = error_response(status, date_header());
+  std::string resp = error_response(status, date_header(), added_headers());
   // Best effort, non-blocking: the response is small and the socket buffer is empty.
   (void)send(conn->fd.get(), resp.data(), resp.size(), MSG_NOSIGNAL);
   linger_close(conn);

@@ -135,6 +135,7 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
     opts.http11 = conn->parser.http_minor() != 0;
     opts.keep_alive = s->keep_alive;
     opts.date = server_->date_header();
+    opts.added = server_->added_headers();
     // Builds an answer without a file: |body| is sent unless HEAD.
     auto plain = [&](int status, std::string_view extra) {
       s->status = status;

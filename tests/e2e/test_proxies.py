@@ -114,6 +114,8 @@ def test_x_forwarded_from_trusted_peer(plain):
     assert env["wsgi.url_scheme"] == "https"
     assert env["HTTP_HOST"] == "shop.example.com"
     assert env["SERVER_PORT"] == "8443"
+    # The proxy's port is no port of the client's: none is given, so there is no REMOTE_PORT.
+    assert "REMOTE_PORT" not in env
     # The headers themselves still reach the app.
     assert env["HTTP_X_FORWARDED_FOR"] == "6.6.6.6, 198.51.100.7"
     # The access log names the client, not the proxy.
@@ -137,10 +139,22 @@ def test_trusted_hops_are_skipped(plain):
     assert env["REMOTE_ADDR"] == "203.0.113.9"
 
 
+def test_remote_port_is_the_clients(plain):
+    """REMOTE_PORT comes with REMOTE_ADDR from the client's node, never from the proxy."""
+    env = environ_of(plain, headers={"X-Forwarded-For": "203.0.113.9:4711, 127.0.0.1:80"})
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("203.0.113.9", "4711")
+    env = environ_of(plain, headers={"X-Forwarded-For": "[2001:db8::5]:61000"})
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("2001:db8::5", "61000")
+    env = environ_of(plain, headers={"Forwarded": 'for="1.2.3.4:_obfuscated"'})
+    assert env["REMOTE_ADDR"] == "1.2.3.4" and "REMOTE_PORT" not in env
+    env = environ_of(plain)  # no header: the peer's own address and port
+    assert env["REMOTE_ADDR"] == "127.0.0.1" and 0 < int(env["REMOTE_PORT"]) < 65536
+
+
 def test_rfc7239_forwarded(plain):
     env = environ_of(plain, headers={
         "Forwarded": 'for=6.6.6.6, for="[2001:db8::7]:4711";proto=https;host=app.example.org'})
-    assert env["REMOTE_ADDR"] == "2001:db8::7"
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("2001:db8::7", "4711")
     assert env["wsgi.url_scheme"] == "https"
     assert env["HTTP_HOST"] == "app.example.org"
 
@@ -209,6 +223,33 @@ def test_bad_network_is_a_config_error(tmp_path):
     assert out.returncode == 1
     text = out.stdout + out.stderr
     assert "forwarded_allow_ips" in text and "10.0.0.0/33" in text, text
+
+
+
+def test_comma_separated_list_as_gunicorn_writes_it(server_factory, tmp_path):
+    """One string "a, b" in server.toml and in --forwarded-allow-ips, as in gunicorn."""
+    server = server_factory(APP, server={"forwarded_allow_ips": "10.0.0.0/8, 127.0.0.0/30"})
+    status, _, body = http_get(server.port, "/environ", source=CLIENT,
+                               headers={"X-Forwarded-For": "198.51.100.7"})
+    assert json.loads(body)["REMOTE_ADDR"] == "198.51.100.7"
+    out = subprocess.run(server.command()[:1] + [
+        "--print-toml", "--http", ":%d" % free_port(), "--wsgi-file", str(APP),
+        "--forwarded-allow-ips", "127.0.0.1, 10.0.0.0/8", "--forwarded-allow-ips=fd00::/8"],
+        capture_output=True, text=True, timeout=30, cwd=str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert 'forwarded_allow_ips = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]' in out.stdout
+
+
+def test_environment_variable_when_the_key_is_unset(server_factory, monkeypatch):
+    """$FORWARDED_ALLOW_IPS (gunicorn's) replaces the loopback default, and says so."""
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 192.0.2.1")
+    server = server_factory(APP)
+    env = environ_of(server, headers={"X-Forwarded-For": "198.51.100.7"})
+    assert env["REMOTE_ADDR"] == "127.0.0.1"  # loopback is no longer trusted
+    assert "FORWARDED_ALLOW_IPS=10.0.0.0/8, 192.0.2.1" in server.wait_log("FORWARDED_ALLOW_IPS")
+    set_in_file = server_factory(APP, server={"forwarded_allow_ips": ["127.0.0.1"]})
+    env = environ_of(set_in_file, headers={"X-Forwarded-For": "198.51.100.7"})
+    assert env["REMOTE_ADDR"] == "198.51.100.7"  # the key wins over the variable
 
 
 # ---- [app] mount and SCRIPT_NAME -------------------------------------------------------------

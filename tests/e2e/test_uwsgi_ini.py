@@ -292,6 +292,24 @@ def test_check_reports_refused_and_unknown_options_at_once(tmp_path):
         "configuration OK"]
 
 
+def test_uwsgi_options_work_as_flags(tmp_path):
+    (tmp_path / "app.py").write_text(HELLO_APP)
+    out = run_master("--http", "127.0.0.1:1", "--wsgi-file", "app.py", "--master", "--processes",
+                     "4", "--chmod-socket", "660", "--logto", "x.log", "--print-toml",
+                     cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "# command line: master: no effect here: there is always a master process" in out.stdout
+    assert "workers = 4" in out.stdout and 'socket_mode = "660"' in out.stdout
+    assert 'file = "%s"' % (tmp_path / "x.log") in out.stdout
+    bad = run_master("--check", "--http", "127.0.0.1:1", "--wsgi-file", "app.py", "--daemonize",
+                     "x.log", cwd=tmp_path)
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("command line: daemonize: aiowsgi does not fork"), bad.stderr
+    typo = run_master("--procesess", "4", cwd=tmp_path)
+    assert typo.returncode != 0
+    assert "unknown option '--procesess' (did you mean --processes?)" in typo.stderr
+
+
 def test_unknown_server_toml_key_names_the_closest(tmp_path):
     (tmp_path / "app.py").write_text(HELLO_APP)
     (tmp_path / "t.toml").write_text(

@@ -39,35 +39,55 @@ std::string_view rightmost(std::string_view list) {
   return last;
 }
 
+// A port number, decimal 1..65535, or "".
+std::string port_of(std::string_view v) {
+  if (v.empty() || v.size() > 5) return "";
+  unsigned n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return "";
+    n = n * 10 + static_cast<unsigned>(c - '0');
+  }
+  return n >= 1 && n <= 65535 ? std::string(v) : "";
+}
+
 // A node of X-Forwarded-For or Forwarded's for=: "1.2.3.4", "1.2.3.4:5678", "[::1]",
-// "[::1]:5678", "::1". Null for anything else.
-std::optional<IpAddress> node_address(std::string_view node) {
+// "[::1]:5678", "::1". Null for anything else; *port is the text after the address's ':'
+// ("" without one), not yet checked (RFC 7239 allows an obfuscated "_port").
+std::optional<IpAddress> node_address(std::string_view node, std::string_view* port) {
+  *port = {};
   if (std::optional<IpAddress> a = IpAddress::parse(node)) return a;
   if (!node.empty() && node.front() == '[') {
     size_t close = node.find(']');
     if (close == std::string_view::npos || close + 1 >= node.size() || node[close + 1] != ':')
       return std::nullopt;
+    *port = node.substr(close + 2);
     return IpAddress::parse(node.substr(0, close + 1));
   }
   size_t colon = node.find(':');
   if (colon != std::string_view::npos && node.find(':', colon + 1) == std::string_view::npos) {
     std::optional<IpAddress> a = IpAddress::parse(node.substr(0, colon));
+    *port = node.substr(colon + 1);
     if (a && a->v4) return a;
   }
   return std::nullopt;
 }
 
-// The client of a list of nodes read right to left: see resolve_forwarded.
-std::string pick_client(const std::vector<std::string_view>& right_to_left,
-                        const IpNetworks& trusted) {
+// The client of a list of nodes read right to left (see resolve_forwarded) into |out|.
+void pick_client(const std::vector<std::string_view>& right_to_left, const IpNetworks& trusted,
+                 ForwardedView* out) {
   std::optional<IpAddress> last;
+  std::string_view last_port;
   for (std::string_view node : right_to_left) {
-    std::optional<IpAddress> a = node_address(node);
-    if (!a) return "";
-    if (!trusted.contains(*a)) return a->text();
+    std::string_view port;
+    std::optional<IpAddress> a = node_address(node, &port);
+    if (!a) return;
     last = a;
+    last_port = port;
+    if (!trusted.contains(*a)) break;
   }
-  return last ? last->text() : "";
+  if (!last) return;
+  out->client = last->text();
+  out->client_port = port_of(last_port);
 }
 
 std::string scheme_of(std::string_view v) {
@@ -86,16 +106,6 @@ bool is_host(std::string_view v) {
     if (!ok) return false;
   }
   return true;
-}
-
-std::string port_of(std::string_view v) {
-  if (v.empty() || v.size() > 5) return "";
-  unsigned n = 0;
-  for (char c : v) {
-    if (c < '0' || c > '9') return "";
-    n = n * 10 + static_cast<unsigned>(c - '0');
-  }
-  return n >= 1 && n <= 65535 ? std::string(v) : "";
 }
 
 // One forwarded-pair's value, RFC 7239 4: a token or a quoted-string (whose quoted-pairs are
@@ -180,7 +190,7 @@ ForwardedView resolve_forwarded(const ForwardedFields& f, const IpNetworks& trus
       nodes.push_back(item);
       return true;
     });
-    out.client = pick_client(nodes, trusted);
+    pick_client(nodes, trusted, &out);
   }
   if (!f.forwarded.empty()) {
     std::vector<ForwardedElement> elements;  // right to left
@@ -191,7 +201,7 @@ ForwardedView resolve_forwarded(const ForwardedFields& f, const IpNetworks& trus
     if (f.x_for.empty()) {
       nodes.clear();
       for (const ForwardedElement& e : elements) nodes.push_back(e.for_);
-      out.client = pick_client(nodes, trusted);
+      pick_client(nodes, trusted, &out);
     }
     for (const ForwardedElement& e : elements) {
       if (out.scheme.empty() && !e.proto.empty()) out.scheme = scheme_of(e.proto);

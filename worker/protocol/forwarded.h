@@ -31,6 +31,9 @@ struct ForwardedFields {
 // ignored (the request keeps the peer's own values), never an error.
 struct ForwardedView {
   std::string client;  // the client's address (REMOTE_ADDR), canonical text
+  // The client's port (REMOTE_PORT), decimal 1..65535, when the node naming the client has
+  // one ("1.2.3.4:4711", "[2001:db8::1]:4711"); "" otherwise, also when client is "".
+  std::string client_port;
   std::string scheme;  // "http" or "https" (wsgi.url_scheme)
   std::string host;    // HTTP_HOST
   std::string port;    // SERVER_PORT, decimal 1..65535

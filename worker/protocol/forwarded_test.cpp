@@ -49,6 +49,32 @@ TEST(Forwarded, ClientIsRightmostUntrustedHop) {
   EXPECT_EQ(resolve_forwarded(f, kLoopback).client, "192.0.2.1");
 }
 
+TEST(Forwarded, ClientPortComesFromTheClientsNode) {
+  ForwardedFields f;
+  f.x_for = "[2001:db8::1]:4711, 192.0.2.1:80";
+  ForwardedView v = resolve_forwarded(f, kLoopback);
+  EXPECT_EQ((v.client + " " + v.client_port), "192.0.2.1 80");
+  v = resolve_forwarded(f, nets({"192.0.2.0/24"}));
+  EXPECT_EQ((v.client + " " + v.client_port), "2001:db8::1 4711");
+  f.x_for = "198.51.100.7, 127.0.0.1:5555";  // the trusted hop's port is not the client's
+  v = resolve_forwarded(f, kLoopback);
+  EXPECT_EQ((v.client + " " + v.client_port), "198.51.100.7 ");
+  for (const char* no_port : {"1.2.3.4:0", "1.2.3.4:65536", "1.2.3.4:", "1.2.3.4:x1"}) {
+    f.x_for = no_port;
+    v = resolve_forwarded(f, kLoopback);
+    EXPECT_EQ((v.client + " " + v.client_port), "1.2.3.4 ") << no_port;
+  }
+  f = ForwardedFields{};
+  f.forwarded = "for=\"[2001:db8:cafe::17]:4711\", for=\"1.2.3.4:_obf\"";
+  v = resolve_forwarded(f, kLoopback);
+  EXPECT_EQ((v.client + " " + v.client_port), "1.2.3.4 ");  // an obfuscated port is none
+  f.forwarded = "for=\"[2001:db8:cafe::17]:4711\"";
+  v = resolve_forwarded(f, kLoopback);
+  EXPECT_EQ((v.client + " " + v.client_port), "2001:db8:cafe::17 4711");
+  f.forwarded = "for=unknown";
+  EXPECT_EQ(resolve_forwarded(f, kLoopback).client_port, "");
+}
+
 TEST(Forwarded, MalformedValuesAreIgnored) {
   for (const char* bad : {"unknown", "", ",", "1.2.3.4.5", "2001:db8::1:80:x", "a b",
                           "1.2.3.4, nonsense", "256.1.1.1", "[::1", "_hidden"}) {

@@ -186,6 +186,7 @@ HeadPlan append_head(const ResponseHead& h, const HeadOptions& o, std::string* o
     plan.keep_alive = false;
   }
   if (!h.has_date()) out->append(o.date);
+  out->append(o.added);  // also when the app set the same field: both go out, as in uWSGI
   if (!plan.keep_alive) {
     out->append("Connection: close\r\n");
   } else if (!o.http11) {

@@ -39,6 +39,7 @@ struct HeadOptions {
   bool keep_alive = true;     // the client and the server would keep the connection
   int64_t known_length = -1;  // the whole body's length when the server knows it, else -1
   std::string_view date;      // "Date: ...\r\n", sent unless the app gave its own Date
+  std::string_view added;     // [server] add_header's fields, preformatted, sent as they are
 };
 
 struct HeadPlan {

@@ -162,6 +162,20 @@ TEST(ResponseHead, CopiesTheFieldsNotTheCallersMemory) {
                      std::string(kDate) + "\r\n");
 }
 
+TEST(ResponseHead, AddedFieldsFollowTheAppsEvenOfTheSameName) {
+  ResponseHead h;
+  ASSERT_EQ(h.set_status("200 OK"), HeadError::kOk);
+  ASSERT_EQ(h.add_header("X-Frame-Options", "DENY"), HeadError::kOk);
+  HeadOptions o;
+  o.date = kDate;
+  o.added = "X-Frame-Options: SAMEORIGIN\r\n";
+  o.known_length = 0;
+  std::string out;
+  (void)append_head(h, o, &out);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nX-Frame-Options: DENY\r\nContent-Length: 0\r\n" +
+                     std::string(kDate) + "X-Frame-Options: SAMEORIGIN\r\n\r\n");
+}
+
 TEST(ResponseHead, ResetKeepsNothingOfThePreviousResponse) {
   ResponseHead h;
   ASSERT_EQ(fill(&h, "404 Nope", {{"Content-Length", "3"}, {"Connection", "close"}, {"Date", "x"}}),

@@ -129,6 +129,14 @@ bool set_forwarded(PyObject* d, RequestHost& core, const ForwardedFields& fields
   };
   if (!v.client.empty()) {
     if (!put("REMOTE_ADDR", v.client)) return false;
+    // The peer's port belongs to the proxy: a pair of the client's address and the proxy's
+    // port would be a lie. PEP 3333 does not require REMOTE_PORT, so without the client's
+    // own port there is none.
+    if (!v.client_port.empty()) {
+      if (!put("REMOTE_PORT", v.client_port)) return false;
+    } else if (PyDict_DelItem(d, interned().remote_port.get()) < 0) {
+      PyErr_Clear();  // KeyError: not there to begin with
+    }
     core.set_forwarded_client(std::move(v.client));
   }
   if (!v.scheme.empty() && !put("wsgi.url_scheme", v.scheme)) return false;
