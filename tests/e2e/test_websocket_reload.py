@@ -8,9 +8,11 @@ import signal
 import threading
 import time
 
+from pathlib import Path
+
 import websockets
 
-from conftest import APPS, wait_for
+from conftest import APPS, Server, find_master, wait_for
 
 UVLOOP = True  # the app's own reader (/ws/reader) is a loop watcher: both loops
 
@@ -204,3 +206,47 @@ def test_a_suspended_request_keeps_its_graceful_timeout_while_websockets_close(s
           "after it" % (t_close - t_hup, slow["done"] - t_hup, t_exit - slow["done"]))
     assert t_exit - slow["done"] < 2.0
     server.assert_healthy()
+
+
+class InstalledServer(Server):
+    """Started through a script standing for the installed binary, which USR2 re-executes
+    (as in test_upgrade.py)."""
+
+    def command(self):
+        binary = Path(self.workdir) / "aiowsgi-master"
+        binary.write_text("#!/bin/bash\nexec -a \"$0\" %s \"$@\"\n" % find_master())
+        binary.chmod(0o755)
+        return [str(binary), "-c", str(self.config_path)]
+
+
+def test_usr2_upgrade_closes_websockets_with_1012_and_the_old_master_exits_at_once(tmp_path):
+    pidfile = tmp_path / "master.pid"
+    server = InstalledServer(tmp_path, APP, workers=1, cores=10,
+                             server={"graceful_timeout": GRACE, "pidfile": str(pidfile)}).start()
+    old_master = server.pid
+
+    async def scenario():
+        sockets = {}
+        for path in ("/ws/blocking", "/ws/reader"):
+            sockets[path] = await open_echo(server, path)
+        return await close_after_signal(server, sockets, signal.SIGUSR2, "drains and exits")
+
+    t_usr2, t_handover, closes = run(scenario())
+    assert t_handover is not None, server.log_text()
+    for path, (code, t_close) in closes.items():
+        assert code == 1012, (path, code)
+        assert t_close - t_handover < 1.0, (path, t_close - t_handover)
+    server.proc.wait(5)  # the old master: not graceful_timeout
+    print("USR2 -> hand-over %.2f s, close frames %s; old master exit %.2f s" % (
+        t_handover - t_usr2, {p: round(t - t_handover, 3) for p, (_, t) in closes.items()},
+        time.monotonic() - t_usr2))
+    new_master = int(pidfile.read_text())
+    assert new_master != old_master
+
+    async def again():
+        ws = await open_echo(server, "/ws/blocking")
+        await ws.close()
+
+    run(again())
+    os.kill(new_master, signal.SIGTERM)
+    assert wait_for(lambda: not alive(new_master), 15)
