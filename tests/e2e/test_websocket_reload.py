@@ -144,6 +144,20 @@ def test_term_closes_websockets_with_1001_and_the_master_exits_at_once(server_fa
            "going away (1001)" in server.log_text()
 
 
+def test_quit_still_sends_websockets_1001_before_it_cuts_them(server_factory):
+    server = server_factory(APP, workers=1, cores=10, server={"graceful_timeout": GRACE})
+
+    async def scenario():
+        sockets = {"/ws/blocking": await open_echo(server, "/ws/blocking")}
+        return await close_after_signal(server, sockets, signal.SIGQUIT)
+
+    t_quit, _, closes = run(scenario())
+    code, t_close = closes["/ws/blocking"]
+    assert code == 1001
+    assert t_close - t_quit < 1.0
+    server.proc.wait(5)
+
+
 def test_max_requests_recycles_the_worker_and_its_websocket_gets_1012(server_factory):
     server = server_factory(APP, workers=1, cores=10, limits={"max_requests": 4},
                             server={"graceful_timeout": GRACE})
