@@ -42,6 +42,14 @@ Status send_control(int fd, ControlType type, int worker_id) {
   return send_message(fd, m);
 }
 
+Status send_drain(int fd, int worker_id, DrainReason reason) {
+  ControlMessage m;
+  m.type = ControlType::kDrain;
+  m.worker_id = static_cast<uint32_t>(worker_id);
+  m.drain_reason = reason;
+  return send_message(fd, m);
+}
+
 RecvResult recv_control(int fd, ControlMessage* msg) {
   for (;;) {
     // One byte more than a message, so an over-long datagram shows up as MSG_TRUNC/size.
@@ -82,6 +90,10 @@ const char* control_type_name(ControlType type) {
       return "reopen-logs";
   }
   return "unknown";
+}
+
+const char* drain_reason_name(DrainReason reason) {
+  return reason == DrainReason::kRestart ? "restart" : "shutdown";
 }
 
 }  // namespace aiowsgi

@@ -29,8 +29,18 @@ enum class ControlType : uint32_t {
   kWatchFiles = 6,
   // master -> worker
   kDrain = 16,       // graceful stop: stop accepting, finish in-flight requests, exit 0
+                     // (|drain_reason| says whether the service goes on without the worker)
   kStop = 17,        // immediate stop: exit now
   kReopenLogs = 18,  // SIGUSR1 reached the master: call log::reopen()
+};
+
+// Why a worker drains (kDrain). Its websocket clients hear it in their close frame: a restart
+// says "reconnect now" (1012 Service Restart), a shutdown says "the server is gone" (1001 Going
+// Away). Plain requests are drained alike either way.
+enum class DrainReason : uint32_t {
+  kShutdown = 0,  // the whole server stops (TERM, INT and QUIT to the master, the master gone)
+  kRestart = 1,   // the service goes on without this worker: HUP, a binary upgrade handing
+                  // over, reload_on_rss_mb or max_requests replacing it, fewer workers (TTOU)
 };
 
 // One datagram. Both ends are the same binary, so the layout is native and fixed; a
@@ -46,9 +56,11 @@ struct ControlMessage {
   // kHeartbeat: start time (CLOCK_MONOTONIC, ms) of the oldest request still running, 0 when
   // idle: lets the master enforce harakiri without another message type.
   uint64_t oldest_request_ms = 0;
+  DrainReason drain_reason = DrainReason::kShutdown;  // kDrain
+  uint32_t reserved = 0;                              // keeps the layout free of padding
 };
 static_assert(std::is_trivially_copyable_v<ControlMessage>);
-static_assert(sizeof(ControlMessage) == 32);
+static_assert(sizeof(ControlMessage) == 40);
 
 struct ControlPair {
   UniqueFd master_end;  // non-blocking
@@ -66,6 +78,9 @@ Status send_message(int fd, const ControlMessage& msg);
 // from worker |worker_id|, as send_message does.
 Status send_control(int fd, ControlType type, int worker_id);
 
+// Asks worker |worker_id| to drain for |reason|, as send_message does.
+Status send_drain(int fd, int worker_id, DrainReason reason);
+
 enum class RecvResult {
   kMessage,  // *msg holds a message
   kAgain,    // nothing to read now
@@ -78,5 +93,7 @@ RecvResult recv_control(int fd, ControlMessage* msg);
 
 // Short name for logs: "ready", "heartbeat", ... ("unknown" for others).
 const char* control_type_name(ControlType type);
+// "shutdown" or "restart", for logs.
+const char* drain_reason_name(DrainReason reason);
 
 }  // namespace aiowsgi

@@ -108,6 +108,30 @@ TEST(Control, FullPipeGivesAnErrorInsteadOfBlocking) {
   EXPECT_NE(s.message().find("heartbeat"), std::string::npos) << s.message();
 }
 
+// A worker's websocket clients are told whether to reconnect (1012) or that the server is
+// gone (1001): the reason must reach the worker, and a plain kDrain means a shutdown.
+TEST(Control, DrainCarriesItsReason) {
+  Result<ControlPair> pair = make_control_pair();
+  ASSERT_TRUE(pair.ok()) << pair.status().message();
+  UniqueFd& m = pair.value().master_end;
+  UniqueFd& w = pair.value().worker_end;
+  ASSERT_TRUE(send_drain(m.get(), 3, DrainReason::kRestart).ok());
+  ASSERT_TRUE(send_drain(m.get(), 3, DrainReason::kShutdown).ok());
+  ASSERT_TRUE(send_control(m.get(), ControlType::kDrain, 3).ok());
+  ControlMessage got;
+  ASSERT_EQ(recv_control(w.get(), &got), RecvResult::kMessage);
+  EXPECT_EQ(got.type, ControlType::kDrain);
+  EXPECT_EQ(got.worker_id, 3u);
+  EXPECT_EQ(got.drain_reason, DrainReason::kRestart);
+  ASSERT_EQ(recv_control(w.get(), &got), RecvResult::kMessage);
+  EXPECT_EQ(got.drain_reason, DrainReason::kShutdown);
+  ASSERT_EQ(recv_control(w.get(), &got), RecvResult::kMessage);
+  EXPECT_EQ(got.drain_reason, DrainReason::kShutdown);
+  EXPECT_EQ(recv_control(w.get(), &got), RecvResult::kAgain);
+  EXPECT_STREQ(drain_reason_name(DrainReason::kRestart), "restart");
+  EXPECT_STREQ(drain_reason_name(DrainReason::kShutdown), "shutdown");
+}
+
 TEST(Control, TypeNames) {
   EXPECT_STREQ(control_type_name(ControlType::kReady), "ready");
   EXPECT_STREQ(control_type_name(ControlType::kReopenLogs), "reopen-logs");

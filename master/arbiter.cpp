@@ -310,7 +310,7 @@ void Arbiter::on_message(WorkerProcess* p, const ControlMessage& m) {
             (old->generation < p->generation || (old->retiring && old->serial < p->serial))) {
           spdlog::info("worker {} (pid {}, generation {}) replaced by pid {}; draining", old->id,
                        old->pid, old->generation, p->pid);
-          drain(old);
+          drain(old, DrainReason::kRestart);
         }
       }
       on_event(Event::kWorkerReady);
@@ -412,8 +412,10 @@ void Arbiter::enter(MasterState from, MasterState to, Event e) {
       spdlog::info("stopping {} worker{} gracefully (up to {} s)", table_.size(),
                    table_.size() == 1 ? "" : "s", grace);
       if (preload_) preload_->stop_all(SIGTERM);  // it holds no request
+      // After a binary upgrade the service goes on in the new master's workers.
+      DrainReason why = handed_over_ ? DrainReason::kRestart : DrainReason::kShutdown;
       for (WorkerProcess* p : table_.all()) {
-        if (p->active()) drain(p);
+        if (p->active()) drain(p, why);
         if (p->stop_deadline == 0 || stop_deadline_ < p->stop_deadline) {
           p->stop_deadline = stop_deadline_;
         }
@@ -518,12 +520,15 @@ void Arbiter::spawn_failed(int id, const Status& why) {
   slot.next_spawn_at = ev_now(loop_) + slot.backoff;
 }
 
-void Arbiter::drain(WorkerProcess* p) {
+void Arbiter::drain(WorkerProcess* p, DrainReason reason) {
   if (!p->active()) return;
   p->state = WorkerState::kDraining;
   p->stop_deadline = ev_now(loop_) + cfg().server.graceful_timeout;
-  send_command(p, ControlType::kDrain);
-  if (p->forked()) ::kill(p->pid, SIGTERM);  // else started() sends it
+  // The message before the signal: the worker's SIGTERM handler reads the pipe first, so it
+  // learns the reason whichever of the two its loop sees first.
+  Status s = p->control ? send_drain(p->control.get(), p->id, reason) : Status::Ok();
+  if (!s.ok()) spdlog::debug("worker {}: {}", p->id, s.message());  // as in send_command
+  if (p->forked()) ::kill(p->pid, SIGTERM);                         // else started() sends it
 }
 
 void Arbiter::stop_hard(WorkerProcess* p) {
@@ -585,7 +590,8 @@ void Arbiter::fail_reload(const std::string& reason) {
     // generation never started: generation() then still names the serving one, whose
     // workers may be booting after a respawn.)
     for (WorkerProcess* p : table_.all()) {
-      if (p->generation == reload_.generation() && p->state == WorkerState::kSpawned) drain(p);
+      if (p->generation == reload_.generation() && p->state == WorkerState::kSpawned)
+        drain(p, DrainReason::kRestart);
     }
   }
   if (state_ == MasterState::kReloading) on_event(Event::kReloadFailed);

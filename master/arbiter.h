@@ -102,7 +102,9 @@ class Arbiter {
   void started(WorkerProcess* p, pid_t pid);
   // Ends a spawn that could not fork: the slot backs off before the next try.
   void spawn_failed(int id, const Status& why);
-  void drain(WorkerProcess* p);
+  // Asks |p| to finish its requests and exit (kDrain, then SIGTERM). |reason| tells its
+  // websocket clients whether the service goes on (reconnect now) or stops.
+  void drain(WorkerProcess* p, DrainReason reason);
   void stop_hard(WorkerProcess* p);
   void kill_now(WorkerProcess* p);
   void close_control(WorkerProcess* p);
@@ -149,6 +151,8 @@ class Arbiter {
   WorkerTable table_;
   int target_workers_ = 1;
   bool hup_pending_ = false;
+  // USR2: the new master serves and this one stops; its workers drain as for a restart.
+  bool handed_over_ = false;
   int exit_code_ = 0;
   double stop_deadline_ = 0;  // kStopping: graceful_timeout passes
   double kill_deadline_ = 0;  // kKilling: SIGKILL whatever is left

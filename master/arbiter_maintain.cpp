@@ -191,7 +191,7 @@ void Arbiter::manage_count() {
   for (WorkerProcess* p : table_.all()) {
     if (p->active() && p->id > target_workers_) {
       spdlog::info("worker {} (pid {}) no longer needed; draining", p->id, p->pid);
-      drain(p);
+      drain(p, DrainReason::kRestart);  // the other workers serve on
     }
   }
   double now = ev_now(loop_);

@@ -66,6 +66,7 @@ void Arbiter::hand_over(pid_t new_master) {
   notify_systemd("MAINPID=" + std::to_string(new_master));
   silence_systemd_notify();
   if (on_handover_) on_handover_();
+  handed_over_ = true;
   on_event(Event::kTerm);
 }
 

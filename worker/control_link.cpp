@@ -24,7 +24,7 @@ void send_type(int fd, ControlType type, int worker_id, uint64_t requests = 0, u
 }
 }  // namespace
 
-bool ControlLink::receive(int fd, Command* cmd) noexcept {
+bool ControlLink::receive(int fd, Command* cmd, DrainReason* reason) noexcept {
   if (fd < 0) return false;
   ControlMessage m;
   switch (recv_control(fd, &m)) {
@@ -40,6 +40,8 @@ bool ControlLink::receive(int fd, Command* cmd) noexcept {
   switch (m.type) {
     case ControlType::kDrain:
       *cmd = Command::kDrain;
+      *reason =
+          m.drain_reason == DrainReason::kRestart ? DrainReason::kRestart : DrainReason::kShutdown;
       break;
     case ControlType::kStop:
       *cmd = Command::kStop;

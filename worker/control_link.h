@@ -5,13 +5,15 @@
 
 #include <cstdint>
 
+#include "common/control.h"
+
 namespace aiowsgi::worker {
 
 struct ControlLink {
   enum class Command { kNone, kDrain, kStop, kReopenLogs, kMasterGone };
 
-  // Reads the next command; false when there is none now.
-  static bool receive(int fd, Command* cmd) noexcept;
+  // Reads the next command; false when there is none now. For kDrain, *reason says why.
+  static bool receive(int fd, Command* cmd, DrainReason* reason) noexcept;
   static void ready(int fd, int worker_id) noexcept;
   static void app_load_error(int fd, int worker_id) noexcept;
   static void boot_error(int fd, int worker_id) noexcept;

@@ -12,11 +12,13 @@
 #include "common/url_prefix.h"
 #include "worker/access_log.h"
 #include "worker/control_link.h"
+#include "worker/protocol/websocket.h"
 #include "worker/python/frame_stack.h"
 #include "worker/python/greenlet_api.h"
 #include "worker/python/python_module.h"
 #include "worker/python/request_context.h"
 #include "worker/python/thread_identity.h"
+#include "worker/python/uwsgi_module.h"
 #include "worker/static_files.h"
 
 namespace aiowsgi::worker {
@@ -29,6 +31,10 @@ namespace {
 constexpr double kTickSeconds = config::kTimerTickSeconds;
 // While draining, how long an idle keep-alive connection may still bring one last request.
 constexpr double kDrainIdleGraceSeconds = 1.0;
+// How long a leaving worker waits for its websockets to end after their close frames: a client
+// answers at once, and their apps' receives fail at once. One whose app waits on something
+// else (its own reader, a queue) or whose client stays silent is then cut with the rest.
+constexpr double kWebsocketGoodbyeSeconds = 1.0;
 
 // Module-level C callbacks handed to the asyncio loop. Each forwards to the server and never
 // lets an exception out: asyncio would only log it, and the state would be half-updated.
@@ -55,12 +61,17 @@ PyObject* cb_settle(PyObject*, PyObject* arg) noexcept {
   if (Server* s = Server::instance()) s->on_settle(static_cast<int>(PyLong_AsLong(arg)));
   Py_RETURN_NONE;
 }
+PyObject* cb_goodbye(PyObject*, PyObject*) noexcept {
+  if (Server* s = Server::instance()) s->on_goodbye();
+  Py_RETURN_NONE;
+}
 
 PyMethodDef kPollDef = {"_aiowsgi_poll", cb_poll, METH_NOARGS, nullptr};
 PyMethodDef kWritableDef = {"_aiowsgi_writable", cb_writable, METH_O, nullptr};
 PyMethodDef kTickDef = {"_aiowsgi_tick", cb_tick, METH_NOARGS, nullptr};
 PyMethodDef kControlDef = {"_aiowsgi_control", cb_control, METH_NOARGS, nullptr};
 PyMethodDef kSettleDef = {"_aiowsgi_settle", cb_settle, METH_O, nullptr};
+PyMethodDef kGoodbyeDef = {"_aiowsgi_goodbye", cb_goodbye, METH_NOARGS, nullptr};
 
 }  // namespace
 
@@ -119,7 +130,9 @@ bool Server::start() noexcept {
   on_tick_fn_ = PyRef::steal(PyCFunction_New(&kTickDef, nullptr));
   on_control_fn_ = PyRef::steal(PyCFunction_New(&kControlDef, nullptr));
   on_settle_fn_ = PyRef::steal(PyCFunction_New(&kSettleDef, nullptr));
-  if (!on_poll_fn_ || !on_writable_fn_ || !on_tick_fn_ || !on_control_fn_ || !on_settle_fn_)
+  on_goodbye_fn_ = PyRef::steal(PyCFunction_New(&kGoodbyeDef, nullptr));
+  if (!on_poll_fn_ || !on_writable_fn_ || !on_tick_fn_ || !on_control_fn_ || !on_settle_fn_ ||
+      !on_goodbye_fn_)
     return false;
   if (!readiness_.open()) {
     PyErr_SetFromErrno(PyExc_OSError);
@@ -357,6 +370,11 @@ void Server::on_tick() noexcept {
         core->cancel(now - core->request_start());
     }
   }
+  // Websockets told to close hold the worker only until their moment has passed.
+  if ((draining_ || retiring_) && ws_goodbye_ != 0) {
+    maybe_finish_drain();
+    if (stopping_) return;
+  }
   if (draining_ && now >= drain_deadline_) {
     spdlog::warn("graceful timeout: {} request(s) still in flight, stopping anyway", busy_cores_);
     stop_now();
@@ -366,7 +384,7 @@ void Server::on_tick() noexcept {
   schedule_tick();
 }
 
-void Server::drain() noexcept {
+void Server::drain(DrainReason reason) noexcept {
   if (draining_ || stopping_) return;
   draining_ = true;
   drain_deadline_ = now_seconds() + config().server.graceful_timeout;
@@ -380,12 +398,51 @@ void Server::drain() noexcept {
     if (up && up->state == ConnState::kReadingHead && !up->head_started)
       up->deadline = std::min(up->deadline, grace);
   }
+  // A websocket never ends by itself: left open, it would hold the worker for the whole
+  // graceful_timeout and then see the connection cut without a close frame.
+  close_websockets(reason == DrainReason::kRestart ? websocket::kCloseServiceRestart
+                                                   : websocket::kCloseGoingAway);
   maybe_finish_drain();
 }
 
 void Server::maybe_finish_drain() noexcept {
   if (stopping_) return;
-  if (busy_cores_ == 0 && queue_.empty() && open_connections_ == 0) stop_now();
+  if (busy_cores_ == 0 && queue_.empty() && open_connections_ == 0) {
+    stop_now();
+  } else if (only_websockets_left()) {
+    spdlog::info("{} websocket(s) still open {:.0f} s after their close frame: exiting anyway",
+                 open_connections_, kWebsocketGoodbyeSeconds);
+    stop_now();
+  }
+}
+
+void Server::close_websockets(uint16_t code) noexcept {
+  if (ws_goodbye_ != 0) return;
+  ws_goodbye_ = code;
+  ws_goodbye_deadline_ = now_seconds() + kWebsocketGoodbyeSeconds;
+  // On the loop's own turn: retire() may run inside a core (a pipelined request), and a core
+  // woken from there would switch back to the loop, not to the caller.
+  call_logged(calls_.call_soon.get(), "call_soon", on_goodbye_fn_.get());
+}
+
+void Server::on_goodbye() noexcept {
+  if (stopping_) return;  // shutdown() says goodbye itself
+  websocket_goodbye(ws_goodbye_);
+  // A core blocked in websocket_recv() returns from it now, with OSError. (Index, not
+  // iterator: a woken core may serve on, though it never adds cores.)
+  for (size_t i = 0; i < cores_.size(); ++i) {
+    Core* c = cores_[i].get();
+    if (c->upgraded() && c->state() == CoreState::kWaitRead) c->wake(WakeReason::kShutdown);
+  }
+  maybe_finish_drain();
+}
+
+bool Server::only_websockets_left() const noexcept {
+  if (ws_goodbye_ == 0 || now_seconds() < ws_goodbye_deadline_ || !queue_.empty()) return false;
+  for (const auto& c : conns_) {
+    if (c && !c->upgraded) return false;
+  }
+  return true;
 }
 
 void Server::stop_now() noexcept {
@@ -400,6 +457,8 @@ void Server::shutdown() noexcept {
   acceptor_.log_totals();
   spdlog::debug("small frame-stack chunks: {} in use, {} cores went deeper", frame_stack::in_use(),
                 frame_stack::overflows());
+  // An immediate stop (QUIT, or graceful_timeout passed) still tells websocket clients why.
+  websocket_goodbye(ws_goodbye_ != 0 ? ws_goodbye_ : websocket::kCloseGoingAway);
   for (auto& core : cores_) core->kill();
   for (PyRef& g : retired_) {
     if (!greenlet::active(g.get())) continue;
@@ -419,11 +478,13 @@ void Server::shutdown() noexcept {
 
 void Server::on_control() noexcept {
   ControlLink::Command cmd;
-  while (ControlLink::receive(ctx_.control_fd, &cmd)) {
+  DrainReason reason = DrainReason::kShutdown;
+  while (ControlLink::receive(ctx_.control_fd, &cmd, &reason)) {
     switch (cmd) {
       case ControlLink::Command::kDrain:
-        spdlog::info("draining on the master's request");
-        drain();
+        if (!draining_)
+          spdlog::info("draining on the master's request ({})", drain_reason_name(reason));
+        drain(reason);
         break;
       case ControlLink::Command::kStop:
         stop_now();
@@ -433,7 +494,7 @@ void Server::on_control() noexcept {
         break;
       case ControlLink::Command::kMasterGone:
         spdlog::warn("the master went away; stopping");
-        drain();
+        drain(DrainReason::kShutdown);
         // Nothing more will come: stop watching the dead pipe.
         {
           PyRef fd = PyRef::steal(PyLong_FromLong(ctx_.control_fd));

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/control.h"
 #include "common/ip_networks.h"
 #include "config/config.h"
 #include "worker/acceptor.h"
@@ -59,8 +60,9 @@ class Server {
   // exception set on failure.
   bool start() noexcept;
   // Graceful stop: no new connections, idle keep-alive connections closed, in-flight requests
-  // finish (up to graceful_timeout); then the loop is stopped.
-  void drain() noexcept;
+  // finish (up to graceful_timeout); then the loop is stopped. Websockets are told to close
+  // (1012 for a restart, 1001 for a shutdown) and hold the worker only a moment longer.
+  void drain(DrainReason reason) noexcept;
   // Immediate stop: the loop is stopped now.
   void stop_now() noexcept;
   // After the loop stopped: kills cores, closes every connection.
@@ -152,6 +154,7 @@ class Server {
   void on_tick() noexcept;
   void on_control() noexcept;
   void on_settle(int core_id) noexcept;
+  void on_goodbye() noexcept;  // close_websockets' work, on the loop's own turn
 
  private:
   bool build_templates() noexcept;
@@ -176,6 +179,14 @@ class Server {
   void set_reader(Connection* conn, bool on) noexcept;
   void schedule_tick() noexcept;
   void maybe_finish_drain() noexcept;
+  // The worker is leaving (drain, max_requests): every websocket gets a close frame with
+  // |code| and its app's pending receive fails, soon (call_soon: on_goodbye). Once only.
+  void close_websockets(uint16_t code) noexcept;
+  // Only websockets keep the worker, and they had their moment to close: it may exit.
+  bool only_websockets_left() const noexcept;
+  // The app's own asyncio watchers on an upgraded connection go before the server lets go of
+  // its fd: asyncio must forget them before the number is reused.
+  void forget_app_watchers(Connection* conn) noexcept;
   void retire() noexcept;
   void unreserve(Connection* conn) noexcept;
   void send_heartbeat() noexcept;
@@ -186,7 +197,7 @@ class Server {
   WorkerContext ctx_;
   PyRef loop_, app_, main_greenlet_;
   LoopCalls calls_;
-  PyRef on_poll_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_, on_settle_fn_;
+  PyRef on_poll_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_, on_settle_fn_, on_goodbye_fn_;
   std::vector<PyRef> templates_;  // environ template per listener
   IpNetworks trusted_proxies_;
   std::string mount_;
@@ -204,6 +215,8 @@ class Server {
   RequestBudget budget_;
   bool stopping_ = false;
   double drain_deadline_ = 0;
+  uint16_t ws_goodbye_ = 0;         // close_websockets' code; 0 until the worker leaves
+  double ws_goodbye_deadline_ = 0;  // from then on websockets do not hold the worker
   uint64_t requests_ = 0;
   std::string date_header_;
   std::string added_headers_;

@@ -16,6 +16,7 @@
 #include "worker/protocol/forwarded.h"
 #include "worker/protocol/proxy_protocol.h"
 #include "worker/protocol/request_target.h"
+#include "worker/protocol/websocket.h"
 #include "worker/python/python_module.h"
 #include "worker/response_writer.h"
 #include "worker/server.h"
@@ -324,6 +325,7 @@ void Server::retire() noexcept {
       "max_requests {} reached: no more requests taken on; finishing {} in flight, then exiting",
       config().limits.max_requests, busy_cores_ + queue_.size());
   ControlLink::retiring(ctx_.control_fd, ctx_.worker_id, budget_.admitted());
+  close_websockets(websocket::kCloseServiceRestart);  // a replacement takes their clients
   maybe_finish_drain();
 }
 
@@ -380,6 +382,14 @@ void Server::core_idle(Core* core) noexcept {
 void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
   conn->core = nullptr;
   // A connection left open must be able to bring its next request (max_requests).
+  if (conn->upgraded && !conn->peer_closed) {
+    // RFC 6455 7.1.1: after the close frames the server closes TCP first. Lingering lets
+    // the client's close frame (and what it sent before) arrive without the kernel answering
+    // with a reset, which may discard our close frame at the client.
+    forget_app_watchers(conn);
+    linger_close(conn);
+    return;
+  }
   if (!keep_alive || conn->peer_closed || draining_ || !keep_alive_allowed(conn)) {
     close_connection(conn);
     return;
@@ -430,15 +440,7 @@ void Server::close_connection(Connection* conn) noexcept {
   // socket ready on every loop turn, for good.
   if (conn->reader_registered) set_reader(conn, false);
   conn->reader_registered = false;
-  if (conn->upgraded) {
-    // The app may have left its own reader or writer on the fd: asyncio must forget them
-    // before the number is reused, or its next registration would fail.
-    PyRef fdo = PyRef::steal(PyLong_FromLong(fd));
-    if (fdo) {
-      call_logged(calls_.remove_reader.get(), "remove_reader", fdo.get());
-      call_logged(calls_.remove_writer.get(), "remove_writer", fdo.get());
-    }
-  }
+  forget_app_watchers(conn);
   if (conn->static_send && statics_) statics_->forget(conn);
   if (conn->reserved) {
     conn->reserved = false;
@@ -457,6 +459,17 @@ void Server::close_connection(Connection* conn) noexcept {
   acceptor_.set_connections(open_connections_);
   if (!acceptor_.accepting()) acceptor_.resume();
   if (draining_ || retiring_) maybe_finish_drain();
+}
+
+void Server::forget_app_watchers(Connection* conn) noexcept {
+  if (!conn->upgraded) return;
+  // The app may have left its own reader or writer on the fd: asyncio must forget them
+  // before the number is reused, or its next registration would fail.
+  PyRef fdo = PyRef::steal(PyLong_FromLong(conn->fd.get()));
+  if (fdo) {
+    call_logged(calls_.remove_reader.get(), "remove_reader", fdo.get());
+    call_logged(calls_.remove_writer.get(), "remove_writer", fdo.get());
+  }
 }
 
 void Server::on_writable(int fd) noexcept {

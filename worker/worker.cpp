@@ -106,8 +106,11 @@ namespace {
 // Signal callbacks installed with loop.add_signal_handler (asyncio's self-pipe).
 PyObject* on_sigterm(PyObject*, PyObject*) noexcept {
   if (Server* s = Server::instance()) {
-    spdlog::info("SIGTERM: finishing in-flight requests");
-    s->drain();
+    // The master sends its kDrain, which says why, before the signal: read it first, or a
+    // reload would tell websocket clients the server is going away.
+    s->on_control();
+    if (!s->draining()) spdlog::info("SIGTERM: finishing in-flight requests");
+    s->drain(DrainReason::kShutdown);
   }
   Py_RETURN_NONE;
 }

@@ -26,6 +26,8 @@ constexpr uint16_t kCloseGoingAway = 1001;
 constexpr uint16_t kCloseProtocolError = 1002;
 constexpr uint16_t kCloseInvalidData = 1007;  // text that is not UTF-8
 constexpr uint16_t kCloseTooBig = 1009;       // message above the size limit
+// IANA's registry beside RFC 6455: the worker leaves, the service goes on (reconnect now).
+constexpr uint16_t kCloseServiceRestart = 1012;
 
 // Largest message (all fragments together) a client may send: 1 MiB, uWSGI's default
 // (websockets-max-size). Bigger ones close the connection with 1009 as soon as a frame header

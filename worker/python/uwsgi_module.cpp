@@ -38,9 +38,12 @@ struct WsSession {
   ws::FrameReader reader;
   bool closed = false;  // close frame sent (or the client is gone): no more frames either way
   bool awaiting_pong = false;
+  bool sending = false;  // a frame is going out (its core may wait for the socket)
+  uint16_t goodbye = 0;  // the worker is leaving: closed (or to close) with this code
 };
 
 std::vector<std::unique_ptr<WsSession>> g_sessions;  // indexed by core id
+uint16_t g_goodbye = 0;  // websocket_goodbye()'s code: the worker is leaving
 
 // No more frames either way: the reader's buffers (up to a message's size) are given back now
 // rather than when the core's next handshake replaces the session.
@@ -95,6 +98,8 @@ std::string_view request_header(RequestHost* core, std::string_view name,
 }
 
 bool has_line_break(std::string_view s) { return s.find_first_of("\r\n") != s.npos; }
+
+void say_goodbye(RequestHost* core, WsSession* s);
 
 PyObject* ws_handshake(PyObject*, PyObject* args, PyObject* kwargs) noexcept {
   static const char* kKeywords[] = {"key", "origin", "proto", nullptr};
@@ -165,6 +170,9 @@ PyObject* ws_handshake(PyObject*, PyObject* args, PyObject* kwargs) noexcept {
     PyErr_SetString(PyExc_OSError, "websocket handshake: the client is gone");
     return nullptr;
   }
+  // A request the worker took on before it started leaving: the client is told at once to
+  // reconnect elsewhere, and the app's first receive raises.
+  if (g_goodbye != 0) say_goodbye(core, g_sessions[id].get());
   Py_RETURN_NONE;
 }
 
@@ -180,10 +188,45 @@ void send_close(RequestHost* core, WsSession* s, uint16_t code, std::string_view
   mark_closed(s);
 }
 
+// The worker is leaving: the close frame with g_goodbye, unless a frame is going out now (the
+// sender sends it once done: see send_frame).
+void say_goodbye(RequestHost* core, WsSession* s) {
+  s->goodbye = g_goodbye;
+  if (s->sending || s->closed) return;
+  send_close(core, s, g_goodbye,
+             g_goodbye == ws::kCloseServiceRestart ? "server restarting" : "server going away");
+}
+
+// OSError for a session the server closed because the worker is leaving.
+PyObject* goodbye_error(const WsSession* s, const char* fn) {
+  PyErr_Format(PyExc_OSError, "uwsgi.%s(): the websocket is closed: the server is %s (%d)", fn,
+               s->goodbye == ws::kCloseServiceRestart ? "restarting" : "going away", s->goodbye);
+  return nullptr;
+}
+
+// One whole frame (or several) as it is; marks the session sending meanwhile, so that a goodbye
+// waits for the frame's end instead of cutting into it. False when the client is gone (the
+// session is closed then; no exception is set).
+bool send_frame(RequestHost* core, WsSession* s, std::string_view a, std::string_view b = {}) {
+  s->sending = true;
+  bool ok = core->send_raw(a.data(), a.size()) && (b.empty() || core->send_raw(b.data(), b.size()));
+  s->sending = false;
+  if (!ok) {
+    mark_closed(s);
+    return false;
+  }
+  if (s->goodbye != 0 && !s->closed) say_goodbye(core, s);
+  return true;
+}
+
 WsSession* require_session(RequestHost* core, const char* fn) {
   WsSession* s = session_for(core);
   if (s == nullptr) {
     PyErr_Format(PyExc_OSError, "uwsgi.%s(): no websocket handshake on this request", fn);
+    return nullptr;
+  }
+  if (s->closed && s->goodbye != 0) {
+    goodbye_error(s, fn);
     return nullptr;
   }
   if (s->closed) {
@@ -211,11 +254,11 @@ PyObject* ws_recv_impl(bool block, const char* fn) noexcept {
       case ws::FrameReader::Event::kPing: {
         std::string out;
         ws::encode_frame(ws::Opcode::kPong, s->reader.payload(), &out);
-        if (!core->send_raw(out.data(), out.size())) {
-          mark_closed(s);
+        if (!send_frame(core, s, out)) {
           PyErr_SetString(PyExc_OSError, "websocket: the client is gone");
           return nullptr;
         }
+        if (s->closed) return goodbye_error(s, fn);
         continue;
       }
       case ws::FrameReader::Event::kPong:
@@ -240,6 +283,9 @@ PyObject* ws_recv_impl(bool block, const char* fn) noexcept {
     }
     scratch.clear();
     ssize_t n = core->recv_raw(&scratch, block, kPingInterval);
+    // The worker started leaving while this core waited (the server woke it): what came
+    // meanwhile is not read any more, the stream ended with the close frame.
+    if (s->goodbye != 0 && s->closed) return goodbye_error(s, fn);
     if (n > 0) {
       s->awaiting_pong = false;
       s->reader.append(scratch.data(), scratch.size());
@@ -258,11 +304,11 @@ PyObject* ws_recv_impl(bool block, const char* fn) noexcept {
     }
     std::string ping;
     ws::encode_frame(ws::Opcode::kPing, "", &ping);
-    if (!core->send_raw(ping.data(), ping.size())) {
-      mark_closed(s);
+    if (!send_frame(core, s, ping)) {
       PyErr_SetString(PyExc_OSError, "websocket: the client is gone");
       return nullptr;
     }
+    if (s->closed) return goodbye_error(s, fn);
     s->awaiting_pong = true;
   }
 }
@@ -300,16 +346,15 @@ PyObject* ws_send_impl(PyObject* arg, ws::Opcode op, const char* fn) noexcept {
   bool ok;
   if (payload.size() <= kCoalesceBytes) {
     out.append(payload);
-    ok = core->send_raw(out.data(), out.size());
+    ok = send_frame(core, s, out);
   } else {
-    ok = core->send_raw(out.data(), out.size()) && core->send_raw(payload.data(), payload.size());
+    ok = send_frame(core, s, out, payload);
   }
   if (!ok) {
-    mark_closed(s);
     PyErr_SetString(PyExc_OSError, "websocket: the client is gone");
     return nullptr;
   }
-  Py_RETURN_NONE;
+  Py_RETURN_NONE;  // sent; a goodbye that waited for it went out after (the next call raises)
 }
 
 PyObject* ws_send(PyObject*, PyObject* arg) noexcept {
@@ -422,6 +467,19 @@ PyObject* init_module() noexcept {
 void register_uwsgi_module(const config::Config& cfg) noexcept {
   g_config = &cfg;
   PyImport_AppendInittab("uwsgi", init_module);
+}
+
+void websocket_goodbye(uint16_t code) noexcept {
+  if (g_goodbye == 0) g_goodbye = code;
+  // Sending from the loop's greenlet never waits (send_raw fails instead), so no core runs
+  // meanwhile and g_sessions keeps its shape.
+  for (size_t i = 0; i < g_sessions.size(); ++i) {
+    WsSession* s = g_sessions[i].get();
+    if (s == nullptr || s->closed || s->goodbye != 0) continue;
+    RequestHost* core = host_by_id(static_cast<int>(i));
+    if (core == nullptr || core->serial() != s->serial || !core->in_request()) continue;
+    say_goodbye(core, s);
+  }
 }
 
 }  // namespace aiowsgi::worker
