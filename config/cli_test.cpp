@@ -250,6 +250,58 @@ TEST_F(ConfigTest, StaticFlagsAddToTheFile) {
   EXPECT_NE(errors[0].find("--static-map /c/: expected PREFIX=DIR"), std::string::npos);
 }
 
+// uWSGI's static-expires family: "PATTERN SECONDS" lists, normalized, checked with the file's
+// location, and added to by their flags.
+TEST_F(ConfigTest, StaticExpiryRules) {
+  std::string base = std::string(kMinimal) + "[static]\n";
+  Config cfg = load_file_ok(base +
+                            "expires_file = ['^/srv/.*\\.woff2$   31536000']\n"
+                            "expires_uri = ['^/static/.*\\.(css|js)$ 86400', ' /a b/ 0 ']\n"
+                            "expires_type = ['image/png 600']\n");
+  EXPECT_EQ(cfg.statics.expires_file, (std::vector<std::string>{"^/srv/.*\\.woff2$ 31536000"}));
+  EXPECT_EQ(cfg.statics.expires_uri,
+            (std::vector<std::string>{"^/static/.*\\.(css|js)$ 86400", "/a b/ 0"}));
+  EXPECT_EQ(cfg.statics.expires_type, (std::vector<std::string>{"image/png 600"}));
+
+  std::string e = error_for(base + "expires_uri = ['(unclosed 60']\n");
+  EXPECT_EQ(e.rfind(toml_path() + ":6:", 0), 0u) << e;
+  EXPECT_NE(e.find(": [static] expires_uri = \"(unclosed 60\": invalid regular expression: "),
+            std::string::npos)
+      << e;
+  e = error_for(base + "expires_file = ['/v\\d+/ 60']\n");
+  EXPECT_NE(e.find("\\d is PCRE, not POSIX: write [0-9]"), std::string::npos) << e;
+  e = error_for(base + "expires_uri = ['\\.css$']\n");
+  EXPECT_NE(e.find("[static] expires_uri = \"\\\\.css$\": must be \"PATTERN SECONDS\""),
+            std::string::npos)
+      << e;
+  e = error_for(base + "expires_uri = ['\\.css$ 1d']\n");
+  EXPECT_NE(e.find("'1d' is not a number of seconds"), std::string::npos) << e;
+  e = error_for(base + "expires_type = ['text/css 315360001']\n");
+  EXPECT_NE(e.find("[static] expires_type = \"text/css 315360001\": seconds must be 0..315360000"),
+            std::string::npos)
+      << e;
+  e = error_for(base + "expires_type = ['css 60']\n");
+  EXPECT_NE(e.find("'css' is not TYPE/SUBTYPE"), std::string::npos) << e;
+  e = error_for(base + "expires_type = 'text/css 60'\n");
+  EXPECT_NE(e.find("[static] expires_type: expected array of strings, got string"),
+            std::string::npos)
+      << e;
+
+  CommandLine c = cli({"-c", write("server.toml", base + "expires_uri = ['^/a/ 1']\n"),
+                       "--static-expires-uri", "^/b/ 2", "--static-expires-type", "text/css 3"});
+  cfg = load_ok(c);
+  EXPECT_EQ(cfg.statics.expires_uri, (std::vector<std::string>{"^/a/ 1", "^/b/ 2"}));
+  EXPECT_EQ(cfg.statics.expires_type, (std::vector<std::string>{"text/css 3"}));
+  CommandLine bad = cli({"-c", toml_path(), "--static-expires-uri", "[x 2"});
+  Config out;
+  std::vector<std::string> errors;
+  EXPECT_FALSE(load_config(bad, &out, &errors));
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("--static-expires-uri [x 2: invalid regular expression"),
+            std::string::npos)
+      << errors[0];
+}
+
 TEST(CommandLine, UsageErrors) {
   EXPECT_EQ(usage_error({"--frobnicate"}), "unknown option '--frobnicate' (see --help)");
   EXPECT_EQ(usage_error({"--frobnicate=3"}), "unknown option '--frobnicate' (see --help)");

@@ -92,6 +92,13 @@ struct StaticConfig {
   // first (the order requests are matched in).
   std::vector<std::pair<std::string, std::string>> map;
   int64_t expires = 0;  // Cache-Control max-age in seconds; 0 = no Cache-Control header
+  // uWSGI's static-expires family, "PATTERN SECONDS" each (common/expires_rule.h), checked and
+  // normalized at load. The first rule that matches a file gives it Expires and
+  // Cache-Control: max-age instead of |expires|; file rules are tried first, then URI rules,
+  // then type rules, each list in order.
+  std::vector<std::string> expires_file;  // POSIX extended regex on the file's path
+  std::vector<std::string> expires_uri;   // the same on the request URI as sent (path?query)
+  std::vector<std::string> expires_type;  // a media type ("text/css") of the Content-Type
 };
 
 struct Config {

@@ -82,6 +82,8 @@ std::string_view expected(const Key& key) {
     case Type::kPathList:
     case Type::kNetworkList:
     case Type::kHeaderList:
+    case Type::kRegexExpiry:
+    case Type::kTypeExpiry:
       return "array of strings";
     case Type::kEnv:
       return "table of strings";

@@ -165,6 +165,19 @@ constexpr Key kKeys[] = {
     {.table = "static", .name = "expires", .type = Type::kInt, .field = FIELD(statics.expires),
      .doc = "Cache-Control max-age for static files, seconds; 0: none", .min = 0,
      .max = kMaxExpires, .flag = {.name = "--static-expires"}},
+    // uWSGI's static-expires takes "REGEX SECONDS" where --static-expires takes SECONDS: it
+    // is translated in config/uwsgi_options.cpp, and this key has no flag of its own.
+    {.table = "static", .name = "expires_file", .type = Type::kRegexExpiry,
+     .field = FIELD(statics.expires_file),
+     .doc = "\"REGEX SECONDS\": Expires and max-age for files whose path the regex matches"},
+    {.table = "static", .name = "expires_uri", .type = Type::kRegexExpiry,
+     .field = FIELD(statics.expires_uri),
+     .doc = "\"REGEX SECONDS\": Expires and max-age for request URIs the regex matches",
+     .flag = {.name = "--static-expires-uri", .adds = true}},
+    {.table = "static", .name = "expires_type", .type = Type::kTypeExpiry,
+     .field = FIELD(statics.expires_type),
+     .doc = "\"TYPE SECONDS\": Expires and max-age for files of this Content-Type",
+     .flag = {.name = "--static-expires-type", .adds = true}},
 };
 // clang-format on
 #undef FIELD
@@ -305,6 +318,10 @@ std::string metavar(const Key& key) {
       return "/PREFIX";
     case Type::kHeaderList:
       return "'NAME: VALUE'";
+    case Type::kRegexExpiry:
+      return "'REGEX SECONDS'";
+    case Type::kTypeExpiry:
+      return "'TYPE SECONDS'";
   }
   return "VALUE";
 }

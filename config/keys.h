@@ -41,6 +41,8 @@ enum class Type {
   kNetworkList,  // an array of IP addresses, CIDR networks or "*"
   kUrlPrefix,    // "" or a URL path prefix "/app" (common/url_prefix.h)
   kHeaderList,   // an array of response header fields "Name: value"
+  kRegexExpiry,  // an array of "REGEX SECONDS" (POSIX extended regex, common/posix_regex.h)
+  kTypeExpiry,   // an array of "TYPE/SUBTYPE SECONDS"
 };
 
 // The Config field a key sets.

@@ -108,6 +108,10 @@ class KeyTableTest : public ConfigTest {
         return {"\"/app/\"", "/app/", "/app"};
       case Type::kHeaderList:
         return {"[\"X-A: 1\"]", "X-A: 1", "X-A: 1;"};
+      case Type::kRegexExpiry:
+        return {"['\\.css$  60']", "\\.css$ 60", "\\.css$ 60;"};
+      case Type::kTypeExpiry:
+        return {"[\"text/css 60\"]", "text/css 60", "text/css 60;"};
       case Type::kEnv:
         return {"{ MODE = \"prod\" }", "MODE=prod", "MODE=prod;"};
       case Type::kStaticMap:

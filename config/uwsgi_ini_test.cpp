@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -274,6 +275,34 @@ TEST(UwsgiOptions, Translated) {
                    "[server] socket_mode = 666", "[server] socket_mode = 660"}));
   ASSERT_EQ(t.notes.size(), 1u);
   EXPECT_EQ(t.notes[0].rfind("u.ini:11: touch-reload: ", 0), 0u) << t.notes[0];
+}
+
+// uWSGI's static-expires family: the request-time ones map onto [static] expires_*, the ones
+// counted from the file's mtime and the PATH_INFO ones are refused with what to use.
+TEST(UwsgiOptions, StaticExpires) {
+  UwsgiTranslation t =
+      translate({"static-expires=/srv/st/.*\\.css 3600", "static-expires-uri=^/static/.*\\.js$ 600",
+                 "static-expires-type=image/png 60"});
+  EXPECT_TRUE(t.errors.empty()) << t.errors[0];
+  EXPECT_EQ(settings(t), (Pairs{"[static] expires_file = /srv/st/.*\\.css 3600",
+                                "[static] expires_uri = ^/static/.*\\.js$ 600",
+                                "[static] expires_type = image/png 60"}));
+  EXPECT_EQ(t.settings[0].origin, "u.ini:2: static-expires = /srv/st/.*\\.css 3600");
+  t = translate({"static-expires-mtime=x 1", "static-expires-uri-mtime=x 1",
+                 "static-expires-type-mtime=text/css 1", "static-expires-path-info=x 1",
+                 "static-expires-path-info-mtime=x 1"});
+  ASSERT_EQ(t.errors.size(), 5u);
+  EXPECT_EQ(t.errors[0],
+            "u.ini:2: static-expires-mtime: expiry counted from the file's modification time is "
+            "not supported (static-expires, static-expires-uri or static-expires-type, counted "
+            "from the request)");
+  EXPECT_EQ(t.errors[3].rfind("u.ini:5: static-expires-path-info: there is no expiry by", 0), 0u)
+      << t.errors[3];
+  for (const char* name : {"static-expires", "static-expires-uri", "static-expires-type"}) {
+    EXPECT_EQ(uwsgi_option_arity(name), UwsgiArity::kValue) << name;
+    auto mapped = mapped_uwsgi_options();
+    EXPECT_NE(std::find(mapped.begin(), mapped.end(), name), mapped.end()) << name;
+  }
 }
 
 TEST(UwsgiOptions, EverySpellingOfAVirtualenvMapsToTheKey) {

@@ -17,6 +17,11 @@ constexpr std::string_view kCores =
     "cores do this job: each worker serves up to [server] cores "
     "requests at once, one greenlet each";
 
+constexpr std::string_view kFromMtime =
+    "expiry counted from the file's modification time is not supported";
+constexpr std::string_view kFromRequest =
+    "static-expires, static-expires-uri or static-expires-type, counted from the request";
+
 // Accepted with one note each: they ask for something aiowsgi always does, or never needs.
 constexpr UwsgiVerdict kVerdicts[] = {
     {"master", false, "there is always a master process", ""},
@@ -82,14 +87,19 @@ constexpr UwsgiVerdict kVerdicts[] = {
     {"logger*", true, "there are no log plugins", "[log] file, or stderr to journald"},
     {"req-logger*", true, "there are no log plugins", "[log] file, or stderr to journald"},
     {"emperor*", true, "there is no emperor", "one systemd unit per app"},
-    {"static-expires*", true, "expiry by regular expression is not supported",
-     "[static] expires = SECONDS, for every static file"},
+    // static-expires, -uri and -type map onto [static] expires_file, _uri and _type.
+    {"static-expires-mtime", true, kFromMtime, kFromRequest},
+    {"static-expires-uri-mtime", true, kFromMtime, kFromRequest},
+    {"static-expires-type-mtime", true, kFromMtime, kFromRequest},
+    {"static-expires-path-info", true, "there is no expiry by the decoded PATH_INFO",
+     "static-expires-uri, which matches the path as sent ([static] expires_uri)"},
+    {"static-expires-path-info-mtime", true, kFromMtime, kFromRequest},
 };
 
 // Options translated here because their value is not the key's value as written.
-constexpr std::string_view kTranslated[] = {"py-autoreload", "lazy-apps", "disable-logging",
-                                            "touch-reload",  "wsgi-file", "static-map",
-                                            "chmod-socket"};
+constexpr std::string_view kTranslated[] = {"py-autoreload", "lazy-apps",     "disable-logging",
+                                            "touch-reload",  "wsgi-file",     "static-map",
+                                            "chmod-socket",  "static-expires"};
 
 // uWSGI's options that take no value (besides the keys of type boolean): on a command line
 // the next argument is not theirs.
@@ -242,6 +252,9 @@ class Translator {
       size_t eq = value.find('=');
       if (eq != std::string::npos && eq > 0 && value[eq - 1] != '/') value.insert(eq, "/");
       set(o, "static", "map", value);
+    } else if (o.name == "static-expires") {
+      // uWSGI's is "REGEX SECONDS" on the file's path; --static-expires here is SECONDS alone.
+      set(o, "static", "expires_file", o.value);
     } else {
       return false;
     }

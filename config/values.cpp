@@ -16,6 +16,7 @@
 #include "common/address.h"
 #include "common/ip_networks.h"
 #include "common/numeric_id.h"
+#include "common/posix_regex.h"
 #include "common/url_prefix.h"
 #include "config/virtualenv.h"
 
@@ -58,6 +59,30 @@ Result<Value> accept_header_field(std::string_view s) {
               ? std::string_view()
               : value.substr(first, value.find_last_not_of(" \t") - first + 1);
   return Value(std::string(name).append(": ").append(value));
+}
+
+// A media type as Content-Type names it: "type/subtype", both HTTP tokens (RFC 9110 8.3.1).
+bool is_media_type(std::string_view s) {
+  size_t slash = s.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == s.size()) return false;
+  return std::all_of(s.begin(), s.begin() + slash, is_token_char) &&
+         std::all_of(s.begin() + slash + 1, s.end(), is_token_char);
+}
+
+// One uWSGI static-expires rule (common/expires_rule.h): "REGEX SECONDS", the regex compiled
+// here so a bad one is a config error, or "TYPE/SUBTYPE SECONDS". Normalized to one blank.
+Result<Value> accept_expires_rule(std::string_view s, bool media_type) {
+  Result<ExpiresRule> rule = ExpiresRule::parse(s);
+  if (!rule.ok()) {
+    return refuse(rule.status().message() +
+                  (media_type ? " (\"text/css 86400\")" : " (\"\\\\.css$ 86400\")"));
+  }
+  if (media_type) {
+    if (!is_media_type(rule->pattern)) return refuse("'" + rule->pattern + "' is not TYPE/SUBTYPE");
+  } else if (Result<PosixRegex> re = PosixRegex::compile(rule->pattern); !re.ok()) {
+    return re.status();
+  }
+  return Value(rule->text());
 }
 
 // Resolves |p| against |base|. Lexical only: symlinks are kept as written, and the path need
@@ -225,7 +250,8 @@ std::string render(const Value& v) {
 
 bool is_array(const Key& key) {
   return key.type == Type::kAddressList || key.type == Type::kPathList ||
-         key.type == Type::kNetworkList || key.type == Type::kHeaderList;
+         key.type == Type::kNetworkList || key.type == Type::kHeaderList ||
+         key.type == Type::kRegexExpiry || key.type == Type::kTypeExpiry;
 }
 
 std::vector<std::string> list_elements(const Key& key, std::string_view text) {
@@ -406,6 +432,9 @@ Result<Value> accept(const Key& key, Value v, const fs::path& base) {
       return v;
     case Type::kHeaderList:
       return accept_header_field(s);
+    case Type::kRegexExpiry:
+    case Type::kTypeExpiry:
+      return accept_expires_rule(s, key.type == Type::kTypeExpiry);
     case Type::kUrlPrefix: {
       std::string p;
       if (s.empty()) return v;

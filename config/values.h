@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "common/expires_rule.h"  // kMaxExpires
 #include "common/result.h"
 #include "common/status.h"
 #include "config/keys.h"
@@ -28,8 +29,6 @@ constexpr int64_t kMaxHeaderBytes = int64_t{16} * 1024 * 1024;
 constexpr double kMaxSeconds = 1e7;
 // And at least the worker's timer period (config.h), 0 aside.
 constexpr double kMinSeconds = kTimerTickSeconds;
-// [static] expires: ten years; browsers cap max-age far lower anyway.
-constexpr int64_t kMaxExpires = int64_t{10} * 365 * 24 * 3600;
 
 // One value of a scalar key, or one element of an array key, before it is checked.
 using Value = std::variant<int64_t, double, bool, std::string>;

@@ -6,10 +6,13 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <optional>
+#include <string>
+#include <utility>
 
 #include "common/stats_board.h"
 #include "common/status.h"
@@ -79,6 +82,13 @@ StaticFiles::StaticFiles(Server* server) : server_(server) {
   const auto& cfg = server->config().statics;
   for (const auto& [prefix, folder] : cfg.map) map_.push_back({prefix, folder});
   if (cfg.expires > 0) cache_control_ = fmt::format("Cache-Control: max-age={}\r\n", cfg.expires);
+  for (auto [target, rules] : {std::pair(ExpiryRules::Target::kFile, &cfg.expires_file),
+                               std::pair(ExpiryRules::Target::kUri, &cfg.expires_uri),
+                               std::pair(ExpiryRules::Target::kType, &cfg.expires_type)}) {
+    if (Status st = expiry_rules_.add(target, *rules); !st.ok()) {
+      spdlog::warn("static files: expiry rule left out: {}", st.message());
+    }
+  }
   size_t n = mime_.load_file("/etc/mime.types");
   spdlog::debug("static files: {} extensions from /etc/mime.types{}", n,
                 n == 0 ? " (not readable: built-in table)" : "");
@@ -114,6 +124,25 @@ bool StaticFiles::try_serve(Connection* conn) noexcept {
     }
   }
   return false;
+}
+
+std::string StaticFiles::cache_fields(const Connection* conn, const Mapping& m,
+                                      const std::string& rel, std::string_view content_type) const {
+  if (expiry_rules_.empty()) return cache_control_;
+  std::string file_path = m.folder;
+  if (file_path.empty() || file_path.back() != '/') file_path += '/';
+  file_path += rel;
+  // The request URI as sent, as uWSGI matches it: not decoded, with the query.
+  std::string uri;
+  if (conn->uwsgi) {
+    uri = conn->uwsgi->find("REQUEST_URI").value_or(conn->uwsgi->find("PATH_INFO").value_or(""));
+  } else {
+    uri = conn->parser.path();
+    if (!conn->parser.query().empty()) uri.append("?").append(conn->parser.query());
+  }
+  std::optional<int64_t> seconds = expiry_rules_.match(file_path, uri, content_type);
+  if (!seconds) return cache_control_;
+  return expiry_fields(*seconds, ::time(nullptr));
 }
 
 void StaticFiles::start_response(Connection* conn, std::string_view path) noexcept {
@@ -217,8 +246,9 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
               range = static_path::parse_range(*r, size);
           }
         }
+        std::string_view content_type = mime_.lookup(*rel);
         std::string validators = "Last-Modified: " + last_modified + "\r\nETag: " + etag + "\r\n";
-        validators += cache_control_;
+        validators += cache_fields(conn, *m, *rel, content_type);
         if (has_gz) validators += "Vary: Accept-Encoding\r\n";
         if (range.kind == static_path::Range::Kind::kUnsatisfiable) {
           plain(416, validators + "Content-Range: bytes */" + std::to_string(size) + "\r\n");
@@ -237,7 +267,7 @@ void StaticFiles::start_response(Connection* conn, std::string_view path) noexce
           rh.set_status(s->status);
           if (s->status != 304) {
             rh.append_fields("Content-Type: ");
-            rh.append_fields(mime_.lookup(*rel));
+            rh.append_fields(content_type);
             rh.append_fields(use_gz ? "\r\nContent-Encoding: gzip\r\n" : "\r\n");
             rh.set_content_length(count);
             rh.append_fields("Accept-Ranges: bytes\r\n");

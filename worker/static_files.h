@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "worker/protocol/mime_types.h"
+#include "worker/protocol/static_expires.h"
 
 namespace aiowsgi::worker {
 
@@ -45,6 +46,10 @@ class StaticFiles {
     std::string prefix, folder;
   };
   void start_response(Connection* conn, std::string_view path) noexcept;
+  // The Cache-Control (and Expires) lines for the file |rel| below |m|'s folder, sent as
+  // |content_type|: the first [static] expires_* rule that matches, else [static] expires.
+  std::string cache_fields(const Connection* conn, const Mapping& m, const std::string& rel,
+                           std::string_view content_type) const;
   // Sends what it can of the response (at most one file slice); arms the writer for the rest.
   void pump(Connection* conn) noexcept;
   void finish(Connection* conn) noexcept;
@@ -54,6 +59,7 @@ class StaticFiles {
   MimeTypes mime_;
   std::vector<Mapping> map_;   // longest prefix first
   std::string cache_control_;  // "Cache-Control: max-age=N\r\n" or ""
+  ExpiryRules expiry_rules_;   // [static] expires_file, expires_uri, expires_type
 };
 
 }  // namespace aiowsgi::worker

@@ -59,7 +59,9 @@ def uwsgi_port():
 def server(server_factory, site, uwsgi_port):
     return server_factory(APP, workers=1, cores=1, stats_socket=True,
                           server={"uwsgi_listen": ["127.0.0.1:%d" % uwsgi_port]},
-                          static={"map": {"/static/": str(site)}, "expires": 3600})
+                          static={"map": {"/static/": str(site)}, "expires": 3600,
+                                  "expires_uri": [r"^/static/data\.bin$ 60"],
+                                  "expires_type": ["text/html 0"]})
 
 
 def get(server, path, headers=(), method="GET"):
@@ -373,6 +375,27 @@ def test_uwsgi_protocol(server, uwsgi_port):
     assert head.startswith("HTTP/1.1 206") and body == DATA[1:3]
     head, _ = uwsgi_request(uwsgi_port, "/static/../secret.txt")
     assert head.startswith("HTTP/1.1 404")
+
+
+def test_expiry_rules_over_http_and_uwsgi(server, uwsgi_port):
+    """[static] expires_uri and expires_type: the first matching rule sends max-age and an
+    Expires date; other files keep [static] expires (max-age alone)."""
+    r = get(server, "/static/data.bin")
+    assert r.header("cache-control") == "max-age=60"
+    expires = email.utils.parsedate_to_datetime(r.header("expires"))
+    date = email.utils.parsedate_to_datetime(r.header("date"))
+    assert 59 <= (expires - date).total_seconds() <= 61
+    r = get(server, "/static/data.bin?x=1")  # the URI is matched with its query: no rule
+    assert r.header("cache-control") == "max-age=3600" and r.header("expires") is None
+    r = get(server, "/static/page.html", [("Accept-Encoding", "gzip")])
+    assert r.header("content-encoding") == "gzip"
+    assert r.header("cache-control") == "max-age=0"  # expired at once, as uWSGI's 0
+    expires = email.utils.parsedate_to_datetime(r.header("expires"))
+    assert abs((expires - email.utils.parsedate_to_datetime(r.header("date"))).total_seconds()) <= 1
+    head, _ = uwsgi_request(uwsgi_port, "/static/data.bin")
+    assert "Cache-Control: max-age=60\r\n" in head and "Expires: " in head
+    head, _ = uwsgi_request(uwsgi_port, "/static/data.bin", {"REQUEST_URI": "/static/data.bin?x"})
+    assert "Cache-Control: max-age=3600\r\n" in head and "Expires: " not in head
 
 
 # ---- access log and stats ------------------------------------------------------------------

@@ -2,6 +2,7 @@
 well-known projects' (a Django site behind nginx on a unix socket with chmod-socket, a Flask
 app on http-socket with static-map and env, one built from if-env and %(...)), each served
 end to end; --check and --print-toml; refused options reported all at once."""
+import email.utils
 import http.client
 import os
 import signal
@@ -170,6 +171,89 @@ def test_flask_app_on_http_socket_with_static_map_and_env(ini_server):
     assert headers["content-type"].startswith("text/css")
     # disable-logging: no access line for either request.
     assert '"GET /static/site.css"' not in server.log_text()
+
+
+HELLO_WSGI = """\
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello"]
+"""
+
+
+# ---- static-expires, static-expires-uri and static-expires-type -------------------------------
+
+EXPIRES_INI = r"""[uwsgi]
+http-socket = 127.0.0.1:{port}
+wsgi-file = app.py
+chdir = {dir}
+static-map = /static={dir}/assets
+static-expires = ^{dir}/assets/fonts/ 31536000
+static-expires-uri = ^/static/.*\.(css|js)$ 3600
+static-expires-uri = ^/static/nocache/ 0
+static-expires-type = image/png 600
+"""
+
+
+def expiry(headers):
+    """(max-age, Expires minus Date in seconds) of a response, None for each one missing."""
+    cc, expires = headers.get("cache-control"), headers.get("expires")
+    age = int(cc.split("=", 1)[1]) if cc and cc.startswith("max-age=") else None
+    if expires is None:
+        return age, None
+    delta = (email.utils.parsedate_to_datetime(expires)
+             - email.utils.parsedate_to_datetime(headers["date"])).total_seconds()
+    return age, delta
+
+
+def test_static_expires_options_give_expires_and_max_age(ini_server):
+    server = ini_server(EXPIRES_INI, files={
+        "app.py": HELLO_WSGI, "assets/site.css": "body {}\n", "assets/app.js": "1;\n",
+        "assets/logo.png": "png", "assets/fonts/a.woff2": "font", "assets/nocache/x.css": "x",
+        "assets/nocache/x.txt": "x",
+        "assets/readme.txt": "text"})
+
+    def got(path, headers=None):
+        status, h, _ = server.request("GET", path, headers=headers)
+        assert status in (200, 304), (path, status)
+        age, delta = expiry(h)
+        # Expires is Date + max-age, give or take the second the two were written in.
+        assert delta is None or abs(delta - age) <= 1, (path, h)
+        return age if delta is not None else (None if age is None else "no Expires")
+
+    assert got("/static/site.css") == 3600            # static-expires-uri
+    assert got("/static/app.js") == 3600
+    assert got("/static/site.css?v=2") is None        # the URI as uWSGI matches it: with the query
+    assert got("/static/nocache/x.css") == 3600       # first rule that matches wins
+    assert got("/static/nocache/x.txt") == 0          # 0: expired at once, as in uWSGI
+    assert got("/static/logo.png") == 600             # static-expires-type
+    assert got("/static/fonts/a.woff2") == 31536000   # static-expires, on the file's path
+    assert got("/static/readme.txt") is None          # no rule: no Cache-Control, no Expires
+    status, h, _ = server.request("GET", "/static/site.css")
+    status, h304, _ = server.request("GET", "/static/site.css",
+                                     headers={"If-None-Match": h["etag"]})
+    assert status == 304 and h304["cache-control"] == "max-age=3600" and "expires" in h304
+    status, _, body = server.request("GET", "/")
+    assert (status, body) == (200, b"hello")
+    assert "static-expires" not in server.log_text()  # mapped: no note, no error
+
+
+def test_static_expires_errors_name_the_ini_line(tmp_path):
+    (tmp_path / "app.py").write_text(HELLO_WSGI)
+    (tmp_path / "s").mkdir()
+    (tmp_path / "uwsgi.ini").write_text(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:1\nwsgi-file = app.py\nstatic-map = /s=s\n"
+        "static-expires-uri = (unclosed 60\n"
+        "static-expires-type = text/css soon\n"
+        "static-expires = /v\\d+/ 60\n"
+        "static-expires-uri-mtime = \\.css$ 60\n")
+    out = run_master("--check", "--ini", "uwsgi.ini", cwd=tmp_path)
+    assert out.returncode == 1, out.stdout + out.stderr
+    err = out.stderr
+    assert "uwsgi.ini:5: static-expires-uri = (unclosed 60: invalid regular expression" in err, err
+    assert "uwsgi.ini:6: static-expires-type = text/css soon: 'soon' is not a number" in err, err
+    assert "uwsgi.ini:7: static-expires = /v\\d+/ 60: \\d is PCRE, not POSIX: write [0-9]" in err
+    assert ("uwsgi.ini:8: static-expires-uri-mtime: expiry counted from the file's modification "
+            "time is not supported") in err, err
 
 
 # ---- if-env, %(...) and an include ---------------------------------------------------------------
