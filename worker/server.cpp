@@ -417,6 +417,19 @@ void Server::shutdown() noexcept {
   }
 }
 
+void Server::log_stacks() noexcept {
+  // On the loop's greenlet: every core in a request is suspended now, its stack complete.
+  // The code that held the loop when the signal came was dumped by faulthandler already.
+  double now = now_seconds();
+  size_t busy = 0;
+  for (auto& core : cores_) busy += core->in_request() ? 1 : 0;
+  spdlog::info("SIGUSR2: {} request{} in flight{}", busy, busy == 1 ? "" : "s",
+               busy == 0 ? "" : "; their stacks follow");
+  for (auto& core : cores_) {
+    if (core->in_request()) core->log_stack(now);
+  }
+}
+
 void Server::on_control() noexcept {
   ControlLink::Command cmd;
   while (ControlLink::receive(ctx_.control_fd, &cmd)) {

@@ -73,4 +73,16 @@ std::string suspended_stack(PyObject* g) noexcept {
   return out;
 }
 
+bool install_fault_dump(int signo, int fd) noexcept {
+  PyRef faulthandler = PyRef::steal(PyImport_ImportModule("faulthandler"));
+  if (!faulthandler) return false;
+  PyRef reg = PyRef::steal(PyObject_GetAttrString(faulthandler.get(), "register"));
+  PyRef args = PyRef::steal(Py_BuildValue("(i)", signo));
+  PyRef kwargs = PyRef::steal(
+      Py_BuildValue("{s:i,s:O,s:O}", "file", fd, "all_threads", Py_False, "chain", Py_True));
+  if (!reg || !args || !kwargs) return false;
+  PyRef r = PyRef::steal(PyObject_Call(reg.get(), args.get(), kwargs.get()));
+  return static_cast<bool>(r);
+}
+
 }  // namespace aiowsgi::worker::stack_dump
