@@ -147,11 +147,11 @@ void Core::cancel(double age) noexcept {
   Py_DECREF(r);
 }
 
-void Core::log_stack(double now) noexcept {
+std::string Core::describe_stack(double now) const {
   std::string stack = stack_dump::suspended_stack(greenlet_.get());
-  spdlog::info("core {}: {} {} for {:.1f} s, suspended at (most recent call last):\n{}", id_,
-               method(), target(), now - request_start_,
-               stack.empty() ? "  (no Python frame)" : stack);
+  return fmt::format("core {}: {} {} for {:.1f} s, suspended at (most recent call last):\n{}", id_,
+                     method(), target(), now - request_start_,
+                     stack.empty() ? "  (no Python frame)" : stack);
 }
 
 PyObject* Core::switch_in(bool kill) noexcept {

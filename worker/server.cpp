@@ -420,13 +420,18 @@ void Server::shutdown() noexcept {
 void Server::log_stacks() noexcept {
   // On the loop's greenlet: every core in a request is suspended now, its stack complete.
   // The code that held the loop when the signal came was dumped by faulthandler already.
+  // An operator asked for these: logged at info, or at the [log] level when that is higher,
+  // so that they show as faulthandler's lines before them do (the app's stderr is logged
+  // whatever the level). Never at "off", which would print them with logging turned off.
+  auto level = std::max(spdlog::level::info, spdlog::default_logger()->level());
+  if (level == spdlog::level::off) level = spdlog::level::critical;
   double now = now_seconds();
   size_t busy = 0;
   for (auto& core : cores_) busy += core->in_request() ? 1 : 0;
-  spdlog::info("SIGUSR2: {} request{} in flight{}", busy, busy == 1 ? "" : "s",
-               busy == 0 ? "" : "; their stacks follow");
+  spdlog::log(level, "SIGUSR2: {} request{} in flight{}", busy, busy == 1 ? "" : "s",
+              busy == 0 ? "" : "; their stacks follow");
   for (auto& core : cores_) {
-    if (core->in_request()) core->log_stack(now);
+    if (core->in_request()) spdlog::log(level, "{}", core->describe_stack(now));
   }
 }
 

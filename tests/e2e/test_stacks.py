@@ -142,3 +142,15 @@ def test_stats_show_what_each_busy_core_serves(server):
     assert get(s, "/release") == (200, "1")
     t.join(15)
     assert box.get("result") == (200, "beta"), box
+
+
+def test_usr2_stacks_show_whatever_the_log_level(server_factory):
+    s = server_factory(APP, workers=1, cores=2, stats_socket=True, log={"level": "error"})
+    t, box = in_thread(lambda: get(s, "/wait_in_gamma"))
+    assert s.wait_in_request(1) == 1
+    os.kill(worker_pid(s), signal.SIGUSR2)
+    log = s.wait_log("in wait_in_gamma\n", timeout=15)
+    assert "SIGUSR2: 1 request in flight" in log and "in wait_in_gamma\n" in log, log
+    assert get(s, "/release") == (200, "1")
+    t.join(15)
+    assert box.get("result") == (200, "gamma"), box
