@@ -11,6 +11,7 @@
 
 #include "common/url_prefix.h"
 #include "worker/access_log.h"
+#include "worker/app_output.h"
 #include "worker/control_link.h"
 #include "worker/python/frame_stack.h"
 #include "worker/python/greenlet_api.h"
@@ -425,6 +426,9 @@ void Server::log_stacks() noexcept {
   // whatever the level). Never at "off", which would print them with logging turned off.
   auto level = std::max(spdlog::level::info, spdlog::default_logger()->level());
   if (level == spdlog::level::off) level = spdlog::level::critical;
+  // faulthandler's dump is in the app-output pipe already (written before the handler chained
+  // to the loop's): logged now, it comes first instead of interleaving with what follows.
+  app_output::flush();
   double now = now_seconds();
   size_t busy = 0;
   for (auto& core : cores_) busy += core->in_request() ? 1 : 0;

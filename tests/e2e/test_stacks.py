@@ -115,6 +115,10 @@ def test_usr2_logs_every_request_in_flight_and_disturbs_none(server):
         return needle in log and all("in %s\n" % n in log for n in names) and log
     log = wait_for(dumped, timeout=15)
     assert log, log_after(s, mark)
+    # First what ran when the signal came (faulthandler: the loop waiting for events), then
+    # the loop's own dump, not interleaved.
+    assert log.index("Stack (most recent call first):") < log.index(needle), log
+    assert not re.search(r"\[stderr\]", log[log.index(needle):]), log
     for n in names:
         # Each core's request, then its stack down to where the app waits.
         assert re.search(r"core \d+: GET /%s for [\d.]+ s, suspended at" % n, log), log
