@@ -2,6 +2,7 @@
 // harakiri (murder_stale), reload_on_rss_mb and max_requests replacements (recycle), the
 // worker count (manage_count), then the lifecycle checks that follow from the table and the
 // wake-up timer for the nearest deadline. Master only; no Python.
+#include <signal.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -74,6 +75,14 @@ void Arbiter::murder_stale() {
   double harakiri_s = cfg().limits.harakiri;
   for (WorkerProcess* p : table_.all()) {
     if (p->kill_sent) continue;
+    if (p->kill_at > 0) {
+      // Harakiri is waiting for the stack it asked for; judged once, not again each tick.
+      if (now >= p->kill_at) {
+        spdlog::error("worker {} harakiri: killing pid {}", p->id, p->pid);
+        kill_now(p);
+      }
+      continue;
+    }
     if (harakiri_s > 0 && p->ready_at > 0 &&
         (p->state == WorkerState::kBooted || p->state == WorkerState::kDraining)) {
       HarakiriInput in;
@@ -128,28 +137,41 @@ void Arbiter::harakiri(WorkerProcess* p, HarakiriVerdict verdict, double now) {
     others = "; " + std::to_string(v.in_flight - 1) + " other request" +
              (v.in_flight == 2 ? "" : "s") + " in flight fail with it";
   }
+  // The worker writes the stack of the code running in it to the log (SIGUSR2: faulthandler
+  // from the signal handler, which works while the loop is blocked) before it is killed.
+  std::string killing = p->forked() ? fmt::format(
+                                          "; its stack follows (SIGUSR2), then SIGKILL to pid {} "
+                                          "in {:.0f} s",
+                                          p->pid, kStackDumpSeconds)
+                                    : std::string("; killing it");
   if (verdict == HarakiriVerdict::kLoopBlocked) {
     double silent = now - std::max(p->last_heartbeat_at, p->ready_at);
     if (!v.suspect.empty()) {
       spdlog::error(
           "worker {} harakiri: request stuck for {:.1f} s (blocking the loop): {}{}; no heartbeat "
-          "for {:.1f} s, killing pid {}{}",
-          p->id, age, v.suspect, v.suspect_running ? "" : " (probably)", silent, p->pid, others);
+          "for {:.1f} s{}{}",
+          p->id, age, v.suspect, v.suspect_running ? "" : " (probably)", silent, others, killing);
     } else {
       spdlog::error(
           "worker {} harakiri: loop blocked for {:.1f} s with no request in flight (an app "
-          "task blocks it); killing pid {}",
-          p->id, silent, p->pid);
+          "task blocks it){}",
+          p->id, silent, killing);
     }
   } else {
     spdlog::error(
         "worker {} harakiri: request {} still running {:.1f} s after it started, past harakiri "
-        "({} s) and not cancelled by the worker; killing pid {}{}",
-        p->id, v.suspect.empty() ? "(unknown)" : v.suspect, age, cfg().limits.harakiri, p->pid,
-        others);
+        "({} s) and not cancelled by the worker{}{}",
+        p->id, v.suspect.empty() ? "(unknown)" : v.suspect, age, cfg().limits.harakiri, others,
+        killing);
   }
-  // kill_now marks it aborted, so its exit is expected and manage_count() fills the slot.
-  kill_now(p);
+  if (!p->forked()) {
+    // kill_now marks it aborted, so its exit is expected and manage_count() fills the slot.
+    kill_now(p);
+    return;
+  }
+  ::kill(p->pid, SIGUSR2);
+  // murder_stale() sends the SIGKILL; arm_wakeup() comes back for it on time.
+  p->kill_at = now + kStackDumpSeconds;
 }
 
 // reload_on_rss_mb: the HUP path for one worker. A replacement boots beside the worker; its
@@ -212,6 +234,7 @@ void Arbiter::arm_wakeup() {
   };
   for (WorkerProcess* p : table_.all()) {
     if (!p->kill_sent) consider(p->stop_deadline);
+    if (!p->kill_sent) consider(p->kill_at);
   }
   if (state_ == MasterState::kStopping) consider(stop_deadline_);
   if (state_ == MasterState::kKilling) consider(kill_deadline_);

@@ -23,6 +23,11 @@ inline constexpr double kMinHeartbeatSilenceSeconds = 2.0;
 // and the master replaces the worker.
 inline constexpr double kHarakiriBackstopSeconds = 10.0;
 
+// How long harakiri leaves a worker between SIGUSR2 (write the stack of the code running) and
+// SIGKILL. The dump is a few writes from the worker's signal handler into a pipe that a thread
+// of its own logs, so a second is ample even on a loaded machine.
+inline constexpr double kStackDumpSeconds = 1.0;
+
 enum class HarakiriVerdict {
   kNone,          // healthy, or harakiri is off
   kLoopBlocked,   // no heartbeat for max(harakiri, kMinHeartbeatSilenceSeconds)

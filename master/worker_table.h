@@ -84,6 +84,9 @@ struct WorkerProcess {
   // worker has stopped accepting already and exits by itself once its requests are done.
   bool retiring = false;
   bool warned_unexpected = false;  // logged one unexpected control message already
+  // Harakiri asked the worker for the stack of the code holding it (SIGUSR2): SIGKILL once
+  // this passes (ev_now()); 0 = not asked.
+  double kill_at = 0;
 
   // The cores its generation configured: the most requests it may report in flight.
   uint64_t cores() const {

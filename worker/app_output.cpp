@@ -213,6 +213,13 @@ void resume() noexcept {
   (void)start_thread(&s);
 }
 
+void flush() noexcept {
+  State& s = state();
+  if (!s.thread.joinable()) return;
+  stop();
+  resume();
+}
+
 void format_line(log_line::LinePrefix* prefix, bool json, int worker_id, Stream stream,
                  std::string_view text, const timespec& now, log_line::Buf* out) {
   prefix->append(now, out);

@@ -53,6 +53,11 @@ class StopOnExit {
 // fork). A no-op when there are no pipes.
 void resume() noexcept;
 
+// Logs what the pipes hold now before the caller logs anything else: stop(), then resume().
+// For output that must come before the lines that follow it (SIGUSR2: faulthandler's stack,
+// written from the signal handler, before the loop's own stacks). Costs a thread start.
+void flush() noexcept;
+
 // One app output line as written to the log, newline included: |prefix| (made for the
 // stream's tag), then the text as it is, or in JSON the worker, the stream and the text
 // escaped. Exposed for tests.

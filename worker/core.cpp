@@ -12,6 +12,7 @@
 #include "worker/python/python_module.h"
 #include "worker/python/request_bound.h"
 #include "worker/python/request_context.h"
+#include "worker/python/stack_dump.h"
 #include "worker/server.h"
 
 namespace aiowsgi::worker {
@@ -131,8 +132,12 @@ void Core::kill() noexcept {
 void Core::cancel(double age) noexcept {
   if (!greenlet_ || !greenlet::active(greenlet_.get()) || conn_ == nullptr) return;
   cancelled_ = true;
-  spdlog::error("harakiri: {} {} on core {} cancelled after {:.1f} s", method(), target(), id_,
-                age);
+  // Where the app waits, before GreenletExit unwinds it: what an operator needs to find why
+  // the request never finished.
+  std::string stack = stack_dump::suspended_stack(greenlet_.get());
+  spdlog::error("harakiri: {} {} on core {} cancelled after {:.1f} s{}{}", method(), target(), id_,
+                age, stack.empty() ? "" : "; it was suspended at (most recent call last):\n",
+                stack);
   ++server_->harakiri_count;
   PyObject* r = switch_in(true);
   if (r == nullptr) {
@@ -140,6 +145,13 @@ void Core::cancel(double age) noexcept {
     return;
   }
   Py_DECREF(r);
+}
+
+std::string Core::describe_stack(double now) const {
+  std::string stack = stack_dump::suspended_stack(greenlet_.get());
+  return fmt::format("core {}: {} {} for {:.1f} s, suspended at (most recent call last):\n{}", id_,
+                     method(), target(), now - request_start_,
+                     stack.empty() ? "  (no Python frame)" : stack);
 }
 
 PyObject* Core::switch_in(bool kill) noexcept {

@@ -71,6 +71,10 @@ class Core final : public RequestHost {
   // closed. The core itself survives and serves the next request. |age|: for the log.
   void cancel(double age) noexcept;
   bool cancelling() const { return cancelled_; }
+  // SIGUSR2: the request this core serves and the Python stack it is suspended at (innermost
+  // frame last), as a log message. On the loop's greenlet, for a core in_request(); |now| is
+  // now_seconds(), for the request's age.
+  std::string describe_stack(double now) const;
   // The client went away while the request waited in aiowsgi.await_(), which was cancelled.
   void mark_disconnect_cancelled() noexcept { disconnect_cancelled_ = true; }
   // Monotonic start time of the current request (valid while in_request()).

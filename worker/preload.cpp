@@ -160,9 +160,10 @@ int run_preload(const WorkerContext& ctx) noexcept {
   const int channel_fd = ctx.control_fd;
   try {
     reset_signals();
-    // SIGUSR1 sent to the whole service (systemctl kill) must not end this process; its
-    // workers install their own handler.
+    // SIGUSR1 and SIGUSR2 sent to the whole service (systemctl kill) must not end this
+    // process; its workers install their own handlers.
     ::signal(SIGUSR1, SIG_IGN);
+    ::signal(SIGUSR2, SIG_IGN);
     for (int fd : ctx.close_fds) ::close(fd);
     log::set_process_name("preload");
     const config::Config& cfg = *ctx.config;

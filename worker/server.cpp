@@ -11,6 +11,7 @@
 
 #include "common/url_prefix.h"
 #include "worker/access_log.h"
+#include "worker/app_output.h"
 #include "worker/control_link.h"
 #include "worker/protocol/websocket.h"
 #include "worker/python/frame_stack.h"
@@ -473,6 +474,27 @@ void Server::shutdown() noexcept {
   if (readiness_.fd() >= 0) {
     PyRef fd = PyRef::steal(PyLong_FromLong(readiness_.fd()));
     if (fd) call_logged(calls_.remove_reader.get(), "remove_reader", fd.get());
+  }
+}
+
+void Server::log_stacks() noexcept {
+  // On the loop's greenlet: every core in a request is suspended now, its stack complete.
+  // The code that held the loop when the signal came was dumped by faulthandler already.
+  // An operator asked for these: logged at info, or at the [log] level when that is higher,
+  // so that they show as faulthandler's lines before them do (the app's stderr is logged
+  // whatever the level). Never at "off", which would print them with logging turned off.
+  auto level = std::max(spdlog::level::info, spdlog::default_logger()->level());
+  if (level == spdlog::level::off) level = spdlog::level::critical;
+  // faulthandler's dump is in the app-output pipe already (written before the handler chained
+  // to the loop's): logged now, it comes first instead of interleaving with what follows.
+  app_output::flush();
+  double now = now_seconds();
+  size_t busy = 0;
+  for (auto& core : cores_) busy += core->in_request() ? 1 : 0;
+  spdlog::log(level, "SIGUSR2: {} request{} in flight{}", busy, busy == 1 ? "" : "s",
+              busy == 0 ? "" : "; their stacks follow");
+  for (auto& core : cores_) {
+    if (core->in_request()) spdlog::log(level, "{}", core->describe_stack(now));
   }
 }
 

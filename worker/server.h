@@ -67,6 +67,9 @@ class Server {
   void stop_now() noexcept;
   // After the loop stopped: kills cores, closes every connection.
   void shutdown() noexcept;
+  // SIGUSR2, once the loop runs again: logs every request in flight with the Python stack its
+  // core is suspended at. The requests go on undisturbed.
+  void log_stacks() noexcept;
 
   const config::Config& config() const { return *ctx_.config; }
   const WorkerContext& context() const { return ctx_; }

@@ -15,6 +15,7 @@
 #include "worker/python/py_ref.h"
 #include "worker/python/python_module.h"
 #include "worker/python/request_bound.h"
+#include "worker/python/stack_dump.h"
 #include "worker/python/uwsgi_module.h"
 #include "worker/python/virtualenv.h"
 #include "worker/python/wsgi_input.h"
@@ -122,21 +123,36 @@ PyObject* on_sigusr1(PyObject*, PyObject*) noexcept {
   ControlLink::reopen_logs();
   Py_RETURN_NONE;
 }
+PyObject* on_sigusr2(PyObject*, PyObject*) noexcept {
+  if (Server* s = Server::instance()) s->log_stacks();
+  Py_RETURN_NONE;
+}
 PyMethodDef kTermDef = {"_aiowsgi_sigterm", on_sigterm, METH_NOARGS, nullptr};
 PyMethodDef kQuitDef = {"_aiowsgi_sigquit", on_sigquit, METH_NOARGS, nullptr};
 PyMethodDef kUsr1Def = {"_aiowsgi_sigusr1", on_sigusr1, METH_NOARGS, nullptr};
+PyMethodDef kUsr2Def = {"_aiowsgi_sigusr2", on_sigusr2, METH_NOARGS, nullptr};
 
 bool add_signal_handlers(PyObject* loop) {
   struct {
     int sig;
     PyMethodDef* def;
   } handlers[] = {
-      {SIGTERM, &kTermDef}, {SIGINT, &kQuitDef}, {SIGQUIT, &kQuitDef}, {SIGUSR1, &kUsr1Def}};
+      {SIGTERM, &kTermDef}, {SIGINT, &kQuitDef},  {SIGQUIT, &kQuitDef},
+      {SIGUSR1, &kUsr1Def}, {SIGUSR2, &kUsr2Def},
+  };
   for (auto& h : handlers) {
     PyRef fn = PyRef::steal(PyCFunction_New(h.def, nullptr));
     if (!fn) return false;
     PyRef r = PyRef::steal(PyObject_CallMethod(loop, "add_signal_handler", "iO", h.sig, fn.get()));
     if (!r) return false;
+  }
+  // SIGUSR2 first writes the stack of the code running when it arrives, from the handler:
+  // when a request blocks the loop (the master's harakiri asks this way before its SIGKILL)
+  // that is all the log can get. Then the loop's handler above, chained, logs the suspended
+  // cores once the loop runs. To fd 2: the app-output pipe, whose reader thread logs each
+  // line even while the loop is stuck.
+  if (!stack_dump::install_fault_dump(SIGUSR2, STDERR_FILENO)) {
+    spdlog::warn("SIGUSR2 will not show the code holding the loop: {}", fetch_exception_text());
   }
   return true;
 }
@@ -240,6 +256,9 @@ void finish_python() {
 int run_worker(const WorkerContext& ctx) noexcept {
   try {
     reset_signals();
+    // SIGUSR2 (the stacks) must not end a worker that is still starting; the loop takes it
+    // over once the worker is ready.
+    ::signal(SIGUSR2, SIG_IGN);
     for (int fd : ctx.close_fds) ::close(fd);
     const config::Config& cfg = *ctx.config;
     if (Status s = access_log::setup(cfg.log, ctx.worker_id); !s.ok())
