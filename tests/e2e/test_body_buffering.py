@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import APPS, find_master
-from wire_clients import RawConnection
+from conftest import APPS, find_master, free_port
+from wire_clients import RawConnection, uwsgi_packet
 
 APP = APPS / "body_buffer_app.py"
 MIB = 1024 * 1024
@@ -296,6 +297,53 @@ def test_full_disk_answers_503_and_the_worker_serves_on(server_factory, tmp_path
         server.stop()
     finally:
         subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def test_uwsgi_protocol_body_is_buffered_too(server_factory):
+    # What nginx's uwsgi_pass sends: the packet, then CONTENT_LENGTH raw bytes. The only core
+    # stays free while the body is incomplete.
+    uwsgi_port = free_port()
+    server = server_factory(APP, workers=1, cores=1, limits={"buffer_body_bytes": 4096},
+                            server={"uwsgi_listen": ["127.0.0.1:%d" % uwsgi_port]})
+    body = os.urandom(300000)
+    packet = uwsgi_packet({"REQUEST_METHOD": "POST", "PATH_INFO": "/sha", "REQUEST_URI": "/sha",
+                           "SERVER_PROTOCOL": "HTTP/1.1", "CONTENT_LENGTH": str(len(body))})
+    with socket.create_connection(("127.0.0.1", uwsgi_port), timeout=20) as sock:
+        sock.sendall(packet + body[:100000])
+        status, _, data = server.request("GET", "/fast", timeout=5)
+        assert (status, data) == (200, b"fast")
+        sock.sendall(body[100000:])
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, reply = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    reply = json.loads(reply)
+    assert reply["sha256"] == hashlib.sha256(body).hexdigest() and reply["seekable"] is True
+
+
+def test_buffering_connections_count_against_max_connections(server_factory):
+    # They hold no core, but they are open connections: at max_connections the worker takes
+    # no more until one of them is done.
+    server = server_factory(APP, workers=1, cores=4,
+                            limits={"buffer_body_bytes": 4096, "max_connections": 2})
+    body = os.urandom(50000)
+    uploads = [RawConnection(server.port, timeout=20) for _ in range(2)]
+    try:
+        for conn in uploads:
+            conn.send(post_head("/sha", len(body)) + body[:1000])
+        time.sleep(0.5)
+        with pytest.raises(OSError):  # accepted by the kernel, never served: a timeout
+            server.request("GET", "/fast", timeout=1.5)
+        uploads[0].send(body[1000:])
+        resp = uploads[0].read_response()
+        assert resp.status == 200
+        uploads[0].close()
+        status, _, data = server.request("GET", "/fast", timeout=10)
+        assert (status, data) == (200, b"fast")
+    finally:
+        for conn in uploads:
+            conn.close()
 
 
 def test_without_buffering_wsgi_input_does_not_seek(server_factory):
