@@ -199,7 +199,7 @@ def test_pipelined_request_behind_a_served_one_is_buffered_too(buffering):
 # --- A large upload goes to disk --------------------------------------------------------
 
 def test_large_upload_spills_to_disk_with_flat_rss(buffering):
-    size = 128 * MIB  # 128 x buffer_body_bytes
+    size = 200 * MIB  # 200 x buffer_body_bytes
     block = os.urandom(MIB)
     sha = hashlib.sha256()
     for _ in range(size // MIB):
