@@ -72,7 +72,7 @@ constexpr Key kKeys[] = {
      .metavar = "'NAME: VALUE'"},
     {.table = "server", .name = "temp_dir", .type = Type::kDirectory,
      .field = FIELD(server.temp_dir),
-     .doc = "folder for request bodies past [limits] buffer_body_bytes (unlinked files)",
+     .doc = "folder for request bodies past buffer_body_bytes (unnamed files)",
      .metavar = "DIR", .default_note = "$TMPDIR, else /tmp"},
 
     // [app]
@@ -143,8 +143,7 @@ constexpr Key kKeys[] = {
      .min = 0, .max = INT64_MAX},
     {.table = "limits", .name = "buffer_body_bytes", .type = Type::kInt,
      .field = FIELD(limits.buffer_body_bytes),
-     .doc = "read request bodies whole before the app runs: this much in memory, the rest in "
-            "[server] temp_dir; 0: off",
+     .doc = "read bodies whole before the app runs, this much in memory; 0: off",
      .min = 0, .max = INT64_MAX, .uwsgi_opt = "post-buffering"},
     {.table = "limits", .name = "max_connections", .type = Type::kInt,
      .field = FIELD(limits.max_connections),
