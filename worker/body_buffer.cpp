@@ -44,7 +44,9 @@ void BodyBuffer::expect(uint64_t total) {
   if (total > memory_limit_) {
     spill_early_ = true;
   } else {
-    memory_.reserve(static_cast<size_t>(total));
+    // Only what a client that has sent nothing yet may cost: a Content-Length is a claim, and
+    // with a large limit, reserving all of it would let idle clients take the worker's memory.
+    memory_.reserve(static_cast<size_t>(std::min<uint64_t>(total, kMaxReserve)));
   }
 }
 

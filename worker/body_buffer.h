@@ -26,13 +26,14 @@ class BodyBuffer {
 
   // The body will be |total| bytes (its Content-Length): one past the memory limit goes to
   // the file from its first byte instead of being copied there later; a smaller one gets its
-  // memory at once. Only a hint: append() still decides.
+  // memory at once, up to kMaxReserve. Only a hint: append() still decides.
   void expect(uint64_t total);
   // Adds bytes at the end. Fails (kIo, naming the file and errno: ENOSPC, EACCES, ...) when
   // the temporary file cannot be created or written; the buffer is then unusable.
   Status append(const char* data, size_t n);
   uint64_t size() const { return size_; }
   bool on_disk() const { return static_cast<bool>(file_); }
+  static constexpr size_t kMaxReserve = 256 * 1024;
   // Copies up to |n| bytes from |offset| into |out| (replacing its contents). Returns the
   // bytes copied (0 at or past the end), or -1 with errno set if the file cannot be read.
   ssize_t read_at(uint64_t offset, size_t n, std::string* out) const;

@@ -75,6 +75,15 @@ TEST_F(BodyBufferTest, ExpectedLargeBodyGoesToTheFileFromTheStart) {
   EXPECT_FALSE(small.on_disk());
 }
 
+TEST_F(BodyBufferTest, AClaimedLengthReservesLittle) {
+  // A client's Content-Length under a huge limit must not allocate before bytes arrive.
+  BodyBuffer b(SIZE_MAX / 2, dir_);
+  b.expect(uint64_t{1} << 60);
+  ASSERT_TRUE(b.append("ab", 2).ok());
+  EXPECT_FALSE(b.on_disk());
+  EXPECT_EQ(b.size(), 2u);
+}
+
 TEST_F(BodyBufferTest, ReadsAtAnyOffsetAgain) {
   const std::string body = pattern(300000);
   BodyBuffer b(1000, dir_);
