@@ -40,6 +40,9 @@ struct ServerConfig {
   // Fields added to every response the server sends for a request, as "Name: value"
   // (checked and normalized at load), uWSGI's and nginx's add_header.
   std::vector<std::string> add_header;
+  // Where request bodies past [limits] buffer_body_bytes are kept while they are read, as
+  // unlinked files; absolute after load, "" = $TMPDIR, else /tmp (resolved by the worker).
+  std::string temp_dir;
 };
 
 struct AppConfig {
@@ -72,6 +75,10 @@ struct LimitsConfig {
   int64_t max_header_fields = 100;  // more request header fields: 431
   double body_timeout = 60;    // seconds waiting for a body, plus 1 s per KiB received; 0 = off
   int64_t max_body_bytes = 0;  // 0 = unlimited
+  // uWSGI's post-buffering: > 0 reads every request body whole before a core is taken, up to
+  // this many bytes in memory and the rest in [server] temp_dir; 0 = off (the app reads the
+  // body from the socket as it asks for it).
+  int64_t buffer_body_bytes = 0;
   int64_t max_connections = 10000;  // open client connections per worker; at it, accepts pause
 };
 

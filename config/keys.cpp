@@ -70,6 +70,10 @@ constexpr Key kKeys[] = {
      .doc = "a field added to every response (\"Name: value\"); not to a websocket's 101",
      .flag = {.name = "--add-header", .adds = true}, .uwsgi_more = "add-header",
      .metavar = "'NAME: VALUE'"},
+    {.table = "server", .name = "temp_dir", .type = Type::kDirectory,
+     .field = FIELD(server.temp_dir),
+     .doc = "folder for request bodies past buffer_body_bytes (unnamed files)",
+     .metavar = "DIR", .default_note = "$TMPDIR, else /tmp"},
 
     // [app]
     {.table = "app", .name = "wsgi_file", .type = Type::kPath, .field = FIELD(app.wsgi_file),
@@ -137,6 +141,10 @@ constexpr Key kKeys[] = {
     {.table = "limits", .name = "max_body_bytes", .type = Type::kInt,
      .field = FIELD(limits.max_body_bytes), .doc = "largest request body accepted; 0: no limit",
      .min = 0, .max = INT64_MAX},
+    {.table = "limits", .name = "buffer_body_bytes", .type = Type::kInt,
+     .field = FIELD(limits.buffer_body_bytes),
+     .doc = "read bodies whole before the app runs, this much in memory; 0: off",
+     .min = 0, .max = INT64_MAX, .uwsgi_opt = "post-buffering"},
     {.table = "limits", .name = "max_connections", .type = Type::kInt,
      .field = FIELD(limits.max_connections),
      .doc = "open client connections per worker; at it, accepts pause", .min = 1, .max = 1000000},

@@ -312,6 +312,14 @@ TEST(UwsgiOptions, EverySpellingOfAVirtualenvMapsToTheKey) {
                                 "[app] virtualenv = /srv/c"}));
 }
 
+// post-buffering was noted (bodies were always read as the app asked); it now sets the key.
+TEST(UwsgiOptions, PostBufferingSetsBufferBodyBytes) {
+  UwsgiTranslation t = translate({"post-buffering=65536"});
+  EXPECT_TRUE(t.errors.empty()) << t.errors[0];
+  EXPECT_TRUE(t.notes.empty());
+  EXPECT_EQ(settings(t), (Pairs{"[limits] buffer_body_bytes = 65536"}));
+}
+
 TEST(UwsgiOptions, NotedOncePerOption) {
   UwsgiTranslation t = translate({"master=true", "enable-threads=", "threads=4", "master=1",
                                   "procname-prefix-spaced=app", "vacuum=true"});

@@ -50,8 +50,6 @@ constexpr UwsgiVerdict kVerdicts[] = {
     {"log-5xx", false, "the access log has every request (see [log] access)", ""},
     {"chown-socket", false, "socket files belong to [server] user and group", ""},
     {"static-gzip-all", false, "FILE.gz is always sent to clients that accept gzip", ""},
-    {"post-buffering", false,
-     "bodies are read as the app reads wsgi.input, without blocking the worker", ""},
     {"buffer-size-max", false, "see buffer-size ([limits] max_header_bytes)", ""},
     {"cheaper*", false, "the number of workers is fixed ([server] workers; TTIN/TTOU change it)",
      ""},

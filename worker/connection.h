@@ -10,6 +10,7 @@
 #include <string>
 
 #include "common/unique_fd.h"
+#include "worker/body_buffer.h"
 #include "worker/protocol/request_parser.h"
 #include "worker/protocol/uwsgi_parser.h"
 #include "worker/static_files.h"
@@ -24,6 +25,8 @@ enum class ConnState {
   kInCore,       // a core serves a request on it
   kLingering,    // error response sent, write side shut: discarding input until EOF or deadline
   kStatic,       // on the loop: a [static] file response is being sent (static_send)
+  kBuffering,    // on the loop: head complete, its body read into body_buffer before a core
+                 // is taken ([limits] buffer_body_bytes); then admitted and dispatched
 };
 
 struct Connection {
@@ -63,6 +66,12 @@ struct Connection {
   bool proxy_header_pending = false;  // [server] proxy_protocol: the header has not come yet
   std::string forwarded_client;       // this request's client per a trusted proxy, or ""
   StaticSendPtr static_send;          // while kStatic
+  // The current request's body, read whole before the app runs ([limits] buffer_body_bytes);
+  // null when the app reads it from the socket. Filled while kBuffering, read by the core's
+  // wsgi.input, dropped when the next head arrives or the connection goes back to the loop.
+  std::unique_ptr<BodyBuffer> body_buffer;
+  double body_started = 0;   // kBuffering: when the head was complete (body_timeout)
+  double body_progress = 0;  // kBuffering: when body bytes last arrived
 
   size_t buffered() const { return rbuf.size() - rpos; }
   const char* data() const { return rbuf.data() + rpos; }

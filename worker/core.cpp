@@ -199,12 +199,13 @@ void Core::serve(Lease& lease) noexcept {
         break;
       }
       // A pipelined request may already be buffered: serve it here, in order. Anything
-      // else (a static file, an error, a request over max_requests) leaves the core.
+      // else (a static file, an error, a request over max_requests, a body still to be read
+      // whole on the loop) leaves the core.
       conn->parser.reset();
       if (conn->buffered() > 0) {
         HeadRoute route = server_->route_head(conn);
         if (route == HeadRoute::kAdmitted) continue;
-        if (route == HeadRoute::kAnswered) {
+        if (route == HeadRoute::kAnswered || route == HeadRoute::kBuffering) {
           conn_ = nullptr;
           break;
         }

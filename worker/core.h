@@ -106,6 +106,9 @@ class Core final : public RequestHost {
   BodyRead fill_body() noexcept override { return body_.fill(); }
   std::string& body() override { return body_.bytes(); }
   size_t& body_pos() override { return body_.pos(); }
+  std::optional<uint64_t> buffered_body_length() const override { return body_.buffered_length(); }
+  uint64_t body_tell() const override { return body_.tell(); }
+  void body_seek(uint64_t offset) noexcept override { body_.seek(offset); }
   // A status to answer with instead of 500 if the app lets its exception out before sending
   // a head (400 for a refused websocket handshake, 408 for a body that never came).
   void set_error_status(int status) override { writer_.set_error_status(status); }

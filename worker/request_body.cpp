@@ -17,10 +17,36 @@ namespace {
 // connection is closed instead.
 constexpr uint64_t kMaxDrainBytes = 1 << 20;
 
+// Bytes of a buffered body copied out per fill(): large enough for few calls, small enough
+// that reading a body kept on disk takes no memory of its size.
+constexpr size_t kBufferedChunk = 256 * 1024;
+
 }  // namespace
+
+std::optional<uint64_t> RequestBody::buffered_length() const {
+  const Connection* conn = core_->connection();
+  if (conn == nullptr || !conn->body_buffer) return std::nullopt;
+  return conn->body_buffer->size();
+}
+
+BodyRead RequestBody::fill_buffered(const BodyBuffer& buffer) noexcept {
+  if (pos_ < bytes_.size()) return BodyRead::kData;
+  pos_ = 0;
+  ssize_t n = buffer.read_at(offset_, kBufferedChunk, &bytes_);
+  if (n < 0) {
+    const int err = errno;
+    core_->writer().set_close();
+    PyErr_Format(PyExc_OSError, "reading the buffered request body: %s", errno_string(err).c_str());
+    return BodyRead::kPythonError;
+  }
+  if (n == 0) return BodyRead::kEnd;
+  offset_ += static_cast<uint64_t>(n);
+  return BodyRead::kData;
+}
 
 BodyRead RequestBody::fill() noexcept {
   Connection* conn = core_->connection();
+  if (conn->body_buffer) return fill_buffered(*conn->body_buffer);
   ResponseWriter& writer = core_->writer();
   RequestParser& p = conn->parser;
   while (pos_ >= bytes_.size()) {

@@ -148,6 +148,7 @@ bool Server::start() noexcept {
   }
   if (!acceptor_.start()) return false;
   settle_prefix_and_proxies();
+  temp_dir_ = config().server.temp_dir.empty() ? default_temp_dir() : config().server.temp_dir;
   if (!build_templates()) return false;
   if (!request_context::capture_base()) return false;
   cores_.reserve(static_cast<size_t>(config().server.cores));
@@ -342,6 +343,7 @@ void Server::on_tick() noexcept {
   for (auto& up : conns_) {
     Connection* c = up.get();
     if (c == nullptr) continue;
+    if (c->state == ConnState::kBuffering && body_expired(*c, now)) expired.push_back(c);
     // kStatic: a static response whose reader took nothing for the send timeout.
     if ((c->state == ConnState::kReadingHead || c->state == ConnState::kLingering ||
          c->state == ConnState::kStatic) &&
@@ -349,7 +351,11 @@ void Server::on_tick() noexcept {
       expired.push_back(c);
   }
   for (Connection* c : expired) {
-    if (c->state == ConnState::kReadingHead && c->head_started) {
+    if (c->state == ConnState::kBuffering) {
+      spdlog::info("request body of {} {} from {} not complete in time ({} bytes): 408",
+                   head_method(*c), head_target(*c), c->remote_addr, c->body_buffer->size());
+      send_error_and_linger(c, 408);
+    } else if (c->state == ConnState::kReadingHead && c->head_started) {
       spdlog::debug("request head from {} not complete in time: 408", c->remote_addr);
       send_error_and_linger(c, 408);
     } else {

@@ -39,6 +39,8 @@ enum class HeadRoute {
   kIncomplete,  // more bytes are needed; nothing was answered
   kAnswered,    // answered without the app (static file, error) or closed: it left any core
   kAdmitted,    // a request for the app, counted against max_requests
+  kBuffering,   // its body is being read on the loop first ([limits] buffer_body_bytes): it
+                // left any core, and is admitted and dispatched once the body is complete
 };
 
 // The asyncio loop's methods the server calls, looked up once.
@@ -177,6 +179,32 @@ class Server {
   // (true) or not (false: over the limit; the caller closes the connection unanswered).
   bool admit(Connection* conn) noexcept;
   void dispatch(Connection* conn) noexcept;  // an admitted request: to a free core or queued
+  // admit(), closing |conn| unanswered when it is refused (kAnswered then, else kAdmitted).
+  HeadRoute admit_route(Connection* conn) noexcept;
+
+  // --- Bodies read whole before the app runs (worker/body_buffering.cpp) -------------------
+  // How far reading a body into the connection's BodyBuffer got.
+  enum class BodyStep {
+    kMore,    // everything received is stored; more is to come
+    kDone,    // the body is complete
+    kFailed,  // answered with an error (bad framing, 503 when it cannot be stored) or closed
+  };
+  // [limits] buffer_body_bytes is on and |conn|'s complete head announces a body.
+  bool wants_buffering(const Connection& conn) const noexcept;
+  // Starts reading |conn|'s body into a new BodyBuffer, taking what is already received, and
+  // answers "100 Continue" when the client waits for it. kAdmitted when the body was all
+  // there, kBuffering when the loop reads the rest (and dispatches it then), kAnswered when
+  // the request failed or the connection closed.
+  HeadRoute start_buffering(Connection* conn) noexcept;
+  // Moves the body bytes in |conn|'s read buffer into its BodyBuffer.
+  BodyStep take_body(Connection* conn) noexcept;
+  // |conn| (kBuffering) is readable: reads on, and dispatches the request once complete.
+  void read_body(Connection* conn) noexcept;
+  // A kBuffering connection is past [limits] body_timeout, or silent for too long.
+  bool body_expired(const Connection& conn, double now) const noexcept;
+  // The request line's method and target, for logs.
+  static std::string_view head_method(const Connection& conn) noexcept;
+  static std::string_view head_target(const Connection& conn) noexcept;
   void send_error_and_linger(Connection* conn, int status) noexcept;
   void close_connection(Connection* conn) noexcept;
   void set_reader(Connection* conn, bool on) noexcept;
@@ -204,6 +232,7 @@ class Server {
   std::vector<PyRef> templates_;  // environ template per listener
   IpNetworks trusted_proxies_;
   std::string mount_;
+  std::string temp_dir_;  // [server] temp_dir, or $TMPDIR / /tmp when unset
   std::vector<std::unique_ptr<Connection>> conns_;  // indexed by fd
   ReadinessSet readiness_;                          // conns_ watched for input
   std::vector<std::unique_ptr<Core>> cores_;        // created lazily up to config cores

@@ -154,6 +154,9 @@ void Server::on_readable(int fd) noexcept {
     case ConnState::kReadingHead:
       read_head(conn);
       return;
+    case ConnState::kBuffering:
+      read_body(conn);
+      return;
     case ConnState::kInCore:
       if (conn->core != nullptr && conn->core->state() == CoreState::kWaitRead) {
         conn->core->wake(WakeReason::kReady);
@@ -271,6 +274,7 @@ HeadRoute Server::route_head(Connection* conn) noexcept {
       conn->forwarded_client.clear();  // a proxy's connection carries many clients' requests
     }
   }
+  conn->body_buffer.reset();  // the last request's, if it was buffered
   if (error_status == 0 && serve_static(conn)) return HeadRoute::kAnswered;
   if (error_status == 0 && outside_mount(*conn)) error_status = 404;
   if (error_status != 0) {
@@ -278,12 +282,10 @@ HeadRoute Server::route_head(Connection* conn) noexcept {
     send_error_and_linger(conn, error_status);
     return HeadRoute::kAnswered;
   }
-  if (!admit(conn)) {
-    conn->core = nullptr;
-    close_connection(conn);
-    return HeadRoute::kAnswered;
-  }
-  return HeadRoute::kAdmitted;
+  // The body first, then max_requests: a request the client never finishes sending is not
+  // counted.
+  if (wants_buffering(*conn)) return start_buffering(conn);
+  return admit_route(conn);
 }
 
 // --- max_requests: the request budget (worker/request_budget.h) ------------------------------
@@ -381,6 +383,7 @@ void Server::core_idle(Core* core) noexcept {
 
 void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
   conn->core = nullptr;
+  conn->body_buffer.reset();  // memory or a temporary file: not kept by an idle connection
   // A connection left open must be able to bring its next request (max_requests).
   if (conn->upgraded && !conn->peer_closed) {
     // RFC 6455 7.1.1: after the close frames the server closes TCP first. Lingering lets

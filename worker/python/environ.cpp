@@ -1,5 +1,6 @@
 #include "worker/python/environ.h"
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -237,6 +238,14 @@ PyObject* build_environ(RequestHost& core) noexcept {
       }
     }
     if (!set(key.get(), latin1(value))) return nullptr;
+  }
+  if (p.chunked()) {
+    // A chunked body read whole before the app ran has a length now: frameworks that look
+    // only at CONTENT_LENGTH read it as they read any other.
+    if (std::optional<uint64_t> n = core.buffered_body_length()) {
+      if (!set(s.content_length.get(), PyUnicode_FromString(std::to_string(*n).c_str())))
+        return nullptr;
+    }
   }
   if (std::string_view authority = p.authority(); !authority.empty()) {
     // An absolute-form target names the host itself; RFC 9112 3.2.2: it replaces Host.

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -65,6 +66,14 @@ class RequestHost {
   virtual BodyRead fill_body() noexcept = 0;
   virtual std::string& body() = 0;
   virtual size_t& body_pos() = 0;
+  // The body was read whole before the app ran ([limits] buffer_body_bytes): its decoded
+  // length, which a chunked request's environ gets as CONTENT_LENGTH; nullopt when the body
+  // comes from the socket as it is read (then wsgi.input cannot seek).
+  virtual std::optional<uint64_t> buffered_body_length() const = 0;
+  // A buffered body only: the offset of the next byte wsgi.input returns, and moving it (past
+  // the end is allowed: reads then return nothing).
+  virtual uint64_t body_tell() const = 0;
+  virtual void body_seek(uint64_t offset) noexcept = 0;
 
   // --- The response ------------------------------------------------------------------------
   // start_response(status, headers, exc_info): false with a Python exception set.

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "worker/python/py_ref.h"
 #include "worker/python/request_host.h"
 
 namespace aiowsgi::worker {
@@ -123,6 +124,73 @@ PyObject* input_iternext(PyObject* self) noexcept {
   return PyBytes_FromStringAndSize(line.data(), static_cast<Py_ssize_t>(line.size()));
 }
 
+// The stream's request is the host's current one (else RuntimeError), and its body was read
+// whole before the app ran (else io.UnsupportedOperation, as an unseekable file raises).
+bool check_seekable(InputObject* self) {
+  if (self->core->serial() != self->serial) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "wsgi.input of a request that has ended: it belongs to that request only");
+    return false;
+  }
+  if (self->core->buffered_body_length()) return true;
+  PyObject* unsupported = PyExc_OSError;
+  PyRef io = PyRef::steal(PyImport_ImportModule("io"));
+  PyRef type =
+      io ? PyRef::steal(PyObject_GetAttrString(io.get(), "UnsupportedOperation")) : PyRef();
+  if (type) unsupported = type.get();
+  PyErr_Clear();
+  PyErr_SetString(unsupported,
+                  "wsgi.input is not seekable: the body is read from the client as the app asks "
+                  "for it (set [limits] buffer_body_bytes to have it read whole first)");
+  return false;
+}
+
+PyObject* input_seekable(PyObject* self, PyObject*) noexcept {
+  auto* in = reinterpret_cast<InputObject*>(self);
+  return PyBool_FromLong(in->core->serial() == in->serial &&
+                         in->core->buffered_body_length().has_value());
+}
+
+PyObject* input_tell(PyObject* self, PyObject*) noexcept {
+  auto* in = reinterpret_cast<InputObject*>(self);
+  if (!check_seekable(in)) return nullptr;
+  return PyLong_FromUnsignedLongLong(in->core->body_tell());
+}
+
+// seek(offset, whence=0) as io.RawIOBase: from the start (0), the current position (1) or
+// the end (2); the new position is returned. Past the end is allowed, before the start not.
+PyObject* input_seek(PyObject* self, PyObject* const* args, Py_ssize_t nargs) noexcept {
+  auto* in = reinterpret_cast<InputObject*>(self);
+  if (nargs < 1 || nargs > 2) {
+    PyErr_SetString(PyExc_TypeError, "seek(offset, whence=0)");
+    return nullptr;
+  }
+  long long offset = PyLong_AsLongLong(args[0]);
+  if (offset == -1 && PyErr_Occurred()) return nullptr;
+  long whence = 0;
+  if (nargs == 2) {
+    whence = PyLong_AsLong(args[1]);
+    if (whence == -1 && PyErr_Occurred()) return nullptr;
+  }
+  if (!check_seekable(in)) return nullptr;
+  long long base = 0;
+  if (whence == 1) {
+    base = static_cast<long long>(in->core->body_tell());
+  } else if (whence == 2) {
+    base = static_cast<long long>(*in->core->buffered_body_length());
+  } else if (whence != 0) {
+    PyErr_Format(PyExc_ValueError, "invalid whence (%ld, should be 0, 1 or 2)", whence);
+    return nullptr;
+  }
+  if (offset < -base) {
+    PyErr_Format(PyExc_ValueError, "negative seek position %lld", base + offset);
+    return nullptr;
+  }
+  const uint64_t pos = static_cast<uint64_t>(base + offset);
+  in->core->body_seek(pos);
+  return PyLong_FromUnsignedLongLong(pos);
+}
+
 PyObject* input_iter(PyObject* self) noexcept {
   Py_INCREF(self);
   return self;
@@ -141,6 +209,12 @@ PyMethodDef kInputMethods[] = {
      METH_FASTCALL, "readline(size=-1) -> bytes"},
     {"readlines", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(input_readlines)),
      METH_FASTCALL, "readlines(hint=-1) -> list of bytes"},
+    {"seek", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(input_seek)), METH_FASTCALL,
+     "seek(offset, whence=0) -> int; a buffered body only ([limits] "
+     "buffer_body_bytes)"},
+    {"tell", input_tell, METH_NOARGS, "tell() -> int; a buffered body only"},
+    {"seekable", input_seekable, METH_NOARGS,
+     "seekable() -> bool: true when the body was read whole before the app ran"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyType_Slot kInputSlots[] = {{Py_tp_dealloc, reinterpret_cast<void*>(input_dealloc)},
