@@ -192,32 +192,9 @@ void Core::serve(Lease& lease) noexcept {
       retire_pending_ = cancelled_ || disconnect_cancelled_;
       request_done(server_, conn_, id_, writer_.status_code());  // StatsBoard + access log
       if (killed_) return;
-      Connection* conn = conn_;
-      if (!keep) {
-        conn_ = nullptr;
-        server_->release_connection(conn, false);
-        break;
-      }
-      // A pipelined request may already be buffered: serve it here, in order. Anything
-      // else (a static file, an error, a request over max_requests, a body still to be read
-      // whole on the loop) leaves the core.
-      conn->parser.reset();
-      if (conn->buffered() > 0) {
-        HeadRoute route = server_->route_head(conn);
-        if (route == HeadRoute::kAdmitted) continue;
-        if (route == HeadRoute::kAnswered || route == HeadRoute::kBuffering) {
-          conn_ = nullptr;
-          break;
-        }
-      }
-      conn_ = nullptr;
-      server_->release_connection(conn, true);
-    }
-    if (Connection* next = server_->next_queued()) {
-      conn_ = next;
-      next->core = this;
-      next->state = ConnState::kInCore;
-      continue;
+      // What this core serves next (a pipelined request of the same connection, a queued
+      // connection, or nothing) is the server's one decision, as for the first request.
+      conn_ = server_->next_request(this, std::exchange(conn_, nullptr), keep);
     }
     if (retire_pending_) retire(lease);
     if (!park(lease, CoreState::kFree)) return;

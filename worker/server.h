@@ -101,8 +101,11 @@ class Server {
   // --- Used by cores -----------------------------------------------------------------------
   // A core finished with its connection: hand it back to the loop (keep-alive) or close it.
   void release_connection(Connection* conn, bool keep_alive) noexcept;
-  // Next queued connection for a core that just finished, or nullptr.
-  Connection* next_queued() noexcept;
+  // A core finished a request on |conn| (|keep|: the response allows keep-alive). Returns
+  // what the core serves next: |conn| again when its next request is already buffered and
+  // admitted (pipelining, in order), else a queued connection, else nullptr. |conn| itself
+  // goes back to the loop, is answered there (static file, error, body to buffer) or closes.
+  Connection* next_request(Core* core, Connection* conn, bool keep) noexcept;
   // A core has nothing more to do: park it.
   void core_idle(Core* core) noexcept;
   // A core parked in kSettling gets Core::settle() once the loop has run (call_soon).
@@ -136,7 +139,7 @@ class Server {
   // Shuts the write side of |conn| (its response is out), discards input for a moment, closes.
   void linger_close(Connection* conn) noexcept;
   // The one decision for a request head, the first of a connection or a pipelined one
-  // (Core::serve): feeds the buffered bytes to the parser; once the head is complete answers
+  // (next_request): feeds the buffered bytes to the parser; once the head is complete answers
   // it on the loop (static file, parse error, outside the mount) or admits it for the app.
   HeadRoute route_head(Connection* conn) noexcept;
   // A response answered on the loop (static file) is done and |conn| stays open: wait for

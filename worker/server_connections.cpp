@@ -363,13 +363,24 @@ Core* Server::take_free_core() noexcept {
   return nullptr;
 }
 
-Connection* Server::next_queued() noexcept {
-  while (!queue_.empty()) {
-    Connection* c = queue_.front();
-    queue_.pop_front();
-    return c;
+Connection* Server::next_request(Core* core, Connection* conn, bool keep) noexcept {
+  if (!keep) {
+    release_connection(conn, false);
+  } else {
+    // A pipelined request may already be buffered: the core serves it right away, in order.
+    // Anything else it may be (a static file, an error, a request over max_requests, a body
+    // to read whole on the loop) is answered on the loop, and the core moves on.
+    conn->parser.reset();
+    HeadRoute route = conn->buffered() > 0 ? route_head(conn) : HeadRoute::kIncomplete;
+    if (route == HeadRoute::kAdmitted) return conn;
+    if (route == HeadRoute::kIncomplete) release_connection(conn, true);
   }
-  return nullptr;
+  if (queue_.empty()) return nullptr;
+  Connection* next = queue_.front();
+  queue_.pop_front();
+  next->core = core;
+  next->state = ConnState::kInCore;
+  return next;
 }
 
 void Server::core_idle(Core* core) noexcept {
