@@ -183,6 +183,7 @@ void Core::serve(Lease& lease) noexcept {
           retire(lease);
           [[fallthrough]];
         case NextStep::kViaLoop:
+          (void)writer_.flush_held();  // the batch's answers so far do not wait for the loop
           if (!park(lease, CoreState::kSettling)) return;
           break;
       }
@@ -194,6 +195,7 @@ void Core::serve(Lease& lease) noexcept {
       if (killed_) return;
       Connection* conn = conn_;
       if (!keep) {
+        (void)writer_.flush_held();
         conn_ = nullptr;
         server_->release_connection(conn, false);
         break;
@@ -210,6 +212,8 @@ void Core::serve(Lease& lease) noexcept {
           break;
         }
       }
+      // The batch is over (or its next head is incomplete): what is held leaves now.
+      (void)writer_.flush_held();
       conn_ = nullptr;
       server_->release_connection(conn, true);
     }
@@ -298,6 +302,8 @@ bool Core::handle_request() noexcept {
   // A uwsgi-protocol peer (nginx's uwsgi_pass) reads the response until the connection closes.
   writer_.begin(method() == "HEAD",
                 !conn_->uwsgi && p.keep_alive() && !p.upgrade() && !server_->draining());
+  // An app taking the connection over writes on the socket itself: the batch's answers first.
+  if (!conn_->uwsgi && p.upgrade()) (void)writer_.flush_held();
 
   if (!rebind_to_request(&start_response_, start_response_call, this, serial_) ||
       !rebind_to_request(&write_, write_call, this, serial_)) {
