@@ -183,6 +183,7 @@ void Core::serve(Lease& lease) noexcept {
           retire(lease);
           [[fallthrough]];
         case NextStep::kViaLoop:
+          (void)writer_.flush_held();  // the batch's answers so far do not wait for the loop
           if (!park(lease, CoreState::kSettling)) return;
           break;
       }
@@ -192,6 +193,11 @@ void Core::serve(Lease& lease) noexcept {
       retire_pending_ = cancelled_ || disconnect_cancelled_;
       request_done(server_, conn_, id_, writer_.status_code());  // StatsBoard + access log
       if (killed_) return;
+      // Unless the connection's next head is already buffered, the batch of pipelined
+      // answers ends here: what is held leaves now, from this core. (With the next head only
+      // partly here, release_connection sends the held bytes; an answer made on the loop, as
+      // route_head's, goes after them.)
+      if (!keep || conn_->buffered() == 0) (void)writer_.flush_held();
       // What this core serves next (a pipelined request of the same connection, a queued
       // connection, or nothing) is the server's one decision, as for the first request.
       conn_ = server_->next_request(this, std::exchange(conn_, nullptr), keep);
@@ -275,6 +281,8 @@ bool Core::handle_request() noexcept {
   // A uwsgi-protocol peer (nginx's uwsgi_pass) reads the response until the connection closes.
   writer_.begin(method() == "HEAD",
                 !conn_->uwsgi && p.keep_alive() && !p.upgrade() && !server_->draining());
+  // An app taking the connection over writes on the socket itself: the batch's answers first.
+  if (!conn_->uwsgi && p.upgrade()) (void)writer_.flush_held();
 
   if (!rebind_to_request(&start_response_, start_response_call, this, serial_) ||
       !rebind_to_request(&write_, write_call, this, serial_)) {

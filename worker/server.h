@@ -116,6 +116,16 @@ class Server {
   // On the loop's greenlet: lets go of retired greenlets nothing else refers to, and ends the
   // oldest past the bound.
   void prune_retired() noexcept;
+  // A core held a response in conn->held_out (pipelining, worker/held_output.cpp): the loop
+  // sends it at its next turn if the core has not by then (the core suspended mid-batch).
+  void note_held(Connection* conn) noexcept;
+  // Sends what conn->held_out holds without blocking; keeps what the socket did not take
+  // and watches for room. On the loop, or from a core that leaves it to the loop.
+  void send_held_now(Connection* conn) noexcept;
+  // The loop's turn after cores held responses (call_soon).
+  void on_flush_held() noexcept;
+  // conn closes: its held bytes and its place in that list go.
+  void forget_held(Connection* conn) noexcept;
   // Registers/unregisters the writer callback for a core waiting to write.
   bool watch_writable(Connection* conn) noexcept;
   void unwatch_writable(Connection* conn) noexcept;
@@ -232,6 +242,9 @@ class Server {
   PyRef loop_, app_, main_greenlet_;
   LoopCalls calls_;
   PyRef on_poll_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_, on_settle_fn_, on_goodbye_fn_;
+  PyRef on_flush_held_fn_;               // made on first use (worker/held_output.cpp)
+  std::vector<Connection*> held_conns_;  // with held responses, for on_flush_held
+  bool flush_held_scheduled_ = false;
   std::vector<PyRef> templates_;  // environ template per listener
   IpNetworks trusted_proxies_;
   std::string mount_;

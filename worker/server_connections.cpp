@@ -275,6 +275,12 @@ HeadRoute Server::route_head(Connection* conn) noexcept {
     }
   }
   conn->body_buffer.reset();  // the last request's, if it was buffered
+  // A pipelined request answered here, or leaving its core, must not pass the answers its core
+  // holds for the batch (worker/held_output.cpp): they go first. Only a plain app request,
+  // served next by the same core, lets them wait for its own response.
+  if (!conn->held_out.empty() && conn->core != nullptr &&
+      (error_status != 0 || statics_ || !mount_.empty() || wants_buffering(*conn)))
+    (void)conn->core->writer().flush_held();
   if (error_status == 0 && serve_static(conn)) return HeadRoute::kAnswered;
   if (error_status == 0 && outside_mount(*conn)) error_status = 404;
   if (error_status != 0) {
@@ -393,6 +399,8 @@ void Server::core_idle(Core* core) noexcept {
 // --- After a request: keep-alive or close ----------------------------------------------------
 
 void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
+  // Cores send what they held before they let go (Core::serve); this is the safety net.
+  if (!conn->held_out.empty()) send_held_now(conn);
   conn->core = nullptr;
   conn->body_buffer.reset();  // memory or a temporary file: not kept by an idle connection
   // A connection left open must be able to bring its next request (max_requests).
@@ -455,6 +463,7 @@ void Server::close_connection(Connection* conn) noexcept {
   if (conn->reader_registered) set_reader(conn, false);
   conn->reader_registered = false;
   forget_app_watchers(conn);
+  forget_held(conn);
   if (conn->static_send && statics_) statics_->forget(conn);
   if (conn->reserved) {
     conn->reserved = false;
@@ -494,7 +503,8 @@ void Server::on_writable(int fd) noexcept {
   } else if (conn->core != nullptr && conn->core->state() == CoreState::kWaitWrite) {
     conn->core->wake(WakeReason::kReady);
   } else {
-    unwatch_writable(conn);
+    if (!conn->held_out.empty()) send_held_now(conn);  // re-watches while bytes are left
+    if (conn->held_out.empty()) unwatch_writable(conn);
   }
 }
 
