@@ -200,7 +200,9 @@ void Core::serve(Lease& lease) noexcept {
       if (!keep || conn_->buffered() == 0) (void)writer_.flush_held();
       // What this core serves next (a pipelined request of the same connection, a queued
       // connection, or nothing) is the server's one decision, as for the first request.
-      conn_ = server_->next_request(this, std::exchange(conn_, nullptr), keep);
+      // conn_ stays set meanwhile: routing the next head may flush the held answers through
+      // this core's writer first.
+      conn_ = server_->next_request(this, conn_, keep);
     }
     if (retire_pending_) retire(lease);
     if (!park(lease, CoreState::kFree)) return;
