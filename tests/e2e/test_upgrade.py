@@ -419,6 +419,41 @@ class StatsPoller:
             time.sleep(0.02)
 
 
+def listening_inode(addr):
+    """The socket inode of the listening socket on "127.0.0.1:PORT" or "unix:/path"."""
+    if addr.startswith("unix:"):
+        for f in (l.split() for l in Path("/proc/net/unix").read_text().splitlines()[1:]):
+            if len(f) >= 8 and f[7] == addr[5:] and f[3] == "00010000":  # __SO_ACCEPTCON
+                return f[6]
+    else:
+        port = int(addr.rsplit(":", 1)[1])
+        for f in (l.split() for l in Path("/proc/net/tcp").read_text().splitlines()[1:]):
+            if f[1] == "0100007F:%04X" % port and f[3] == "0A":  # TCP_LISTEN
+                return f[9]
+    raise AssertionError("nothing listens on %s" % addr)
+
+
+def socket_inodes(pid):
+    found = set()
+    for fd in Path("/proc/%d/fd" % pid).iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(link[8:-1])
+    return found
+
+
+def assert_only_the_master_holds(addr, master, workers):
+    """The stats socket at addr is the master's: none of its workers inherited it."""
+    inode = listening_inode(addr)
+    assert inode in socket_inodes(master)
+    assert workers
+    for pid in workers:
+        assert inode not in socket_inodes(pid), "worker %d inherited %s" % (pid, addr)
+
+
 def upgrade_with_stats(tmp_path, stats_addr, metrics_port=None):
     stats = {"listen": stats_addr}
     if metrics_port:
@@ -440,8 +475,11 @@ def upgrade_with_stats(tmp_path, stats_addr, metrics_port=None):
     assert set(poller.pids) <= {old, new} and poller.pids[-1] == new, poller.pids
     assert len(poller.pids) > 20 and (not metrics_port or poller.metrics > 20)
     assert read_stats(stats_addr)["pid"] == new
+    workers = [w["pid"] for w in read_stats(stats_addr)["workers"] if w["pid"] > 0]
+    assert_only_the_master_holds(stats_addr, new, workers)
     if metrics_port:
         assert read_metrics(metrics_port) == 200
+        assert_only_the_master_holds("127.0.0.1:%d" % metrics_port, new, workers)
     assert generation(server) == ["two", str(new)]
     log = master_log(server)
     new_lines = "\n".join(l for l in log.splitlines() if "[%d] [master]" % new in l)
