@@ -21,6 +21,12 @@ constexpr size_t kChunkBytes = 1024;
 // CPython's own chunks are 16 KiB times a power of two; obmalloc's arenas are far larger.
 constexpr size_t kDataStackChunk = 16 * 1024;
 constexpr size_t kLargestChunkWatched = 128 * 1024;
+// Freed 16 KiB chunks kept for the next call that needs one. A request that goes past its
+// small chunk and back again, message after message (a websocket's handler, a loop over deep
+// calls), would otherwise map and unmap 16 KiB each time: two syscalls, page faults and, in
+// a worker with threads, a TLB shootdown across CPUs. CPython itself has the same seesaw at
+// every 16 KiB boundary; a few cached chunks (64 KiB at most) end both.
+constexpr size_t kCachedChunks = 4;
 
 struct Pool {
   char* base = nullptr;
@@ -29,6 +35,8 @@ struct Pool {
   std::vector<uint8_t> overflowed;  // per slot: a deeper chunk was chained behind it
   size_t used = 0;
   size_t overflow_count = 0;
+  void* cached[kCachedChunks] = {};  // freed 16 KiB data-stack chunks, last freed last
+  size_t cached_count = 0;
   PyObjectArenaAllocator previous{};  // the allocator before the hook: everything else
 };
 
@@ -49,7 +57,10 @@ void give_back(size_t slot) {
   --pool->used;
 }
 
-void* hook_alloc(void*, size_t size) { return pool->previous.alloc(pool->previous.ctx, size); }
+void* hook_alloc(void*, size_t size) {
+  if (size == kDataStackChunk && pool->cached_count > 0) return pool->cached[--pool->cached_count];
+  return pool->previous.alloc(pool->previous.ctx, size);
+}
 
 void hook_free(void*, void* ptr, size_t size) {
   if (owns(ptr)) {
@@ -69,6 +80,10 @@ void hook_free(void*, void* ptr, size_t size) {
     }
   }
 #endif
+  if (ptr != nullptr && size == kDataStackChunk && pool->cached_count < kCachedChunks) {
+    pool->cached[pool->cached_count++] = ptr;
+    return;
+  }
   pool->previous.free(pool->previous.ctx, ptr, size);
 }
 

@@ -6,8 +6,9 @@
 // a few callees). At 10,000 held requests that page was the largest single cost.
 // A core greenlet therefore starts on a 1 KiB root chunk carved from a worker-wide pool.
 // Deeper calls still get CPython's own 16 KiB chunks, chained behind it and freed as they
-// return; a core whose requests overflowed the small chunk gives it back between requests
-// and uses CPython's own chunks from then on.
+// return (into a cache of a few, so that a request crossing the boundary again and again does
+// not map and unmap one each time); a core whose requests overflowed the small chunk gives it
+// back between requests and uses CPython's own chunks from then on.
 // The pool recognises its chunks where CPython and greenlet free them, through the arena
 // allocator hook (the allocator both use for these chunks). Workers only, GIL held.
 #pragma once
