@@ -1,0 +1,20 @@
+"""Fixture app for tests/e2e/test_tls.py: what the environ says of TLS, an echo, a big body."""
+import json
+
+KEYS = ("wsgi.url_scheme", "HTTPS", "SSL_CLIENT_S_DN", "SSL_CLIENT_VERIFY", "SSL_CLIENT_CERT")
+BIG = b"0123456789abcdef" * 16384  # 256 KiB: many TLS records
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/environ":
+        body = json.dumps({k: environ.get(k) for k in KEYS}).encode()
+    elif path == "/echo":
+        body = environ["wsgi.input"].read()
+    elif path == "/big":
+        body = BIG
+    else:
+        body = b"ok"
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
