@@ -20,6 +20,7 @@ import pytest
 from conftest import APPS, Server, find_master, require_tool
 
 APP = str(APPS / "tls_app.py")
+UVLOOP = True  # TLS waits go through the loop's readers and writers: both loops
 
 
 def openssl(*args, cwd):
@@ -299,3 +300,29 @@ def test_hup_serves_renewed_certificate(tmp_path, certs):
     while served_cert(s) != renewed:
         assert time.monotonic() < deadline, "the old certificate is still served after HUP"
         time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def ws_server(tmp_path_factory, certs):
+    s = TlsServer(tmp_path_factory.mktemp("tls_ws"), str(APPS / "uwsgi_app.py"), certs=certs)
+    s.factory_owned = True
+    s.start()
+    yield s
+    s.stop()
+
+
+def test_websocket_over_tls(ws_server):
+    import asyncio
+
+    import websockets
+
+    async def scenario():
+        url = "wss://localhost:%d/ws/echo" % ws_server.port
+        async with websockets.connect(url, ssl=ws_server.ssl_context, max_size=None) as ws:
+            await ws.send("plain")
+            assert await ws.recv() == "plain"
+            await ws.send("__big__")  # 200 KB back: many records, writes that wait
+            assert await ws.recv() == b"z" * 200000
+        assert ws.close_code == 1000
+
+    asyncio.run(asyncio.wait_for(scenario(), 20))
