@@ -93,7 +93,9 @@ def start(tmp_path_factory, certs, **kwargs):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, certs):
-    s = start(tmp_path_factory, certs)
+    static = tmp_path_factory.mktemp("static")
+    (static / "big.bin").write_bytes(b"0123456789abcdef" * 20000)
+    s = start(tmp_path_factory, certs, static={"map": {"/static/": str(static)}})
     yield s
     s.stop()
 
@@ -140,6 +142,14 @@ def test_big_response_spans_many_records(server):
     status, _, body = server.request("GET", "/big")
     assert status == 200
     assert body == b"0123456789abcdef" * 16384
+
+
+def test_file_bodies_are_encrypted_records(server):
+    # Over TLS, sendfile(2) gives way to reading the file and writing records.
+    status, _, body = server.request("GET", "/static/big.bin")
+    assert (status, body) == (200, b"0123456789abcdef" * 20000)
+    status, _, body = server.request("GET", "/file")
+    assert (status, body) == (200, b"0123456789abcdef" * 16384)
 
 
 def test_post_chunked_body(server):
