@@ -302,6 +302,17 @@ def test_hup_serves_renewed_certificate(tmp_path, certs):
     s.start()
     before = served_cert(s)
     assert before == ssl.PEM_cert_to_DER_cert((d / "server.pem").read_text())
+    # A key that does not match: the master's check refuses the reload before any new
+    # worker forks, and the running ones keep serving the old certificate.
+    good_key = (d / "server.key").read_bytes()
+    (d / "server.key").write_bytes((certs / "other.key").read_bytes())
+    os.kill(s.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while "does not match certificate" not in s.log_text():
+        assert time.monotonic() < deadline, "the bad key was not reported"
+        time.sleep(0.2)
+    assert served_cert(s) == before
+    (d / "server.key").write_bytes(good_key)
     make_cert(d, "server", "renewed.localhost")
     renewed = ssl.PEM_cert_to_DER_cert((d / "server.pem").read_text())
     assert renewed != before
