@@ -3,39 +3,34 @@
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
-#include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
+#include "tests/unit/config_fixture.h"
 
 namespace aiowsgi::config {
 namespace {
 
-namespace fs = std::filesystem;
 using Strings = std::vector<std::string>;
 
-class NetworkListTest : public ::testing::Test {
+// ConfigTest's temporary folder, with $FORWARDED_ALLOW_IPS unset around each test.
+class NetworkListTest : public ConfigTest {
  protected:
   void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "aiowsgi-netlist-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    std::ofstream(dir_ / "app.py") << "application = None\n";
+    ConfigTest::SetUp();
     ::unsetenv("FORWARDED_ALLOW_IPS");
   }
   void TearDown() override {
     ::unsetenv("FORWARDED_ALLOW_IPS");
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
+    ConfigTest::TearDown();
   }
 
   // Loads |server_lines| (under [server]) plus |flags|; the errors, or none.
   Strings load(const std::string& server_lines, Strings flags = {}) {
-    std::ofstream(dir_ / "server.toml") << "[server]\nlisten = [\"127.0.0.1:21000\"]\n"
-                                        << server_lines << "\n[app]\nwsgi_file = \"app.py\"\n";
-    std::vector<std::string> storage{"aiowsgi-master", "-c", (dir_ / "server.toml").string()};
+    std::string toml = write("server.toml", "[server]\nlisten = [\"127.0.0.1:21000\"]\n" +
+                                                server_lines + "\n[app]\nwsgi_file = \"app.py\"\n");
+    std::vector<std::string> storage{"aiowsgi-master", "-c", toml};
     storage.insert(storage.end(), flags.begin(), flags.end());
     std::vector<char*> argv;
     for (auto& s : storage) argv.push_back(s.data());
@@ -48,7 +43,6 @@ class NetworkListTest : public ::testing::Test {
     return errors;
   }
 
-  fs::path dir_;
   Config cfg_;
 };
 

@@ -95,7 +95,7 @@ int Arbiter::run() {
                target_workers_ == 1 ? "" : "s", getpid());
   // Before the first fork: the workers inherit the StatsBoard mapping.
   stats_ = std::make_unique<StatsServer>(loop_, *this);
-  if (Status s = stats_->start(cfg()); !s.ok()) {
+  if (Status s = stats_->start(cfg(), std::move(inherited_stats_)); !s.ok()) {
     spdlog::error("{}", s.message());
     return kExitBindError;
   }

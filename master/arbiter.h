@@ -15,6 +15,7 @@
 #include <memory>
 #include <vector>
 
+#include "common/unique_fd.h"
 #include "common/worker_context.h"
 #include "config/config.h"
 #include "master/lifecycle.h"
@@ -54,6 +55,9 @@ class Arbiter {
   // Returns the master's exit status: kExitOk, or the worker's kExitAppLoadError /
   // kExitBootError when the first generation could not start. Call once.
   int run();
+  // The [stats] sockets an upgrade passed from the old master (take_inherited_stats_fds),
+  // served instead of binding their addresses again. Before run().
+  void adopt_stats_sockets(std::vector<UniqueFd> fds) { inherited_stats_ = std::move(fds); }
   // A master-only descriptor (the locked pidfile) that every forked worker closes at once.
   void close_in_workers(int fd) { spawner_.close_in_workers(fd); }
 
@@ -162,6 +166,7 @@ class Arbiter {
   ev_timer tick_{};    // 0.5 s: heartbeat silence, harakiri, recycling, pending respawns
   ev_timer wakeup_{};  // one-shot: the nearest deadline or respawn time
   std::unique_ptr<StatsServer> stats_;         // [stats] endpoints and the workers' StatsBoard
+  std::vector<UniqueFd> inherited_stats_;      // until stats_ adopts them in run()
   std::unique_ptr<FileWatcher> file_watcher_;  // [app] reload: inotify on the app's files
   WorkerMain preload_main_;                    // what a preload process runs
   std::unique_ptr<Preloader> preload_;         // [server] preload: the preload processes

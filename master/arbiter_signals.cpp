@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "master/arbiter.h"
+#include "master/stats_server.h"
 #include "master/systemd.h"
 #include "master/upgrade.h"
 
@@ -39,7 +40,10 @@ void Arbiter::start_upgrade() {
   }
   std::vector<int> fds;
   for (const auto& l : reload_.listeners().current()) fds.push_back(l->fd.get());
-  upgrader_->start(fds, cfg().server.graceful_timeout);
+  // The stats sockets too: the new master could not bind their addresses while this one
+  // holds them.
+  std::vector<int> stats_fds = stats_ ? stats_->listen_fds() : std::vector<int>{};
+  upgrader_->start(fds, stats_fds, cfg().server.graceful_timeout);
 }
 
 bool Arbiter::on_upgrade_exit(pid_t pid, int status) {
@@ -63,6 +67,7 @@ void Arbiter::announce_if_all_ready() {
 void Arbiter::hand_over(pid_t new_master) {
   // The sockets and their files are the new master's now, and so is the service.
   for (const auto& l : reload_.listeners().current()) l->unix_path.clear();
+  if (stats_) stats_->hand_over();
   notify_systemd("MAINPID=" + std::to_string(new_master));
   silence_systemd_notify();
   if (on_handover_) on_handover_();

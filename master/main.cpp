@@ -105,6 +105,8 @@ int run(int argc, char** argv) {
   aiowsgi::master::init_systemd_notify();
   // Started by a USR2 upgrade: the old master holds the pidfile until this one serves.
   const int upgrade_channel = aiowsgi::master::take_upgrade_channel();
+  // And the old master's [stats] sockets, close-on-exec from here on (the Arbiter adopts them).
+  std::vector<aiowsgi::UniqueFd> inherited_stats = aiowsgi::master::take_inherited_stats_fds();
   // Removes the unix socket files it created on every early return below.
   aiowsgi::Result<aiowsgi::master::ListenerSet> listeners =
       aiowsgi::master::open_listeners(config->server);
@@ -152,6 +154,7 @@ int run(int argc, char** argv) {
     aiowsgi::master::Arbiter arbiter(loop, std::move(cli), std::move(config),
                                      std::move(listeners.value()), &aiowsgi::worker::run_worker,
                                      &aiowsgi::worker::run_preload);
+    arbiter.adopt_stats_sockets(std::move(inherited_stats));
     if (pidfile.fd() >= 0) arbiter.close_in_workers(pidfile.fd());
     const std::string pidfile_path = config_pidfile;
     arbiter.set_upgrade_hooks(

@@ -11,6 +11,7 @@
 #include "common/address.h"
 #include "common/guarded.h"
 #include "common/unique_fd.h"
+#include "master/systemd.h"
 
 namespace aiowsgi::master {
 namespace {
@@ -67,21 +68,46 @@ StatsHttp::~StatsHttp() {
   for (auto& e : endpoints_) remove_socket_file(e->listener);
 }
 
-Status StatsHttp::bind(const std::string& address, Kind kind, int backlog) {
+Status StatsHttp::bind(const std::string& address, Kind kind, int backlog,
+                       std::vector<UniqueFd>* inherited) {
   SocketAddress a;
   if (Status s = parse_address(address, &a); !s.ok()) {
     return Status::Config("cannot bind " + address + ": " + s.message());
   }
-  BindOptions options;
-  options.backlog = backlog;
-  Result<Listener> bound = bind_listener(a, options);
-  if (!bound.ok()) return bound.status();
   auto e = std::make_unique<Endpoint>();
-  e->listener = std::move(bound.value());
+  const char* how = "";
+  UniqueFd adopted;
+  for (size_t i = 0; inherited != nullptr && i < inherited->size(); ++i) {
+    if ((*inherited)[i] && socket_listens_on((*inherited)[i].get(), a)) {
+      adopted = std::move((*inherited)[i]);
+      inherited->erase(inherited->begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  }
+  if (adopted) {
+    // The old master still holds this address: binding it again would fail. unix_path
+    // stays empty so that neither this master (should it fail to start) nor a later exit
+    // removes a socket file another master may serve.
+    e->listener.fd = std::move(adopted);
+    e->listener.name = a.text;
+    e->listener.bound_name = a.text;
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    if (::getsockname(e->listener.fd.get(), reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+      e->listener.bound_name = format_sockaddr(reinterpret_cast<const sockaddr*>(&local), len);
+    }
+    how = ", from the previous master";
+  } else {
+    BindOptions options;
+    options.backlog = backlog;
+    Result<Listener> bound = bind_listener(a, options);
+    if (!bound.ok()) return bound.status();
+    e->listener = std::move(bound.value());
+  }
   e->kind = kind;
   e->owner = this;
-  spdlog::info("{} on {}", kind == Kind::kStats ? "stats server" : "metrics (GET /metrics)",
-               e->listener.bound_name);
+  spdlog::info("{} on {}{}", kind == Kind::kStats ? "stats server" : "metrics (GET /metrics)",
+               e->listener.bound_name, how);
   ev_io_init(&e->io, &StatsHttp::accept_cb, e->listener.fd.get(), EV_READ);
   e->io.data = e.get();
   ev_io_start(loop_, &e->io);
@@ -94,6 +120,19 @@ std::vector<int> StatsHttp::fds() const {
   for (const auto& e : endpoints_) fds.push_back(e->listener.fd.get());
   for (const auto& c : clients_) fds.push_back(c->fd.get());
   return fds;
+}
+
+std::vector<int> StatsHttp::listen_fds() const {
+  std::vector<int> fds;
+  for (const auto& e : endpoints_) fds.push_back(e->listener.fd.get());
+  return fds;
+}
+
+void StatsHttp::hand_over() {
+  // The socket stays open in the new master, so nothing queued on it is lost; only this
+  // process stops taking connections (its document would show a master on its way out).
+  for (auto& e : endpoints_) ev_io_stop(loop_, &e->io);
+  endpoints_.clear();  // closes the fds; remove_socket_file() is never called for them
 }
 
 void StatsHttp::close_late_clients(double now) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "master/listeners.h"
 
 namespace aiowsgi::master {
@@ -35,10 +36,19 @@ class StatsHttp {
   StatsHttp(StatsHttp&&) = delete;
   StatsHttp& operator=(StatsHttp&&) = delete;
 
-  // Binds |address| and serves |kind| on it. An Io/Config status names the address.
-  Status bind(const std::string& address, Kind kind, int backlog);
+  // Serves |kind| on |address|: on the socket of |inherited| bound to it (passed by the old
+  // master in an upgrade; moved out of the vector, its unix socket file never removed here),
+  // else on a socket bound now. An Io/Config status names the address.
+  Status bind(const std::string& address, Kind kind, int backlog,
+              std::vector<UniqueFd>* inherited = nullptr);
   // Every fd it holds (listeners and clients): the workers must not inherit them.
   std::vector<int> fds() const;
+  // The listening sockets only, for an upgrade to pass on.
+  std::vector<int> listen_fds() const;
+  // A new master serves these sockets now: stops accepting on them and closes this
+  // process's copies, leaving their unix socket files in place. Clients being answered
+  // finish.
+  void hand_over();
   // Drops the clients that have not sent their request or read their answer in time, so a
   // stuck scraper cannot pile up connections in the master. Called about once a second.
   void close_late_clients(double now);

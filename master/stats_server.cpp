@@ -28,22 +28,31 @@ StatsServer::StatsServer(struct ev_loop* loop, const Arbiter& arbiter)
 
 StatsServer::~StatsServer() { ev_timer_stop(loop_, &tick_); }
 
-Status StatsServer::start(const config::Config& config) {
+Status StatsServer::start(const config::Config& config, std::vector<UniqueFd> inherited) {
   int workers = std::max(1, config.server.workers);
   if (Status s = StatsBoard::create(StatsBoard::slots_for(workers), config.server.cores, &board_);
       !s.ok()) {
     return s;
   }
   if (!config.stats.listen.empty()) {
-    if (Status s = http_.bind(config.stats.listen, StatsHttp::Kind::kStats, 128); !s.ok()) {
+    if (Status s = http_.bind(config.stats.listen, StatsHttp::Kind::kStats, 128, &inherited);
+        !s.ok()) {
       return s;
     }
   }
   if (!config.stats.metrics.empty()) {
-    if (Status s = http_.bind(config.stats.metrics, StatsHttp::Kind::kMetrics, 128); !s.ok()) {
+    if (Status s = http_.bind(config.stats.metrics, StatsHttp::Kind::kMetrics, 128, &inherited);
+        !s.ok()) {
       return s;
     }
   }
+  for (const UniqueFd& fd : inherited) {
+    // The address changed across the upgrade; the old master closes its copy once this one
+    // serves, and with it the old address.
+    spdlog::debug("stats socket fd {} from the previous master matches no [stats] address; closed",
+                  fd.get());
+  }
+  inherited.clear();
   ev_timer_init(&tick_, &StatsServer::tick_cb, 1.0, 1.0);
   tick_.data = this;
   ev_timer_start(loop_, &tick_);

@@ -15,6 +15,7 @@
 
 #include "common/stats_board.h"
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "config/config.h"
 #include "master/stats_document.h"
 #include "master/stats_http.h"
@@ -35,9 +36,11 @@ class StatsServer {
   StatsServer(StatsServer&&) = delete;
   StatsServer& operator=(StatsServer&&) = delete;
 
-  // Maps the StatsBoard and binds [stats] listen / metrics (each optional). Called once
-  // before the first fork; an Io/Config status names the address that failed.
-  Status start(const config::Config& config);
+  // Maps the StatsBoard and binds [stats] listen / metrics (each optional). An address one
+  // of |inherited| (the old master's sockets in an upgrade) is bound to is served on that
+  // socket instead; the inherited sockets no address claims are closed. Called once before
+  // the first fork; an Io/Config status names the address that failed.
+  Status start(const config::Config& config, std::vector<UniqueFd> inherited = {});
 
   // Worker bookkeeping, called by the Arbiter: before fork (claims a slot), in the child
   // (the slot to write to; a private one when the board is full) and once the process is
@@ -56,6 +59,10 @@ class StatsServer {
 
   // The fds the workers must not inherit (closed in the child).
   std::vector<int> master_fds() const;
+  // The [stats] listening sockets, which an upgrade passes to the new master.
+  std::vector<int> listen_fds() const { return http_.listen_fds(); }
+  // The new master serves them now: this one stops answering there (StatsHttp::hand_over).
+  void hand_over() { http_.hand_over(); }
 
   StatsSnapshot snapshot();
 

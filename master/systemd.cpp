@@ -252,6 +252,23 @@ Result<ListenerSet> adopt_listeners(const config::ServerConfig& server,
   return set;
 }
 
+bool socket_listens_on(int fd, const SocketAddress& want) {
+  int type = 0;
+  int listening = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) {
+    return false;
+  }
+  len = sizeof listening;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening) {
+    return false;
+  }
+  sockaddr_storage local{};
+  len = sizeof local;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) != 0) return false;
+  return same_address(local, len, want);
+}
+
 Result<ListenerSet> open_listeners(const config::ServerConfig& server) {
   std::vector<int> inherited = take_systemd_listen_fds();
   if (inherited.empty()) return ListenerSet::open(server);

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/address.h"
 #include "common/result.h"
 #include "common/status.h"
 #include "config/config.h"
@@ -63,6 +64,10 @@ std::vector<int> take_systemd_listen_fds();
 // on error those and the sockets bound so far are closed.
 Result<ListenerSet> adopt_listeners(const config::ServerConfig& server,
                                     const std::vector<int>& inherited);
+
+// True when |fd| is a listening stream socket bound to |want| (getsockname; a unix socket by
+// its path, an abstract one by its name): an inherited socket that can serve that address.
+bool socket_listens_on(int fd, const SocketAddress& want);
 
 // take_systemd_listen_fds(), then adopt_listeners() when there are any, else
 // ListenerSet::open() binds every address.

@@ -12,12 +12,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "common/guarded.h"
+#include "common/status.h"
 #include "master/spawner.h"
 #include "master/systemd.h"
 
@@ -27,6 +30,7 @@ namespace aiowsgi::master {
 namespace {
 
 constexpr const char* kChannelVar = "AIOWSGI_UPGRADE_FD";
+constexpr const char* kStatsFdsVar = "AIOWSGI_STATS_FDS";
 constexpr char kReadyByte = 'R';
 
 struct Invocation {
@@ -115,7 +119,8 @@ void Upgrader::stop_watchers() {
   ev_timer_stop(loop_, &timeout_);
 }
 
-void Upgrader::start(const std::vector<int>& listen_fds, double timeout) {
+void Upgrader::start(const std::vector<int>& listen_fds, const std::vector<int>& stats_fds,
+                     double timeout) {
   if (state_ != UpgradeState::kIdle) {
     spdlog::warn("SIGUSR2 ignored: an upgrade is already under way (new master pid {})", child_);
     return;
@@ -141,13 +146,21 @@ void Upgrader::start(const std::vector<int>& listen_fds, double timeout) {
   for (char** e = environ; *e != nullptr; ++e) {
     if (starts_with_var(*e, "LISTEN_FDS") || starts_with_var(*e, "LISTEN_PID") ||
         starts_with_var(*e, "LISTEN_FDNAMES") || starts_with_var(*e, "NOTIFY_SOCKET") ||
-        starts_with_var(*e, kChannelVar)) {
+        starts_with_var(*e, kChannelVar) || starts_with_var(*e, kStatsFdsVar)) {
       continue;
     }
     env.emplace_back(*e);
   }
+  // fds 3.. in the child: the listen sockets (LISTEN_FDS counts only those, as systemd's
+  // do), then the stats sockets, then the channel.
+  const int m = static_cast<int>(stats_fds.size());
   env.push_back("LISTEN_FDS=" + std::to_string(n));
-  env.push_back(std::string(kChannelVar) + "=" + std::to_string(3 + n));
+  if (m > 0) {
+    std::string positions;
+    for (int i = 0; i < m; ++i) positions += (i ? "," : "") + std::to_string(3 + n + i);
+    env.push_back(std::string(kStatsFdsVar) + "=" + positions);
+  }
+  env.push_back(std::string(kChannelVar) + "=" + std::to_string(3 + n + m));
   if (std::string notify = systemd_notify_socket(); !notify.empty()) {
     env.push_back("NOTIFY_SOCKET=" + notify);
   }
@@ -163,6 +176,7 @@ void Upgrader::start(const std::vector<int>& listen_fds, double timeout) {
   for (std::string& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
   std::vector<int> sources(listen_fds);
+  sources.insert(sources.end(), stats_fds.begin(), stats_fds.end());
   sources.push_back(theirs.get());
 
   // Signals stay blocked from fork to the child's reset: libev's handlers, inherited, would
@@ -268,6 +282,52 @@ bool Upgrader::on_child_exit(pid_t pid, int status) {
     child_ = -1;
   }
   return true;
+}
+
+bool parse_fd_list(std::string_view text, std::vector<int>* fds) {
+  fds->clear();
+  if (text.empty()) return true;
+  while (true) {
+    size_t comma = text.find(',');
+    std::string_view item = text.substr(0, comma);
+    int v = 0;
+    auto [p, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    bool dup = std::find(fds->begin(), fds->end(), v) != fds->end();
+    if (item.empty() || ec != std::errc() || p != item.data() + item.size() || v < 3 || v > 65535 ||
+        dup) {
+      fds->clear();
+      return false;
+    }
+    fds->push_back(v);
+    if (comma == std::string_view::npos) return true;
+    text.remove_prefix(comma + 1);
+  }
+}
+
+std::vector<UniqueFd> take_inherited_stats_fds() {
+  const char* text = getenv(kStatsFdsVar);
+  std::vector<UniqueFd> owned;
+  if (text == nullptr) return owned;
+  std::vector<int> fds;
+  if (!parse_fd_list(text, &fds)) spdlog::warn("ignoring malformed {}={}", kStatsFdsVar, text);
+  unsetenv(kStatsFdsVar);
+  for (int fd : fds) {
+    // Before anything forks: the workers and the app's subprocesses must not inherit them.
+    int fdfl = ::fcntl(fd, F_GETFD);
+    if (fdfl < 0) {
+      spdlog::debug("{}: fd {} is not open; skipped", kStatsFdsVar, fd);
+      continue;
+    }
+    UniqueFd owner(fd);
+    int fl = ::fcntl(fd, F_GETFL);
+    if (::fcntl(fd, F_SETFD, fdfl | FD_CLOEXEC) != 0 || fl < 0 ||
+        ::fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+      spdlog::debug("{}: fcntl on fd {}: {}; closed", kStatsFdsVar, fd, errno_string(errno));
+      continue;
+    }
+    owned.push_back(std::move(owner));
+  }
+  return owned;
 }
 
 int take_upgrade_channel() {

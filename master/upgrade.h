@@ -2,7 +2,9 @@
 // socket. The old master forks; the child execs the path the master was started as (resolved
 // at start, since a package upgrade replaces that file) with the same arguments, the listen
 // sockets passed as systemd's LISTEN_FDS passes them, and one end of a socketpair as
-// AIOWSGI_UPGRADE_FD. The new master writes one byte on it once all its workers are ready;
+// AIOWSGI_UPGRADE_FD. The [stats] listen and metrics sockets follow the listen sockets, their
+// fd numbers in AIOWSGI_STATS_FDS, so the new master serves them without binding an address
+// the old one still holds. The new master writes one byte on it once all its workers are ready;
 // the old master then unlocks the pidfile (left in place), closes the channel (the new
 // master's cue to take the pidfile over) and drains its workers as on TERM. A socketpair, not a
 // signal, because it tells failure apart by itself: EOF or the child's exit before the byte means
@@ -14,6 +16,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/unique_fd.h"
@@ -45,9 +48,10 @@ class Upgrader {
   Upgrader(const Upgrader&) = delete;
   Upgrader& operator=(const Upgrader&) = delete;
 
-  // USR2: starts the new master with |listen_fds| unless an upgrade is under way (logged and
-  // ignored). It has |timeout| seconds to become ready, else it is sent SIGTERM.
-  void start(const std::vector<int>& listen_fds, double timeout);
+  // USR2: starts the new master with |listen_fds| (as LISTEN_FDS) and |stats_fds| (the
+  // [stats] listening sockets, as AIOWSGI_STATS_FDS) unless an upgrade is under way (logged
+  // and ignored). It has |timeout| seconds to become ready, else it is sent SIGTERM.
+  void start(const std::vector<int>& listen_fds, const std::vector<int>& stats_fds, double timeout);
   // The old master is stopping (TERM, INT, QUIT) before the new one serves: it is told to
   // stop too, with |why| logged. A no-op unless an upgrade is starting.
   void cancel(const std::string& why) { fail(why); }
@@ -70,6 +74,16 @@ class Upgrader {
   ev_io channel_watcher_{};
   ev_timer timeout_{};
 };
+
+// Parses AIOWSGI_STATS_FDS: comma-separated fd numbers, each at least 3 and listed once
+// ("5,6"; "" is none). False, with |fds| cleared, on anything else.
+bool parse_fd_list(std::string_view text, std::vector<int>* fds);
+
+// The new master's side: the stats sockets the old master passed (AIOWSGI_STATS_FDS, unset
+// here so that no worker or app takes them), made close-on-exec and non-blocking at once.
+// Each fd that is not open is skipped; a malformed value is logged and gives none. The
+// caller owns the result; StatsServer::start() adopts them by address and closes the rest.
+std::vector<UniqueFd> take_inherited_stats_fds();
 
 // The new master's side: the channel fd from AIOWSGI_UPGRADE_FD (unset here), or -1.
 int take_upgrade_channel();

@@ -154,6 +154,7 @@ bool Server::body_expired(const Connection& conn, double now) const noexcept {
 
 HeadRoute Server::admit_route(Connection* conn) noexcept {
   if (!admit(conn)) {
+    if (conn->core != nullptr) (void)conn->core->writer().flush_held();
     conn->core = nullptr;
     close_connection(conn);
     return HeadRoute::kAnswered;

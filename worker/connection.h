@@ -76,6 +76,12 @@ struct Connection {
   std::unique_ptr<BodyBuffer> body_buffer;
   double body_started = 0;   // kBuffering: when the head was complete (body_timeout)
   double body_progress = 0;  // kBuffering: when body bytes last arrived
+  // Complete responses to pipelined requests, held while the next request of the same batch
+  // is already buffered, so that a batch leaves in one write (ResponseWriter). Sent before
+  // any later byte of the connection; by the loop (Server::on_flush_held) if the core
+  // suspends first. Only while kInCore.
+  std::string held_out;
+  bool held_listed = false;  // in the server's list for that flush
 
   size_t buffered() const { return rbuf.size() - rpos; }
   const char* data() const { return rbuf.data() + rpos; }

@@ -184,6 +184,7 @@ void Core::serve(Lease& lease) noexcept {
           retire(lease);
           [[fallthrough]];
         case NextStep::kViaLoop:
+          (void)writer_.flush_held();  // the batch's answers so far do not wait for the loop
           if (!park(lease, CoreState::kSettling)) return;
           break;
       }
@@ -193,32 +194,16 @@ void Core::serve(Lease& lease) noexcept {
       retire_pending_ = cancelled_ || disconnect_cancelled_;
       request_done(server_, conn_, id_, writer_.status_code());  // StatsBoard + access log
       if (killed_) return;
-      Connection* conn = conn_;
-      if (!keep) {
-        conn_ = nullptr;
-        server_->release_connection(conn, false);
-        break;
-      }
-      // A pipelined request may already be buffered: serve it here, in order. Anything
-      // else (a static file, an error, a request over max_requests, a body still to be read
-      // whole on the loop) leaves the core.
-      conn->parser.reset();
-      if (conn->buffered() > 0) {
-        HeadRoute route = server_->route_head(conn);
-        if (route == HeadRoute::kAdmitted) continue;
-        if (route == HeadRoute::kAnswered || route == HeadRoute::kBuffering) {
-          conn_ = nullptr;
-          break;
-        }
-      }
-      conn_ = nullptr;
-      server_->release_connection(conn, true);
-    }
-    if (Connection* next = server_->next_queued()) {
-      conn_ = next;
-      next->core = this;
-      next->state = ConnState::kInCore;
-      continue;
+      // Unless the connection's next head is already buffered, the batch of pipelined
+      // answers ends here: what is held leaves now, from this core. (With the next head only
+      // partly here, release_connection sends the held bytes; an answer made on the loop, as
+      // route_head's, goes after them.)
+      if (!keep || conn_->buffered() == 0) (void)writer_.flush_held();
+      // What this core serves next (a pipelined request of the same connection, a queued
+      // connection, or nothing) is the server's one decision, as for the first request.
+      // conn_ stays set meanwhile: routing the next head may flush the held answers through
+      // this core's writer first.
+      conn_ = server_->next_request(this, conn_, keep);
     }
     if (retire_pending_) retire(lease);
     if (!park(lease, CoreState::kFree)) return;
@@ -299,6 +284,8 @@ bool Core::handle_request() noexcept {
   // A uwsgi-protocol peer (nginx's uwsgi_pass) reads the response until the connection closes.
   writer_.begin(method() == "HEAD",
                 !conn_->uwsgi && p.keep_alive() && !p.upgrade() && !server_->draining());
+  // An app taking the connection over writes on the socket itself: the batch's answers first.
+  if (!conn_->uwsgi && p.upgrade()) (void)writer_.flush_held();
 
   if (!rebind_to_request(&start_response_, start_response_call, this, serial_) ||
       !rebind_to_request(&write_, write_call, this, serial_)) {

@@ -260,8 +260,7 @@ IoResult ResponseWriter::respond_from_result(PyObject* result) noexcept {
           room -= len;
           body_sent_ += len;
         }
-        iovec iov{out_.data(), out_.size()};
-        if (!send_all(&iov, 1)) return IoResult::kClose;
+        if (!hold_or_send()) return IoResult::kClose;
       } else {
         iovec iov[65];
         // send_all may suspend this core, and the app (a loop callback) may then empty its
@@ -372,8 +371,46 @@ bool ResponseWriter::send_simple_error(int status) noexcept {
   return send_all(&iov, 1);
 }
 
+bool ResponseWriter::hold_or_send() noexcept {
+  Connection* conn = core_->connection();
+  // Held only while the answer is complete and the connection stays open: the next request's
+  // bytes are here, so its response (or the loop, if it suspends) takes this one along.
+  if (keep_alive_ && !conn->uwsgi && conn->buffered() > 0 &&
+      conn->held_out.size() + out_.size() <= kMaxHeldBytes) {
+    conn->held_out.append(out_);
+    core_->server()->note_held(conn);
+    return true;
+  }
+  iovec iov{out_.data(), out_.size()};
+  return send_all(&iov, 1);
+}
+
 bool ResponseWriter::send_all(iovec* iov, int iovcnt) noexcept {
   Connection* conn = core_->connection();
+  // Held responses leave first. Taken from the connection while in flight: the loop's flush
+  // (Server::on_flush_held) must not send them again while this core waits for room.
+  iovec joined[kJoinedIov];
+  if (!conn->held_out.empty()) {
+    sending_.swap(conn->held_out);
+    conn->held_out.clear();
+    if (iovcnt + 1 <= kJoinedIov) {
+      joined[0] = {sending_.data(), sending_.size()};
+      std::copy(iov, iov + iovcnt, joined + 1);
+      iov = joined;
+      ++iovcnt;
+    } else {
+      iovec first{sending_.data(), sending_.size()};
+      bool ok = send_all(&first, 1);
+      sending_.clear();
+      if (!ok) return false;
+    }
+  }
+  bool ok = send_iov(conn, iov, iovcnt);
+  sending_.clear();
+  return ok;
+}
+
+bool ResponseWriter::send_iov(Connection* conn, iovec* iov, int iovcnt) noexcept {
   while (iovcnt > 0) {
     ssize_t n = transport_send(*conn, iov, iovcnt);
     if (n < 0) {

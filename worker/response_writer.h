@@ -18,6 +18,7 @@
 namespace aiowsgi::worker {
 
 class Core;
+struct Connection;
 
 // The canned response for a request the server rejects before (or instead of) any app
 // response: "HTTP/1.1 <status> <reason>", |date| (the server's cached "Date: ...\r\n" line,
@@ -63,7 +64,11 @@ class ResponseWriter {
   bool send_simple_error(int status) noexcept;
   // Sends every byte of |iov| as it is, suspending the core while the socket is full. False
   // when the client is gone, on timeout or cancellation (the connection must close).
+  // Responses held for the connection (Connection::held_out, pipelining) go first, in the
+  // same sendmsg.
   bool send_all(iovec* iov, int iovcnt) noexcept;
+  // Sends the responses held for the connection, if any (send_all with nothing more).
+  bool flush_held() noexcept { return send_all(nullptr, 0); }
 
   bool headers_set() const { return headers_set_; }
   bool headers_sent() const { return headers_sent_; }
@@ -82,6 +87,16 @@ class ResponseWriter {
   bool build_head(int64_t known_length) noexcept;
   bool send_file(int fd, off_t offset, uint64_t count) noexcept;
   IoResult iterate_result(PyObject* result) noexcept;
+  // The small complete response in out_: held in the connection's output when another
+  // pipelined request is already buffered (one write for the batch), else sent.
+  bool hold_or_send() noexcept;
+  // send_all without the held responses.
+  bool send_iov(Connection* conn, iovec* iov, int iovcnt) noexcept;
+
+  // Bytes of responses held for one write at most; past that they go out at once.
+  static constexpr size_t kMaxHeldBytes = 64 * 1024;
+  // send_all joins the held responses to the largest iovec it is given (a list response).
+  static constexpr int kJoinedIov = 68;
 
   Core* core_;
   // What start_response was given, validated and copied: the app may change or reuse its
@@ -102,6 +117,7 @@ class ResponseWriter {
   uint64_t body_sent_ = 0;
   int error_status_ = 0;  // a status to answer with instead of 500 (e.g. 413 from wsgi.input)
   std::string out_;       // response head (and small bodies) being assembled
+  std::string sending_;   // held responses in flight in send_all (taken from the connection)
 };
 
 }  // namespace aiowsgi::worker

@@ -102,8 +102,11 @@ class Server {
   // --- Used by cores -----------------------------------------------------------------------
   // A core finished with its connection: hand it back to the loop (keep-alive) or close it.
   void release_connection(Connection* conn, bool keep_alive) noexcept;
-  // Next queued connection for a core that just finished, or nullptr.
-  Connection* next_queued() noexcept;
+  // A core finished a request on |conn| (|keep|: the response allows keep-alive). Returns
+  // what the core serves next: |conn| again when its next request is already buffered and
+  // admitted (pipelining, in order), else a queued connection, else nullptr. |conn| itself
+  // goes back to the loop, is answered there (static file, error, body to buffer) or closes.
+  Connection* next_request(Core* core, Connection* conn, bool keep) noexcept;
   // A core has nothing more to do: park it.
   void core_idle(Core* core) noexcept;
   // A core parked in kSettling gets Core::settle() once the loop has run (call_soon).
@@ -114,6 +117,16 @@ class Server {
   // On the loop's greenlet: lets go of retired greenlets nothing else refers to, and ends the
   // oldest past the bound.
   void prune_retired() noexcept;
+  // A core held a response in conn->held_out (pipelining, worker/held_output.cpp): the loop
+  // sends it at its next turn if the core has not by then (the core suspended mid-batch).
+  void note_held(Connection* conn) noexcept;
+  // Sends what conn->held_out holds without blocking; keeps what the socket did not take
+  // and watches for room. On the loop, or from a core that leaves it to the loop.
+  void send_held_now(Connection* conn) noexcept;
+  // The loop's turn after cores held responses (call_soon).
+  void on_flush_held() noexcept;
+  // conn closes: its held bytes and its place in that list go.
+  void forget_held(Connection* conn) noexcept;
   // Registers/unregisters the writer callback for a core waiting to write.
   bool watch_writable(Connection* conn) noexcept;
   void unwatch_writable(Connection* conn) noexcept;
@@ -137,7 +150,7 @@ class Server {
   // Shuts the write side of |conn| (its response is out), discards input for a moment, closes.
   void linger_close(Connection* conn) noexcept;
   // The one decision for a request head, the first of a connection or a pipelined one
-  // (Core::serve): feeds the buffered bytes to the parser; once the head is complete answers
+  // (next_request): feeds the buffered bytes to the parser; once the head is complete answers
   // it on the loop (static file, parse error, outside the mount) or admits it for the app.
   HeadRoute route_head(Connection* conn) noexcept;
   // A response answered on the loop (static file) is done and |conn| stays open: wait for
@@ -231,6 +244,9 @@ class Server {
   PyRef loop_, app_, main_greenlet_;
   LoopCalls calls_;
   PyRef on_poll_fn_, on_writable_fn_, on_tick_fn_, on_control_fn_, on_settle_fn_, on_goodbye_fn_;
+  PyRef on_flush_held_fn_;               // made on first use (worker/held_output.cpp)
+  std::vector<Connection*> held_conns_;  // with held responses, for on_flush_held
+  bool flush_held_scheduled_ = false;
   std::vector<PyRef> templates_;  // environ template per listener
   // [tls], loaded by each worker at start (so a HUP's new generation reads the files again);
   // null without an https:// listener.

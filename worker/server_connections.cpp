@@ -282,6 +282,12 @@ HeadRoute Server::route_head(Connection* conn) noexcept {
     }
   }
   conn->body_buffer.reset();  // the last request's, if it was buffered
+  // A pipelined request answered here, or leaving its core, must not pass the answers its core
+  // holds for the batch (worker/held_output.cpp): they go first. Only a plain app request,
+  // served next by the same core, lets them wait for its own response.
+  if (!conn->held_out.empty() && conn->core != nullptr &&
+      (error_status != 0 || statics_ || !mount_.empty() || wants_buffering(*conn)))
+    (void)conn->core->writer().flush_held();
   if (error_status == 0 && serve_static(conn)) return HeadRoute::kAnswered;
   if (error_status == 0 && outside_mount(*conn)) error_status = 404;
   if (error_status != 0) {
@@ -370,13 +376,24 @@ Core* Server::take_free_core() noexcept {
   return nullptr;
 }
 
-Connection* Server::next_queued() noexcept {
-  while (!queue_.empty()) {
-    Connection* c = queue_.front();
-    queue_.pop_front();
-    return c;
+Connection* Server::next_request(Core* core, Connection* conn, bool keep) noexcept {
+  if (!keep) {
+    release_connection(conn, false);
+  } else {
+    // A pipelined request may already be buffered: the core serves it right away, in order.
+    // Anything else it may be (a static file, an error, a request over max_requests, a body
+    // to read whole on the loop) is answered on the loop, and the core moves on.
+    conn->parser.reset();
+    HeadRoute route = conn->buffered() > 0 ? route_head(conn) : HeadRoute::kIncomplete;
+    if (route == HeadRoute::kAdmitted) return conn;
+    if (route == HeadRoute::kIncomplete) release_connection(conn, true);
   }
-  return nullptr;
+  if (queue_.empty()) return nullptr;
+  Connection* next = queue_.front();
+  queue_.pop_front();
+  next->core = core;
+  next->state = ConnState::kInCore;
+  return next;
 }
 
 void Server::core_idle(Core* core) noexcept {
@@ -389,6 +406,8 @@ void Server::core_idle(Core* core) noexcept {
 // --- After a request: keep-alive or close ----------------------------------------------------
 
 void Server::release_connection(Connection* conn, bool keep_alive) noexcept {
+  // Cores send what they held before they let go (Core::serve); this is the safety net.
+  if (!conn->held_out.empty()) send_held_now(conn);
   conn->core = nullptr;
   conn->body_buffer.reset();  // memory or a temporary file: not kept by an idle connection
   // A connection left open must be able to bring its next request (max_requests).
@@ -453,6 +472,7 @@ void Server::close_connection(Connection* conn) noexcept {
   if (conn->reader_registered) set_reader(conn, false);
   conn->reader_registered = false;
   forget_app_watchers(conn);
+  forget_held(conn);
   if (conn->static_send && statics_) statics_->forget(conn);
   if (conn->reserved) {
     conn->reserved = false;
@@ -497,7 +517,8 @@ void Server::on_writable(int fd) noexcept {
     unwatch_writable(conn);  // the handshake's bytes can go now: read on (read_head)
     on_readable(fd);
   } else {
-    unwatch_writable(conn);
+    if (!conn->held_out.empty()) send_held_now(conn);  // re-watches while bytes are left
+    if (conn->held_out.empty()) unwatch_writable(conn);
   }
 }
 

@@ -10,7 +10,9 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import Server, find_master, wait_for
+import urllib.request
+
+from conftest import Server, find_master, free_port, read_stats, toml_value, wait_for
 
 APP = '''
 import os
@@ -51,14 +53,32 @@ class WrappedServer(Server):
         return [self.binary, "-c", str(self.config_path)]
 
 
-def start(tmp_path, workers=2, **server_keys):
+class StatsWrappedServer(WrappedServer):
+    """With a [stats] table ({"listen": ..., "metrics": ...}); rewrite_config() after a change."""
+
+    def __init__(self, workdir, app, binary, stats, **kwargs):
+        super().__init__(workdir, app, binary, **kwargs)
+        self.stats_table = dict(stats)
+
+    def config_text(self):
+        return super().config_text() + "\n[stats]\n" + "".join(
+            "%s = %s\n" % (k, toml_value(v)) for k, v in self.stats_table.items())
+
+    def rewrite_config(self):
+        self.config_path.write_text(self.config_text())
+
+
+def start(tmp_path, workers=2, stats=None, **server_keys):
     app = tmp_path / "app.py"
     app.write_text(APP)
     binary = tmp_path / "aiowsgi-master"
     write_binary(binary, "one")
     pidfile = tmp_path / "master.pid"
-    server = WrappedServer(tmp_path, app, binary, workers=workers,
-                           server=dict(server_keys, pidfile=str(pidfile))).start()
+    kwargs = dict(workers=workers, server=dict(server_keys, pidfile=str(pidfile)))
+    if stats:
+        server = StatsWrappedServer(tmp_path, app, binary, stats, **kwargs).start()
+    else:
+        server = WrappedServer(tmp_path, app, binary, **kwargs).start()
     server.wait_log("ready (pid", count=workers, timeout=15)
     return server, binary, pidfile
 
@@ -362,3 +382,147 @@ def test_a_new_master_whose_old_one_gave_up_stops_itself(tmp_path):
     assert "it gave up the upgrade or is gone; this master stops" in text, text
     assert wait_for(lambda: not alive(child) or _zombie(child), timeout=15), master_log(server)
     assert not pidfile.exists()
+
+
+def read_metrics(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return r.status
+
+
+class StatsPoller:
+    """Reads the stats document (and GET /metrics) in a loop; every answer's pid, every error."""
+
+    def __init__(self, addr, metrics_port=None):
+        self.addr, self.metrics_port = addr, metrics_port
+        self.pids, self.errors, self.metrics = [], [], 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(30)
+
+    def loop(self):
+        deadline = time.monotonic() + 90
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                self.pids.append(read_stats(self.addr)["pid"])
+                if self.metrics_port:
+                    assert read_metrics(self.metrics_port) == 200
+                    self.metrics += 1
+            except Exception as e:  # noqa: BLE001 - every failure is the finding
+                self.errors.append(repr(e))
+            time.sleep(0.02)
+
+
+def listening_inode(addr):
+    """The socket inode of the listening socket on "127.0.0.1:PORT" or "unix:/path"."""
+    if addr.startswith("unix:"):
+        for f in (l.split() for l in Path("/proc/net/unix").read_text().splitlines()[1:]):
+            if len(f) >= 8 and f[7] == addr[5:] and f[3] == "00010000":  # __SO_ACCEPTCON
+                return f[6]
+    else:
+        port = int(addr.rsplit(":", 1)[1])
+        for f in (l.split() for l in Path("/proc/net/tcp").read_text().splitlines()[1:]):
+            if f[1] == "0100007F:%04X" % port and f[3] == "0A":  # TCP_LISTEN
+                return f[9]
+    raise AssertionError("nothing listens on %s" % addr)
+
+
+def socket_inodes(pid):
+    found = set()
+    for fd in Path("/proc/%d/fd" % pid).iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            found.add(link[8:-1])
+    return found
+
+
+def assert_only_the_master_holds(addr, master, workers):
+    """The stats socket at addr is the master's: none of its workers inherited it."""
+    inode = listening_inode(addr)
+    assert inode in socket_inodes(master)
+    assert workers
+    for pid in workers:
+        assert inode not in socket_inodes(pid), "worker %d inherited %s" % (pid, addr)
+
+
+def upgrade_with_stats(tmp_path, stats_addr, metrics_port=None):
+    stats = {"listen": stats_addr}
+    if metrics_port:
+        stats["metrics"] = "127.0.0.1:%d" % metrics_port
+    server, binary, pidfile = start(tmp_path, stats=stats)
+    old = server.pid
+    assert read_stats(stats_addr)["pid"] == old
+    write_binary(binary, "two")
+    with Load(server.port, keepalive=1, fresh=1) as load, \
+            StatsPoller(stats_addr, metrics_port) as poller:
+        time.sleep(1)
+        new = upgrade(server, pidfile)
+        assert server.proc.wait(15) == 0, master_log(server)  # the old master is gone
+        time.sleep(1)
+    assert new != old
+    assert load.refused == 0 and load.failed == [], (load.failed[:5], master_log(server))
+    assert poller.errors == [], (poller.errors[:5], master_log(server))
+    # Either master answered while both ran; the new one alone once the old one exited.
+    assert set(poller.pids) <= {old, new} and poller.pids[-1] == new, poller.pids
+    assert len(poller.pids) > 20 and (not metrics_port or poller.metrics > 20)
+    assert read_stats(stats_addr)["pid"] == new
+    workers = [w["pid"] for w in read_stats(stats_addr)["workers"] if w["pid"] > 0]
+    assert_only_the_master_holds(stats_addr, new, workers)
+    if metrics_port:
+        assert read_metrics(metrics_port) == 200
+        assert_only_the_master_holds("127.0.0.1:%d" % metrics_port, new, workers)
+    assert generation(server) == ["two", str(new)]
+    log = master_log(server)
+    new_lines = "\n".join(l for l in log.splitlines() if "[%d] [master]" % new in l)
+    assert "stats server on %s, from the previous master" % stats_addr in new_lines, log
+    if metrics_port:
+        assert "/metrics) on 127.0.0.1:%d, from the previous master" % metrics_port in new_lines
+    return server, new
+
+
+def test_usr2_hands_the_tcp_stats_and_metrics_sockets_to_the_new_master(tmp_path):
+    server, new = upgrade_with_stats(tmp_path, "127.0.0.1:%d" % free_port(), free_port())
+    stop_master(new)
+
+
+def test_usr2_hands_a_unix_stats_socket_to_the_new_master_and_keeps_its_file(tmp_path):
+    path = tmp_path / "stats.sock"
+    server, new = upgrade_with_stats(tmp_path, "unix:%s" % path)
+    # The old master exited without removing the file the new one serves.
+    assert path.exists()
+    # And the new master hands it over again.
+    write_binary(tmp_path / "aiowsgi-master", "three")
+    newer = upgrade(server, tmp_path / "master.pid")
+    assert wait_for(lambda: read_stats("unix:%s" % path)["pid"] == newer, timeout=15)
+    stop_master(newer)
+
+
+def test_usr2_binds_a_changed_stats_address_and_the_old_one_closes(tmp_path):
+    first = "127.0.0.1:%d" % free_port()
+    server, binary, pidfile = start(tmp_path, stats={"listen": first})
+    old = server.pid
+    second = "127.0.0.1:%d" % free_port()
+    server.stats_table["listen"] = second
+    server.rewrite_config()
+    write_binary(binary, "two")
+    new = upgrade(server, pidfile)
+    assert server.proc.wait(15) == 0, master_log(server)
+    assert read_stats(second)["pid"] == new
+    host, port = first.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        raise AssertionError("%s still answers after the old master exited" % first)
+    except ConnectionRefusedError:
+        pass
+    assert "stats server on %s" % second in master_log(server)
+    assert old != new
+    stop_master(new)
