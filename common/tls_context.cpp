@@ -1,8 +1,12 @@
 #include "common/tls_context.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -122,6 +126,22 @@ std::string tls_certificate_summary(SSL_CTX* ctx, int* days_left) {
     out += " (" + std::to_string(days) + " days)";
   }
   return out;
+}
+
+bool kernel_tls_available(std::string* why) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *why = std::string("socket: ") + std::strerror(errno);
+    return false;
+  }
+  // The kernel finds (or loads) the upper layer first and only then sees that the socket is
+  // not connected: ENOTCONN means "tls" exists, ENOENT that it does not.
+  int rc = setsockopt(fd, SOL_TCP, TCP_ULP, "tls", 3);
+  int err = errno;
+  close(fd);
+  if (rc == 0 || err == ENOTCONN) return true;
+  *why = std::string("TCP_ULP tls: ") + std::strerror(err);
+  return false;
 }
 
 }  // namespace aiowsgi

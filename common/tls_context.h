@@ -32,6 +32,11 @@ Result<SslCtxPtr> make_tls_context(const TlsFiles& files);
 // negative once the certificate has expired.
 std::string tls_certificate_summary(SSL_CTX* ctx, int* days_left);
 
+// Whether this kernel can take over a TLS session's record layer (kTLS: the "tls" TCP upper
+// layer protocol), so sendfile can send static files over TLS without copying them through
+// the worker. False with the reason ("TCP_ULP tls: No such file or directory") when not.
+bool kernel_tls_available(std::string* why);
+
 inline constexpr const char* kTls12Ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"

@@ -122,7 +122,16 @@ void check_tls(const std::string& origin, const Config& cfg, ErrorList* errors) 
   } else {
     spdlog::info("[tls] certificate {}: {}", t.certificate, summary);
   }
-  if (!https) spdlog::warn("[tls] is set but no [server] listen address is https://");
+  if (!https) {
+    spdlog::warn("[tls] is set but no [server] listen address is https://");
+    return;
+  }
+  std::string no_ktls;
+  if (kernel_tls_available(&no_ktls)) {
+    spdlog::info("[tls] static files over TLS: kernel TLS (kTLS) with sendfile");
+  } else {
+    spdlog::info("[tls] static files over TLS: buffered writes (no kTLS here: {})", no_ktls);
+  }
 }
 
 // The longest prefix wins: "/static/img/" before "/static/".

@@ -114,6 +114,9 @@ struct TlsConfig {
   std::string certificate;  // PEM chain
   std::string key;          // PEM private key
   std::string ca;           // PEM CA bundle; set: client certificates are required
+  // Session-ticket keys change this often; a ticket is accepted for up to two periods
+  // (common/tls_tickets.h).
+  int64_t ticket_key_rotation = 3600;
 };
 
 struct Config {

@@ -195,6 +195,10 @@ constexpr Key kKeys[] = {
     {.table = "tls", .name = "ca", .type = Type::kPath, .field = FIELD(tls.ca),
      .doc = "PEM CA bundle: when set, clients must present a certificate it signed",
      .metavar = "FILE"},
+    {.table = "tls", .name = "ticket_key_rotation", .type = Type::kInt,
+     .field = FIELD(tls.ticket_key_rotation),
+     .doc = "seconds between new session-ticket keys, shared by all workers", .min = 1,
+     .max = 604800},
 };
 // clang-format on
 #undef FIELD

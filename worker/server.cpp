@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/tls_tickets.h"
 #include "common/url_prefix.h"
 #include "worker/access_log.h"
 #include "worker/app_output.h"
@@ -224,6 +225,11 @@ bool Server::load_tls() noexcept {
     return false;
   }
   tls_ctx_ = std::move(ctx).value();
+  // The master said at start which one static files get (config/checks.cpp).
+  std::string no_ktls;
+  if (kernel_tls_available(&no_ktls)) SSL_CTX_set_options(tls_ctx_.get(), SSL_OP_ENABLE_KTLS);
+  if (!use_shared_tickets(tls_ctx_.get(), t.ticket_key_rotation))
+    spdlog::warn("TLS: session tickets are off in this worker (OpenSSL refused the key callback)");
   return true;
 }
 

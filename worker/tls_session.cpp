@@ -78,6 +78,23 @@ ssize_t TlsSession::write(const char* buf, size_t len) noexcept {
   return r;
 }
 
+bool TlsSession::kernel_sends() const noexcept {
+  return !failed_ && BIO_get_ktls_send(SSL_get_wbio(ssl_.get())) > 0;
+}
+
+ssize_t TlsSession::sendfile(int file, off_t offset, size_t count) noexcept {
+  if (failed_) {
+    errno = EPIPE;
+    return -1;
+  }
+  ERR_clear_error();
+  ossl_ssize_t rc = SSL_sendfile(ssl_.get(), file, offset, count, 0);
+  if (rc > 0) return rc;
+  ssize_t r = fail(static_cast<int>(rc));
+  if (r == 0) errno = EPIPE;
+  return r == 0 ? -1 : r;
+}
+
 void TlsSession::close_notify() noexcept {
   if (failed_ || closed_ || !SSL_is_init_finished(ssl_.get())) return;
   closed_ = true;

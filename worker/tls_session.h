@@ -37,6 +37,11 @@ class TlsSession {
   ssize_t read(char* buf, size_t len) noexcept;
   ssize_t write(const char* buf, size_t len) noexcept;
   bool wants_write() const { return want_write_; }
+  // With kTLS on this connection's sending side ([tls] and a kernel that offers it),
+  // sendfile() sends |count| bytes of |file| from |offset| as records the kernel makes:
+  // like write(), bytes sent or -1 with errno. Only when kernel_sends().
+  bool kernel_sends() const noexcept;
+  ssize_t sendfile(int file, off_t offset, size_t count) noexcept;
   // Decrypted bytes OpenSSL holds that read() would return without the socket.
   size_t pending() const { return static_cast<size_t>(SSL_pending(ssl_.get())); }
 

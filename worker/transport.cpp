@@ -72,6 +72,11 @@ ssize_t transport_send(Connection& conn, const iovec* iov, int iovcnt, bool more
 
 ssize_t transport_sendfile(Connection& conn, int file, off_t* offset, size_t count) noexcept {
   if (!conn.tls) return sendfile(conn.fd.get(), file, offset, count);
+  if (conn.tls->kernel_sends()) {  // kTLS: the kernel encrypts, nothing is copied here
+    ssize_t n = conn.tls->sendfile(file, *offset, count);
+    if (n > 0) *offset += n;
+    return n;
+  }
   size_t done = 0;
   while (done < count) {
     const size_t want = std::min(count - done, kRecordBytes);

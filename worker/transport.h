@@ -18,8 +18,9 @@ struct Connection;
 // hints that more bytes follow at once (MSG_MORE; plain sockets only).
 ssize_t transport_send(Connection& conn, const iovec* iov, int iovcnt, bool more = false) noexcept;
 
-// Like sendfile(2) from |file| at *offset, advancing it. Over TLS the file is read and
-// written as records (no kTLS yet): the same bytes are read again when a write is repeated.
+// Like sendfile(2) from |file| at *offset, advancing it. Over TLS with kTLS the kernel sends
+// the file (SSL_sendfile); without it the file is read and written as records: the same
+// bytes are read again when a write is repeated.
 ssize_t transport_sendfile(Connection& conn, int file, off_t* offset, size_t count) noexcept;
 
 // After EAGAIN from a transport call: true when the socket must become writable before the

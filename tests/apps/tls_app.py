@@ -17,6 +17,8 @@ def application(environ, start_response):
         body = json.dumps({k: environ.get(k) for k in KEYS}).encode()
     elif path == "/echo":
         body = environ["wsgi.input"].read()
+    elif path == "/pid":  # which worker answered (session resumption across workers)
+        body = str(os.getpid()).encode()
     elif path == "/big":
         body = BIG
     elif path == "/file":

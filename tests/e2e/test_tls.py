@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import APPS, Server, find_master, require_tool
+from conftest import APPS, Server, find_master, require_tool, toml_value
 
 APP = str(APPS / "tls_app.py")
 UVLOOP = True  # TLS waits go through the loop's readers and writers: both loops
@@ -62,9 +62,10 @@ def client_context(certs, client=True):
 class TlsServer(Server):
     """A Server whose listener is https:// with [tls] from `certs` (and ca with `mtls`)."""
 
-    def __init__(self, workdir, app, *, certs, mtls=False, **kwargs):
+    def __init__(self, workdir, app, *, certs, mtls=False, tls=None, **kwargs):
         super().__init__(workdir, app, **kwargs)
         self.certs, self.mtls = certs, mtls
+        self.tls_extra = dict(tls or {})  # more [tls] keys
         self.ssl_context = client_context(certs, client=mtls)
         ctx = self.ssl_context
         self.connection_class = lambda host, port, timeout=10: http.client.HTTPSConnection(
@@ -77,6 +78,7 @@ class TlsServer(Server):
                'key = "%s"' % (self.certs / "server.key")]
         if self.mtls:
             tls.append('ca = "%s"' % (self.certs / "ca.pem"))
+        tls.extend("%s = %s" % (k, toml_value(v)) for k, v in self.tls_extra.items())
         return text + "\n" + "\n".join(tls) + "\n"
 
     def tls_socket(self, timeout=10):
