@@ -124,6 +124,7 @@ class Core final : public RequestHost {
   PyObject* remote_addr() override;
   PyObject* remote_port() override;
   bool trusted_peer() const override;
+  bool client_certificate(std::string_view* subject_dn, std::string_view* pem) override;
   const IpNetworks& trusted_proxies() const override;
   std::string_view mount() const override;
   void set_forwarded_client(std::string client) override;

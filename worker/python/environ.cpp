@@ -68,6 +68,17 @@ PyObject* environ_base(RequestHost& core) noexcept {
   if (addr == nullptr || PyDict_SetItem(d, s.remote_addr.get(), addr) < 0) return nullptr;
   PyObject* port = core.remote_port();
   if (port == nullptr || PyDict_SetItem(d, s.remote_port.get(), port) < 0) return nullptr;
+  // Client certificates ([tls] ca) under the names nginx and uWSGI give them.
+  std::string_view dn, pem;
+  if (core.client_certificate(&dn, &pem)) {
+    for (auto [key, value] : {std::pair<const char*, std::string_view>{"SSL_CLIENT_S_DN", dn},
+                              {"SSL_CLIENT_VERIFY", "SUCCESS"},
+                              {"SSL_CLIENT_CERT", pem}}) {
+      PyRef v = PyRef::steal(
+          PyUnicode_DecodeLatin1(value.data(), static_cast<Py_ssize_t>(value.size()), nullptr));
+      if (!v || PyDict_SetItemString(d, key, v.get()) < 0) return nullptr;
+    }
+  }
   if (PyDict_SetItem(d, s.aiowsgi_core.get(), core.id_object()) < 0) return nullptr;
   if (!dict_set_steal(d, s.wsgi_input.get(), new_input(&core))) return nullptr;
   return env.release();
