@@ -20,6 +20,7 @@
 #include "config/config.h"
 #include "config/toml_writer.h"
 #include "master/arbiter.h"
+#include "master/capacity.h"
 #include "master/listener_set.h"
 #include "master/pidfile.h"
 #include "master/privileges.h"
@@ -93,6 +94,8 @@ int run(int argc, char** argv) {
   }
   // uWSGI options of an --ini file that mean nothing here, each once with its reason.
   for (const std::string& n : config->notes) spdlog::info("{}", n);
+  // Before any fork: the workers inherit the open-file limit this may raise.
+  aiowsgi::master::check_capacity(*config);
 
   // A mask inherited from the shell or a service manager could block the signals the
   // master is driven by; writes to a dead worker's pipe must fail, not kill the master.

@@ -42,7 +42,7 @@ PyObject* Core::run(PyObject* self, PyObject*) noexcept {
   // This greenlet's own copy: the lease outlives the greenlet's tie to the core.
   std::shared_ptr<Lease> lease = core->lease_;
   // No Python frame of this greenlet exists yet: the moment to give it a small first chunk.
-  lease->frames = frame_stack::adopt();
+  frame_stack::adopt();
   core->serve(*lease);
   // Killed (worker shutdown) or retired: nothing here may touch the core any more.
   Py_RETURN_NONE;
@@ -189,7 +189,6 @@ void Core::serve(Lease& lease) noexcept {
           break;
       }
       bool keep = handle_request();
-      frame_stack::settle(&lease.frames);  // the app's calls went deeper: CPython's chunks
       ++serial_;  // whatever the app kept of that request is stale from here on
       retire_pending_ = cancelled_ || disconnect_cancelled_;
       request_done(server_, conn_, id_, writer_.status_code());  // StatsBoard + access log
