@@ -44,6 +44,8 @@ class TlsSession {
   ssize_t sendfile(int file, off_t offset, size_t count) noexcept;
   // Decrypted bytes OpenSSL holds that read() would return without the socket.
   size_t pending() const { return static_cast<size_t>(SSL_pending(ssl_.get())); }
+  // Any bytes OpenSSL holds, decrypted or not (a record read in part).
+  bool holds_input() const { return SSL_has_pending(ssl_.get()) == 1; }
 
   // Sends close_notify once, best effort, without waiting; not after a failure.
   void close_notify() noexcept;

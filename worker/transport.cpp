@@ -26,13 +26,14 @@ ssize_t Connection::fill() noexcept {
     if (n > 0) rbuf.append(scratch, static_cast<size_t>(n));
     return n;
   }
-  // SSL_read gives one record at a time. Reading on until the socket is empty keeps no
-  // decrypted bytes inside OpenSSL, where the socket's readiness would not announce them;
-  // past the budget only what OpenSSL already holds is taken (SSL_pending), and the rest stays
-  // in the socket for the next readiness event.
+  // SSL_read gives one record at a time. Bytes left inside OpenSSL are not announced by the
+  // socket's readiness, so reading goes on while OpenSSL holds any (a partial record's
+  // SSL_read then reads the socket on, or says EAGAIN). Once it holds none, what follows is in
+  // the socket, whose readiness announces it (level-triggered): stopping there spares the
+  // read(2) that would fail with EAGAIN — one per keep-alive request, as plain recv is one.
+  // Past the budget only decrypted bytes OpenSSL already holds (SSL_pending) are taken.
   size_t total = 0;
   for (;;) {
-    if (total >= sizeof scratch && tls->pending() == 0) break;
     ssize_t n = tls->read(scratch, kRecordBytes);
     if (n <= 0) {
       if (total > 0) break;  // report the bytes; the error or EOF comes again next time
@@ -40,6 +41,7 @@ ssize_t Connection::fill() noexcept {
     }
     rbuf.append(scratch, static_cast<size_t>(n));
     total += static_cast<size_t>(n);
+    if (tls->pending() == 0 && (total >= sizeof scratch || !tls->holds_input())) break;
   }
   return static_cast<ssize_t>(total);
 }

@@ -191,6 +191,21 @@ def test_pipelined_requests_in_one_write(server):
     assert json.loads(got[1][1])["HTTPS"] == "on"
 
 
+def test_pipelined_requests_each_in_its_own_record(server):
+    # The worker takes one record per read once OpenSSL holds nothing more: the records still
+    # in the socket must each be read on when its readiness says so, heads and a body alike.
+    body = b"0123456789abcdef" * 32768  # 512 KiB: many records
+    with server.tls_socket() as s:
+        for _ in range(20):
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # one record each
+        s.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for i in range(0, len(body), 16384):
+            s.sendall(body[i:i + 16384])
+        got = read_responses(s, 21)
+    assert [b for _, b in got[:20]] == [b"ok"] * 20
+    assert len(got) == 21 and got[20][1] == body
+
+
 def test_curl(server):
     curl = require_tool("curl")
     out = subprocess.run([curl, "-sS", "--cacert", str(server.certs / "ca.pem"),
