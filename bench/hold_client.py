@@ -9,6 +9,12 @@ held_max: the most requests the server held at one time, from the "BEGAN ENDED" 
 (CLOCK_MONOTONIC) that bench/apps/suspend_hold.py puts in each body (None for another app),
 with last_begin and first_end: all were held between those two times. Before that, once
 every request is sent, one line {"sent": CLOCK_MONOTONIC time}.
+
+--source ADDR binds every socket to that local address before connecting (127.0.0.2,
+127.0.0.3, ...: each loopback source address has its own ~28,000 ephemeral ports, so several
+of these processes together can hold more connections than one address has ports);
+--spans FILE writes every response's [began, ended] pair there as JSON, for bench/run to
+count the requests held at once across several such processes.
 """
 import argparse
 import asyncio
@@ -16,6 +22,25 @@ import json
 import resource
 import socket
 import time
+
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+def connect(args):
+    """A connected blocking socket to HOST:PORT, from --source if given."""
+    if not args.source:
+        return socket.create_connection((args.host, args.port), timeout=10)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.settimeout(10)
+        # The port is picked at connect(), per destination, not at bind(): more connections.
+        s.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+        s.bind((args.source, 0))
+        s.connect((args.host, args.port))
+    except OSError:
+        s.close()
+        raise
+    return s
 
 
 async def read_all(loop, sock, state):
@@ -67,7 +92,7 @@ def main(args):
     start = time.monotonic()
     for _ in range(args.connections):
         try:
-            s = socket.create_connection((args.host, args.port), timeout=10)
+            s = connect(args)
             s.sendall(request)
             s.setblocking(False)
             socks.append(s)
@@ -79,6 +104,9 @@ def main(args):
     print(json.dumps({"sent": time.monotonic()}), flush=True)  # bench/run samples RSS from here
     asyncio.run(collect(socks, state, args.timeout))
     spans = state["spans"]
+    if args.spans:
+        with open(args.spans, "w") as f:
+            json.dump(spans, f)
     print(json.dumps({"ok": state["ok"], "failed": state["failed"],
                       "wall_s": time.monotonic() - start, "connect_s": connect_s,
                       "held_max": most_at_once(spans) if spans else None,
@@ -95,6 +123,8 @@ if __name__ == "__main__":
     p.add_argument("--path", default="/")
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--source", help="local address to connect from (e.g. 127.0.0.2)")
+    p.add_argument("--spans", help="write the [began, ended] pairs to this file (JSON)")
     args = p.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -121,6 +121,8 @@ Status resolve(const std::string& host, uint16_t port, bool numeric, SocketAddre
 Status parse_address(std::string_view text, SocketAddress* out) {
   out->text = std::string(text);
   out->unix_path.clear();
+  out->tls = text.substr(0, kHttpsScheme.size()) == kHttpsScheme;
+  if (out->tls) text.remove_prefix(kHttpsScheme.size());
   if (text.empty()) return Status::Config("empty address (" + std::string(kExpectedForms) + ")");
   if (text.substr(0, kUnixPrefix.size()) == kUnixPrefix) return parse_unix(text, out);
 

@@ -2,6 +2,7 @@
 // Parsed by the config loader (validation) and the master (binding). No Python.
 //   "HOST:PORT"  "1.2.3.4:80"  ":PORT" (all IPv4 interfaces, like uWSGI)  "[::1]:PORT"
 //   "localhost:PORT" (resolved with getaddrinfo, first result)  "unix:/path/to.sock"
+//   and any of them after "https://": the listener serves TLS ([tls] in server.toml).
 #pragma once
 
 #include <sys/socket.h>
@@ -20,9 +21,12 @@ struct SocketAddress {
   sockaddr_storage storage{};
   socklen_t length = 0;
   std::string text;       // as written
+  bool tls = false;       // written with "https://"
   std::string unix_path;  // for kUnix
   const sockaddr* addr() const { return reinterpret_cast<const sockaddr*>(&storage); }
 };
+
+inline constexpr std::string_view kHttpsScheme = "https://";
 
 // Parses |text|. Returns a Config status with a reason ("port must be 1..65535", ...) on error.
 Status parse_address(std::string_view text, SocketAddress* out);

@@ -41,6 +41,22 @@ TEST(Address, Ipv4HostPort) {
   EXPECT_EQ(format_sockaddr(a.addr(), a.length), "127.0.0.1:8000");
 }
 
+TEST(Address, HttpsSchemeMarksTls) {
+  SocketAddress a;
+  ASSERT_TRUE(parse_address("https://127.0.0.1:8443", &a).ok());
+  EXPECT_TRUE(a.tls);
+  EXPECT_EQ(a.family, SocketAddress::Family::kInet4);
+  EXPECT_EQ(ntohs(as_in(a).sin_port), 8443);
+  EXPECT_EQ(a.text, "https://127.0.0.1:8443");
+  ASSERT_TRUE(parse_address("https://[::1]:8443", &a).ok());
+  EXPECT_TRUE(a.tls);
+  EXPECT_EQ(a.family, SocketAddress::Family::kInet6);
+  ASSERT_TRUE(parse_address("127.0.0.1:8443", &a).ok());
+  EXPECT_FALSE(a.tls);
+  (void)error_of("https://");
+  (void)error_of("https://127.0.0.1");
+}
+
 TEST(Address, PortOnlyMeansAllIpv4Interfaces) {
   SocketAddress a;
   ASSERT_TRUE(parse_address(":9090", &a).ok());

@@ -18,6 +18,7 @@ struct ListenSocket {
   int fd = -1;         // bound, listening, non-blocking, close-on-exec; owned by the master
   std::string name;    // as configured, for logs and stats
   bool uwsgi = false;  // uwsgi binary protocol instead of HTTP
+  bool tls = false;    // https://: the worker serves TLS on it ([tls] in the config)
 };
 
 struct WorkerContext {

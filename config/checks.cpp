@@ -1,5 +1,6 @@
 // The cross-field checks of load_config: what no single key's rule can see, run once the file
 // and the command line are merged, each in one function. Master only; no Python.
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "common/address.h"
+#include "common/tls_context.h"
 #include "config/keys.h"
 #include "config/load_steps.h"
 #include "config/values.h"
@@ -72,6 +74,64 @@ void check_distinct_addresses(const std::string& origin, const Config& cfg, Erro
   for (const auto& l : cfg.server.uwsgi_listen) add("[server] uwsgi_listen", l);
   add("[stats] listen", cfg.stats.listen);
   add("[stats] metrics", cfg.stats.metrics);
+}
+
+void check_tls(const std::string& origin, const Config& cfg, ErrorList* errors) {
+  auto is_https = [](const std::string& a) {
+    return a.compare(0, kHttpsScheme.size(), kHttpsScheme) == 0;
+  };
+  for (const auto& l : cfg.server.uwsgi_listen) {
+    if (is_https(l))
+      errors->add(origin + ": [server] uwsgi_listen " + l +
+                  ": https:// is for [server] listen only");
+  }
+  for (const std::string* l : {&cfg.stats.listen, &cfg.stats.metrics}) {
+    if (is_https(*l))
+      errors->add(origin + ": [stats] " + *l + ": https:// is for [server] listen only");
+  }
+  bool https = std::any_of(cfg.server.listen.begin(), cfg.server.listen.end(), is_https);
+  if (https && cfg.server.proxy_protocol) {
+    // The PROXY header would come before the TLS handshake; the worker reads it inside TLS.
+    errors->add(origin +
+                ": [server] proxy_protocol with an https:// listener is not supported yet");
+  }
+  const TlsConfig& t = cfg.tls;
+  if (t.certificate.empty() && t.key.empty() && t.ca.empty()) {
+    if (https) {
+      errors->add(origin + ": an https:// listener needs [tls] certificate and key");
+    }
+    return;
+  }
+  if (t.certificate.empty() || t.key.empty()) {
+    errors->add(origin + ": [tls] needs both certificate and key");
+    return;
+  }
+  // Built exactly as a worker builds it, so a certificate a HUP brings is judged before the
+  // new generation forks.
+  Result<SslCtxPtr> ctx = make_tls_context({t.certificate, t.key, t.ca});
+  if (!ctx.ok()) {
+    errors->add(origin + ": " + ctx.status().message());
+    return;
+  }
+  int days = 0;
+  std::string summary = tls_certificate_summary(ctx.value().get(), &days);
+  if (days < 0) {
+    spdlog::warn("[tls] certificate {} has EXPIRED: {}", t.certificate, summary);
+  } else if (days < 14) {
+    spdlog::warn("[tls] certificate {} expires soon: {}", t.certificate, summary);
+  } else {
+    spdlog::info("[tls] certificate {}: {}", t.certificate, summary);
+  }
+  if (!https) {
+    spdlog::warn("[tls] is set but no [server] listen address is https://");
+    return;
+  }
+  std::string no_ktls;
+  if (kernel_tls_available(&no_ktls)) {
+    spdlog::info("[tls] static files over TLS: kernel TLS (kTLS) with sendfile");
+  } else {
+    spdlog::info("[tls] static files over TLS: buffered writes (no kTLS here: {})", no_ktls);
+  }
 }
 
 // The longest prefix wins: "/static/img/" before "/static/".

@@ -100,6 +100,7 @@ bool load_config_impl(const CommandLine& cli, const std::string* text, Config* o
     use_forwarded_allow_ips_variable(origins, &cfg, &errs);
     order_static_map(&cfg);
     check_distinct_addresses(origin, cfg, &errs);
+    check_tls(origin, cfg, &errs);
   }
 
   errors->clear();

@@ -108,6 +108,17 @@ struct StaticConfig {
   std::vector<std::string> expires_type;  // a media type ("text/css") of the Content-Type
 };
 
+// The certificate of the https:// listeners (paths absolute after load). Checked by the loader
+// (readable, the key matches) and loaded again by each worker generation, so HUP renews it.
+struct TlsConfig {
+  std::string certificate;  // PEM chain
+  std::string key;          // PEM private key
+  std::string ca;           // PEM CA bundle; set: client certificates are required
+  // Session-ticket keys change this often; a ticket is accepted for up to two periods
+  // (common/tls_tickets.h).
+  int64_t ticket_key_rotation = 3600;
+};
+
 struct Config {
   ServerConfig server;
   AppConfig app;
@@ -115,6 +126,7 @@ struct Config {
   StatsConfig stats;
   LogConfig log;
   StaticConfig statics;     // [static] ("static" is a C++ keyword)
+  TlsConfig tls;            // [tls]: the https:// listeners' certificate
   std::string config_file;  // absolute path of the file read, "" when none
   // What the master logs at start-up about the configuration: one line per uWSGI option of
   // an --ini file that has no effect here, with the reason ("uwsgi.ini:3: master: ...").

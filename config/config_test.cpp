@@ -221,7 +221,7 @@ TEST_F(ConfigTest, UnknownTable) {
   EXPECT_EQ(
       e,
       toml_path() +
-          ":6:2: [limit]: unknown table (known: [server] [app] [limits] [stats] [log] [static])");
+          ":6:2: [limit]: unknown table (known: [server] [app] [limits] [stats] [log] [static] [tls])");
 }
 
 TEST_F(ConfigTest, UnknownKey) {

@@ -10,7 +10,7 @@ namespace {
 // The Config field of a row: a captureless lambda, usable in the constexpr table.
 #define FIELD(member) [](Config& c) -> Field { return &c.member; }
 
-constexpr std::string_view kTables[] = {"server", "app", "limits", "stats", "log", "static"};
+constexpr std::string_view kTables[] = {"server", "app", "limits", "stats", "log", "static", "tls"};
 constexpr std::string_view kLoops[] = {"asyncio", "uvloop"};
 constexpr std::string_view kLevels[] = {"trace", "debug", "info", "warn", "error"};
 constexpr std::string_view kFormats[] = {"text", "json"};
@@ -186,6 +186,19 @@ constexpr Key kKeys[] = {
      .field = FIELD(statics.expires_type),
      .doc = "\"TYPE SECONDS\": Expires and max-age for files of this Content-Type",
      .flag = {.name = "--static-expires-type", .adds = true}},
+
+    // [tls]: for the https:// addresses of [server] listen (common/tls_context.h)
+    {.table = "tls", .name = "certificate", .type = Type::kPath, .field = FIELD(tls.certificate),
+     .doc = "PEM certificate, then its chain, served on https:// listeners", .metavar = "FILE"},
+    {.table = "tls", .name = "key", .type = Type::kPath, .field = FIELD(tls.key),
+     .doc = "PEM private key of the certificate", .metavar = "FILE"},
+    {.table = "tls", .name = "ca", .type = Type::kPath, .field = FIELD(tls.ca),
+     .doc = "PEM CA bundle: when set, clients must present a certificate it signed",
+     .metavar = "FILE"},
+    {.table = "tls", .name = "ticket_key_rotation", .type = Type::kInt,
+     .field = FIELD(tls.ticket_key_rotation),
+     .doc = "seconds between new session-ticket keys, shared by all workers", .min = 1,
+     .max = 604800},
 };
 // clang-format on
 #undef FIELD

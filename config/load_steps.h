@@ -72,6 +72,9 @@ void check_listeners(const std::string& origin, const Origins& origins, const Co
                      ErrorList* errors);
 void check_app(const std::string& origin, const Origins& origins, Config* cfg, ErrorList* errors);
 void check_distinct_addresses(const std::string& origin, const Config& cfg, ErrorList* errors);
+// https:// only on [server] listen, with [tls] certificate and key that load (the same
+// TLS context a worker builds); logs the certificate's subject and expiry.
+void check_tls(const std::string& origin, const Config& cfg, ErrorList* errors);
 void order_static_map(Config* cfg);
 // [app] virtualenv unset and $VIRTUAL_ENV set (an activated venv): that venv, checked like the
 // key's value (relative to |cwd|); marks it as coming from the environment.

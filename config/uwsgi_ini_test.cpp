@@ -305,6 +305,32 @@ TEST(UwsgiOptions, StaticExpires) {
   }
 }
 
+// uWSGI's https and https-socket: ADDR,CERT,KEY[,CIPHERS[,!CA]] onto an https:// listener and
+// [tls]; the cipher list is noted, an optional client CA and a second certificate refused.
+TEST(UwsgiOptions, HttpsMapsToAnHttpsListenerAndTls) {
+  UwsgiTranslation t = translate({"https=:8443,/etc/s.pem,/etc/s.key,HIGH,!/etc/ca.pem",
+                                  "https-socket=127.0.0.1:9443,/etc/s.pem,/etc/s.key"});
+  EXPECT_TRUE(t.errors.empty()) << t.errors[0];
+  EXPECT_EQ(settings(t), (Pairs{"[server] listen = https://:8443", "[tls] certificate = /etc/s.pem",
+                                "[tls] key = /etc/s.key", "[tls] ca = /etc/ca.pem",
+                                "[server] listen = https://127.0.0.1:9443",
+                                "[tls] certificate = /etc/s.pem", "[tls] key = /etc/s.key"}));
+  ASSERT_EQ(t.notes.size(), 1u);
+  EXPECT_NE(t.notes[0].find("its cipher list HIGH is not used"), std::string::npos) << t.notes[0];
+  t = translate({"https=:8443,a.pem", "https=:8443,a.pem,a.key,,/etc/ca.pem",
+                 "https=:8443,a.pem,a.key", "https=:9443,b.pem,b.key", "https2=addr=:1"});
+  ASSERT_EQ(t.errors.size(), 4u);
+  EXPECT_EQ(t.errors[0],
+            "u.ini:2: https: expected ADDR,CERT,KEY[,CIPHERS[,!CA]], got ':8443,a.pem'");
+  EXPECT_NE(t.errors[1].find("write !/etc/ca.pem to require them"), std::string::npos)
+      << t.errors[1];
+  EXPECT_NE(t.errors[2].find("every https listener serves the same certificate"), std::string::npos)
+      << t.errors[2];
+  EXPECT_EQ(t.errors[3].rfind("u.ini:6: https2: only https and https-socket", 0), 0u)
+      << t.errors[3];
+  EXPECT_EQ(uwsgi_option_arity("https"), UwsgiArity::kValue);
+}
+
 TEST(UwsgiOptions, EverySpellingOfAVirtualenvMapsToTheKey) {
   UwsgiTranslation t = translate({"virtualenv=/srv/a", "venv=/srv/b", "home=/srv/c"});
   EXPECT_TRUE(t.errors.empty()) << t.errors[0];
@@ -333,7 +359,7 @@ TEST(UwsgiOptions, NotedOncePerOption) {
 TEST(UwsgiOptions, RefusedAllAtOnce) {
   UwsgiTranslation t =
       translate({"daemonize=/var/log/u.log", "route-uri=^/x break:403", "cache2=name=c,items=10",
-                 "https=:443,a.crt,a.key", "attach-daemon=celery"});
+                 "https2=addr=:443,cert=a.crt,key=a.key", "attach-daemon=celery"});
   ASSERT_EQ(t.errors.size(), 5u);
   EXPECT_EQ(t.errors[0],
             "u.ini:2: daemonize: aiowsgi does not fork into the background (run it under systemd "

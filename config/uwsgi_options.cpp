@@ -7,6 +7,7 @@
 #include <charconv>
 #include <set>
 
+#include "common/address.h"
 #include "config/keys.h"
 #include "config/suggest.h"
 
@@ -75,7 +76,8 @@ constexpr UwsgiVerdict kVerdicts[] = {
      "Redis or memcached, or a per-worker cache in the app"},
     {"spooler*", true, "there is no spooler", "a task queue (Celery, RQ) or aiowsgi.spawn"},
     {"mule*", true, "there are no mules", "a process of its own, or aiowsgi.spawn for async work"},
-    {"https*", true, "TLS is not served yet", "terminate TLS in the proxy in front"},
+    {"https*", true, "only https and https-socket (ADDR,CERT,KEY[,CIPHERS[,!CA]]) are translated",
+     "[server] listen = [\"https://ADDR:PORT\"] and [tls] certificate, key and ca"},
     {"master-fifo", true, "there is no master FIFO",
      "signals: HUP reloads, TERM stops, TTIN/TTOU add or remove a worker"},
     {"touch-chain-reload", true, "there is no chain reload",
@@ -95,9 +97,9 @@ constexpr UwsgiVerdict kVerdicts[] = {
 };
 
 // Options translated here because their value is not the key's value as written.
-constexpr std::string_view kTranslated[] = {"py-autoreload", "lazy-apps",     "disable-logging",
-                                            "touch-reload",  "wsgi-file",     "static-map",
-                                            "chmod-socket",  "static-expires"};
+constexpr std::string_view kTranslated[] = {
+    "py-autoreload", "lazy-apps",    "disable-logging", "touch-reload", "wsgi-file",
+    "static-map",    "chmod-socket", "static-expires",  "https",        "https-socket"};
 
 // uWSGI's options that take no value (besides the keys of type boolean): on a command line
 // the next argument is not theirs.
@@ -250,6 +252,8 @@ class Translator {
       size_t eq = value.find('=');
       if (eq != std::string::npos && eq > 0 && value[eq - 1] != '/') value.insert(eq, "/");
       set(o, "static", "map", value);
+    } else if (o.name == "https" || o.name == "https-socket") {
+      https(o);
     } else if (o.name == "static-expires") {
       // uWSGI's is "REGEX SECONDS" on the file's path; --static-expires here is SECONDS alone.
       set(o, "static", "expires_file", o.value);
@@ -259,7 +263,47 @@ class Translator {
     return true;
   }
 
+  // uWSGI's https router and https-socket: ADDR,CERT,KEY[,CIPHERS[,CA]], one listener each.
+  // Here every https:// listener serves the one [tls] certificate.
+  void https(const IniOption& o) {
+    std::vector<std::string> f;
+    for (size_t start = 0;;) {
+      size_t comma = o.value.find(',', start);
+      f.push_back(o.value.substr(start, comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (f.size() < 3 || f.size() > 5 || f[0].empty() || f[1].empty() || f[2].empty()) {
+      error(o, "expected ADDR,CERT,KEY[,CIPHERS[,!CA]], got '" + o.value + "'");
+      return;
+    }
+    if (!tls_files_.empty() && tls_files_ != f[1] + "," + f[2]) {
+      error(o, "every https listener serves the same certificate and key ([tls]); this one has " +
+                   f[1] + " and " + f[2]);
+      return;
+    }
+    tls_files_ = f[1] + "," + f[2];
+    if (f.size() == 5 && !f[4].empty() && f[4][0] != '!') {
+      // uWSGI asks for a client certificate but lets clients without one in.
+      error(o,
+            "a client CA without '!' makes client certificates optional, which aiowsgi "
+            "does not do: write !" +
+                f[4] + " to require them ([tls] ca)");
+      return;
+    }
+    set(o, "server", "listen", std::string(kHttpsScheme) + f[0]);
+    set(o, "tls", "certificate", f[1]);
+    set(o, "tls", "key", f[2]);
+    if (f.size() == 5 && !f[4].empty()) set(o, "tls", "ca", f[4].substr(1));
+    if (f.size() >= 4 && !f[3].empty()) {
+      note(o, "its cipher list " + f[3] +
+                  " is not used: TLS 1.2 and 1.3 with aiowsgi's cipher list "
+                  "(aiowsgi.toml(5), [tls])");
+    }
+  }
+
   std::string chdir_;
+  std::string tls_files_;  // "CERT,KEY" of the first https option
   std::set<std::string> noted_;
   UwsgiTranslation out_;
 };

@@ -94,9 +94,12 @@ std::string resolve_path(const std::string& p, const fs::path& base) {
   return (base / path).lexically_normal().string();
 }
 
-// "unix:sock" -> "unix:/base/sock"; other addresses are returned unchanged.
+// "unix:sock" -> "unix:/base/sock" (also after "https://"); other addresses are returned
+// unchanged.
 std::string resolve_address(const std::string& a, const fs::path& base) {
   constexpr std::string_view kUnix = "unix:";
+  if (a.compare(0, kHttpsScheme.size(), kHttpsScheme) == 0)
+    return std::string(kHttpsScheme) + resolve_address(a.substr(kHttpsScheme.size()), base);
   if (a.size() <= kUnix.size() || a.compare(0, kUnix.size(), kUnix) != 0) return a;
   return std::string(kUnix) + resolve_path(a.substr(kUnix.size()), base);
 }

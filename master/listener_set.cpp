@@ -16,7 +16,7 @@ bool contains(const Listeners& set, const std::shared_ptr<Listener>& l) {
   return std::find(set.begin(), set.end(), l) != set.end();
 }
 
-const char* proto_name(const Listener& l) { return l.uwsgi ? "uwsgi" : "http"; }
+const char* proto_name(const Listener& l) { return l.uwsgi ? "uwsgi" : l.tls ? "https" : "http"; }
 
 struct Opened {
   Listeners all;    // in configuration order
@@ -46,6 +46,7 @@ Result<Opened> open_addresses(const config::ServerConfig& server,
     }
     auto l = std::make_shared<Listener>(std::move(bound.value()));
     l->uwsgi = a.uwsgi;
+    l->tls = a.address.tls;
     out.all.push_back(l);
     out.fresh.push_back(std::move(l));
   }
@@ -112,6 +113,7 @@ std::vector<ListenSocket> ListenerSet::worker_sockets() const {
     ls.fd = l->fd.get();
     ls.name = l->name;
     ls.uwsgi = l->uwsgi;
+    ls.tls = l->tls;
     out.push_back(std::move(ls));
   }
   return out;

@@ -20,6 +20,7 @@ struct Listener {
   std::string name;        // as configured ("127.0.0.1:0", "unix:/run/app.sock")
   std::string bound_name;  // the real local address ("127.0.0.1:41234")
   bool uwsgi = false;      // uwsgi binary protocol instead of HTTP
+  bool tls = false;        // https://: the workers serve TLS on it
   std::string unix_path;   // socket file to remove at exit ("" for TCP)
   dev_t unix_dev = 0;      // identity of the file we created, so remove_socket_files()
   ino_t unix_ino = 0;      // never unlinks a file that replaced ours

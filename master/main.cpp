@@ -16,9 +16,11 @@
 #include "common/exit_codes.h"
 #include "common/log.h"
 #include "common/result.h"
+#include "common/tls_tickets.h"
 #include "config/config.h"
 #include "config/toml_writer.h"
 #include "master/arbiter.h"
+#include "master/capacity.h"
 #include "master/listener_set.h"
 #include "master/pidfile.h"
 #include "master/privileges.h"
@@ -92,6 +94,8 @@ int run(int argc, char** argv) {
   }
   // uWSGI options of an --ini file that mean nothing here, each once with its reason.
   for (const std::string& n : config->notes) spdlog::info("{}", n);
+  // Before any fork: the workers inherit the open-file limit this may raise.
+  aiowsgi::master::check_capacity(*config);
 
   // A mask inherited from the shell or a service manager could block the signals the
   // master is driven by; writes to a dead worker's pipe must fail, not kill the master.
@@ -103,6 +107,9 @@ int run(int argc, char** argv) {
   // Under systemd: READY/RELOADING/STOPPING go to $NOTIFY_SOCKET, and sockets passed by
   // socket activation replace binding (master/systemd.h). Both before any fork.
   aiowsgi::master::init_systemd_notify();
+  // The secret every worker derives its TLS session-ticket keys from (common/tls_tickets.h).
+  if (aiowsgi::Status s = aiowsgi::init_ticket_secret(); !s.ok())
+    spdlog::warn("TLS session tickets stay per worker: {}", s.message());
   // Started by a USR2 upgrade: the old master holds the pidfile until this one serves.
   const int upgrade_channel = aiowsgi::master::take_upgrade_channel();
   // And the old master's [stats] sockets, close-on-exec from here on (the Arbiter adopts them).

@@ -234,6 +234,7 @@ Result<ListenerSet> adopt_listeners(const config::ServerConfig& server,
         l->name = a.address.text;
         l->bound_name = format_sockaddr(reinterpret_cast<const sockaddr*>(&c.local), c.local_len);
         l->uwsgi = a.uwsgi;
+        l->tls = a.address.tls;
         return l;
       }
     }

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "common/fd_budget.h"
 #include "common/status.h"
 #include "worker/python/python_module.h"
 #include "worker/server.h"
@@ -39,7 +40,9 @@ PyMethodDef kDeferEndDef = {"_aiowsgi_defer_end", cb_defer_end, METH_NOARGS, nul
 Acceptor::Acceptor(Server* server, const WorkerContext& ctx)
     : server_(server),
       ctx_(ctx),
-      balance_(ctx.board, ctx.score, static_cast<uint32_t>(ctx.config->server.cores)) {}
+      balance_(ctx.board, ctx.score, static_cast<uint32_t>(ctx.config->server.cores)),
+      max_open_(static_cast<size_t>(connection_cap(
+          static_cast<uint64_t>(ctx.config->limits.max_connections), ctx.sockets.size()))) {}
 
 bool Acceptor::start() noexcept {
   on_accept_fn_ = PyRef::steal(PyCFunction_New(&kAcceptDef, nullptr));
@@ -78,10 +81,7 @@ void Acceptor::resume() noexcept {
   deferring_ = false;
   // Every core busy, the per-worker connection cap reached, or the out-of-fds back-off
   // running: the listen sockets stay unwatched (other workers take the connections).
-  if (server_->cores_full() ||
-      server_->open_connections() >= static_cast<size_t>(ctx_.config->limits.max_connections) ||
-      resume_at_ != 0)
-    return;
+  if (server_->cores_full() || server_->open_connections() >= max_open_ || resume_at_ != 0) return;
   watch_listeners(true);
 }
 
@@ -193,11 +193,14 @@ void Acceptor::accept_batch(size_t listener, size_t limit) noexcept {
     balance_.count_accepted();
     server_->adopt(fd, peer, listener);
     const size_t open = server_->open_connections();
-    if (open >= static_cast<size_t>(ctx_.config->limits.max_connections)) {
+    if (open >= max_open_) {
       if (now_seconds() - last_error_log_ > 5) {
         spdlog::warn(
-            "worker {} has {} open connections ([limits] max_connections); pausing accepts",
-            ctx_.worker_id, open);
+            "worker {} has {} open connections ([limits] max_connections{}); pausing accepts",
+            ctx_.worker_id, open,
+            max_open_ < static_cast<size_t>(ctx_.config->limits.max_connections)
+                ? ", lowered to what the open-file limit allows"
+                : "");
         last_error_log_ = now_seconds();
       }
       pause();

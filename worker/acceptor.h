@@ -62,6 +62,9 @@ class Acceptor {
   bool defer_timer_pending_ = false;
   uint64_t defer_mark_ = 0;  // peers' accepted total when the deferral began
   AcceptBalance balance_;
+  // [limits] max_connections, or fewer where the open-file limit allows fewer (fd_budget.h):
+  // at it the worker stops accepting and its peers take the connections.
+  size_t max_open_;
   double last_error_log_ = 0;  // accept errors and the connection cap are logged at most every 5 s
   double resume_at_ = 0;       // accept() ran out of fds: resume after this
 };

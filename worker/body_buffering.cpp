@@ -12,6 +12,7 @@
 #include "worker/core.h"
 #include "worker/protocol/body_deadline.h"
 #include "worker/server.h"
+#include "worker/transport.h"
 
 namespace aiowsgi::worker {
 
@@ -59,8 +60,9 @@ HeadRoute Server::start_buffering(Connection* conn) noexcept {
   // Best effort, as for error responses: the socket's send buffer is empty between requests,
   // and a client that gets no answer sends after its own timeout anyway.
   if (!conn->uwsgi && conn->parser.expect_continue()) {
-    static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    (void)send(conn->fd.get(), kContinue, sizeof kContinue - 1, MSG_NOSIGNAL);
+    static char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    iovec iov{kContinue, sizeof kContinue - 1};
+    (void)transport_send(*conn, &iov, 1);
   }
   conn->state = ConnState::kBuffering;
   set_reader(conn, true);
@@ -116,7 +118,10 @@ void Server::read_body(Connection* conn) noexcept {
   for (int i = 0; i < kBodyReadsPerWake; ++i) {
     ssize_t n = conn->fill();
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (wait_for_write(*conn, false)) watch_writable(conn);  // TLS: see read_head
+      return;
+    }
     if (n <= 0) {
       spdlog::debug("{} went away after {} bytes of the body of {} {}", conn->remote_addr,
                     conn->body_buffer->size(), head_method(*conn), head_target(*conn));

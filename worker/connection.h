@@ -14,6 +14,7 @@
 #include "worker/protocol/request_parser.h"
 #include "worker/protocol/uwsgi_parser.h"
 #include "worker/static_files.h"
+#include "worker/tls_session.h"
 
 namespace aiowsgi::worker {
 
@@ -39,6 +40,9 @@ struct Connection {
   // watches it any more (the server's ReadinessSet, and an upgraded connection's app readers
   // on the asyncio loop, which must forget a number before it can be reused).
   UniqueFd fd;
+  // An https:// listener's connection: its bytes go through TLS (worker/transport.h); null
+  // on plain listeners. Declared after |fd|, so it goes first (it never closes the fd).
+  std::unique_ptr<TlsSession> tls;
   ConnState state = ConnState::kReadingHead;
   RequestParser parser;
   // uwsgi-protocol connections (server.uwsgi_listen) parse their head with this instead of
@@ -92,9 +96,10 @@ struct Connection {
       if (rbuf.capacity() > kKeepCapacity) rbuf.shrink_to_fit();
     }
   }
-  // Reads what the socket has (at most 64 KiB) and appends it to rbuf, through a per-process
-  // scratch buffer: a connection never owns more buffer than the bytes it actually holds.
-  // Returns recv's result: > 0 bytes appended, 0 at EOF, -1 with errno set.
+  // Reads what the socket has (at most 64 KiB, a little more over TLS) and appends it to rbuf,
+  // through a per-process scratch buffer: a connection never owns more buffer than the bytes
+  // it actually holds. Returns recv's result: > 0 bytes appended, 0 at EOF, -1 with errno set
+  // (EAGAIN: wait as worker/transport.h wait_for_write says). In worker/transport.cpp.
   ssize_t fill() noexcept;
 
   static constexpr size_t kKeepCapacity = 4096;

@@ -14,6 +14,7 @@
 #include "worker/python/request_context.h"
 #include "worker/python/stack_dump.h"
 #include "worker/server.h"
+#include "worker/transport.h"
 
 namespace aiowsgi::worker {
 
@@ -41,7 +42,7 @@ PyObject* Core::run(PyObject* self, PyObject*) noexcept {
   // This greenlet's own copy: the lease outlives the greenlet's tie to the core.
   std::shared_ptr<Lease> lease = core->lease_;
   // No Python frame of this greenlet exists yet: the moment to give it a small first chunk.
-  lease->frames = frame_stack::adopt();
+  frame_stack::adopt();
   core->serve(*lease);
   // Killed (worker shutdown) or retired: nothing here may touch the core any more.
   Py_RETURN_NONE;
@@ -188,7 +189,6 @@ void Core::serve(Lease& lease) noexcept {
           break;
       }
       bool keep = handle_request();
-      frame_stack::settle(&lease.frames);  // the app's calls went deeper: CPython's chunks
       ++serial_;  // whatever the app kept of that request is stale from here on
       retire_pending_ = cancelled_ || disconnect_cancelled_;
       request_done(server_, conn_, id_, writer_.status_code());  // StatsBoard + access log
@@ -449,6 +449,13 @@ PyObject* Core::environ_template() const { return server_->environ_template(conn
 PyObject* Core::remote_addr() { return cached_str(&remote_addr_, conn_->remote_addr); }
 PyObject* Core::remote_port() { return cached_str(&remote_port_, conn_->remote_port); }
 bool Core::trusted_peer() const { return conn_->trusted_peer; }
+bool Core::client_certificate(std::string_view* subject_dn, std::string_view* pem) {
+  const TlsPeer* p = conn_->tls ? conn_->tls->peer() : nullptr;
+  if (p == nullptr) return false;
+  *subject_dn = p->subject_dn;
+  *pem = p->cert_pem;
+  return true;
+}
 const IpNetworks& Core::trusted_proxies() const { return server_->trusted_proxies(); }
 std::string_view Core::mount() const { return server_->mount(); }
 void Core::set_forwarded_client(std::string client) { conn_->forwarded_client = std::move(client); }
@@ -503,7 +510,8 @@ ssize_t Core::recv_raw(std::string* out, bool block, double timeout) noexcept {
       return -1;
     }
     if (!block) return 0;
-    if (!wait_io(CoreState::kWaitRead, timeout)) {
+    if (!wait_io(wait_for_write(*conn_, false) ? CoreState::kWaitWrite : CoreState::kWaitRead,
+                 timeout)) {
       if (killed_ || cancelled_) return -1;
       if (wake_ == WakeReason::kTimeout) return 0;
       return -1;

@@ -124,6 +124,7 @@ class Core final : public RequestHost {
   PyObject* remote_addr() override;
   PyObject* remote_port() override;
   bool trusted_peer() const override;
+  bool client_certificate(std::string_view* subject_dn, std::string_view* pem) override;
   const IpNetworks& trusted_proxies() const override;
   std::string_view mount() const override;
   void set_forwarded_client(std::string client) override;
@@ -163,7 +164,6 @@ class Core final : public RequestHost {
     bool retired = false;
     int core_id = 0;
     std::string last_request;  // set when retired, for the stale wake-up warning
-    void* frames = nullptr;    // this greenlet's small frame-stack chunk (frame_stack.h)
   };
   void serve(Lease& lease) noexcept;  // requests until the greenlet is killed or retired
   // Switches into the greenlet (a fresh one if there is none, or if anything but the core

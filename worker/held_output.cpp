@@ -5,13 +5,14 @@
 // sends what is held at its next turn, so answers made before a slow request are not kept
 // waiting behind it. Workers only; the loop's greenlet or a core, GIL held.
 #include <errno.h>
-#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/server.h"
+#include "worker/transport.h"
 
 namespace aiowsgi::worker {
 
@@ -57,7 +58,8 @@ void Server::send_held_now(Connection* conn) noexcept {
   std::string& out = conn->held_out;
   size_t sent = 0;
   while (sent < out.size()) {
-    ssize_t n = send(conn->fd.get(), out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+    iovec iov{out.data() + sent, out.size() - sent};
+    ssize_t n = transport_send(*conn, &iov, 1);
     if (n > 0) {
       sent += static_cast<size_t>(n);
       tx_bytes += static_cast<uint64_t>(n);
@@ -65,9 +67,11 @@ void Server::send_held_now(Connection* conn) noexcept {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      // The rest goes when there is room (on_writable), or with the core's next send.
+      // The rest goes when there is room (on_writable), or with the core's next send. A TLS
+      // session that must read first (a key update) leaves it to the core's next send, which
+      // waits in the right direction.
       out.erase(0, sent);
-      if (conn->state == ConnState::kInCore) watch_writable(conn);
+      if (conn->state == ConnState::kInCore && wait_for_write(*conn, true)) watch_writable(conn);
       return;
     }
     // The client is gone: its core finds out on its next send, or at release.

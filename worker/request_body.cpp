@@ -8,6 +8,7 @@
 #include "worker/connection.h"
 #include "worker/core.h"
 #include "worker/server.h"
+#include "worker/transport.h"
 
 namespace aiowsgi::worker {
 
@@ -98,8 +99,9 @@ BodyRead RequestBody::fill() noexcept {
       bool timed_out = budget <= 0;
       if (!timed_out) {
         const double start = now_seconds();
-        const bool ready =
-            core_->wait_io(CoreState::kWaitRead, std::min(budget, Core::kSocketTimeout));
+        const bool ready = core_->wait_io(
+            wait_for_write(*conn, false) ? CoreState::kWaitWrite : CoreState::kWaitRead,
+            std::min(budget, Core::kSocketTimeout));
         deadline_.add_wait(now_seconds() - start);
         if (ready) continue;
         timed_out = core_->wake_reason() == WakeReason::kTimeout;

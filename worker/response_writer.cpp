@@ -16,6 +16,7 @@
 #include "worker/core.h"
 #include "worker/python/python_module.h"
 #include "worker/server.h"
+#include "worker/transport.h"
 
 namespace aiowsgi::worker {
 
@@ -411,14 +412,12 @@ bool ResponseWriter::send_all(iovec* iov, int iovcnt) noexcept {
 
 bool ResponseWriter::send_iov(Connection* conn, iovec* iov, int iovcnt) noexcept {
   while (iovcnt > 0) {
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(std::min(iovcnt, IOV_MAX));
-    ssize_t n = sendmsg(conn->fd.get(), &msg, MSG_NOSIGNAL);
+    ssize_t n = transport_send(*conn, iov, iovcnt);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        if (!core_->wait_io(CoreState::kWaitWrite)) {
+        if (!core_->wait_io(wait_for_write(*conn, true) ? CoreState::kWaitWrite
+                                                        : CoreState::kWaitRead)) {
           keep_alive_ = false;
           conn->peer_closed = true;
           return false;
@@ -447,12 +446,14 @@ bool ResponseWriter::send_iov(Connection* conn, iovec* iov, int iovcnt) noexcept
 
 bool ResponseWriter::send_file(int fd, off_t offset, uint64_t count) noexcept {
   while (count > 0) {
-    ssize_t n =
-        sendfile(core_->connection()->fd.get(), fd, &offset, std::min<uint64_t>(count, 1 << 20));
+    Connection& conn = *core_->connection();
+    ssize_t n = transport_sendfile(conn, fd, &offset, std::min<uint64_t>(count, 1 << 20));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
-        if (!core_->wait_io(CoreState::kWaitWrite)) return false;
+        if (!core_->wait_io(wait_for_write(conn, true) ? CoreState::kWaitWrite
+                                                       : CoreState::kWaitRead))
+          return false;
         continue;
       }
       keep_alive_ = false;

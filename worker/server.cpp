@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "common/tls_tickets.h"
 #include "common/url_prefix.h"
 #include "worker/access_log.h"
 #include "worker/app_output.h"
@@ -149,6 +150,7 @@ bool Server::start() noexcept {
   if (!acceptor_.start()) return false;
   settle_prefix_and_proxies();
   temp_dir_ = config().server.temp_dir.empty() ? default_temp_dir() : config().server.temp_dir;
+  if (!load_tls()) return false;
   if (!build_templates()) return false;
   if (!request_context::capture_base()) return false;
   cores_.reserve(static_cast<size_t>(config().server.cores));
@@ -211,6 +213,26 @@ void Server::settle_prefix_and_proxies() noexcept {
   }
 }
 
+bool Server::load_tls() noexcept {
+  bool https = false;
+  for (const ListenSocket& ls : ctx_.sockets) https = https || ls.tls;
+  if (!https) return true;
+  const config::TlsConfig& t = config().tls;
+  Result<SslCtxPtr> ctx = make_tls_context({t.certificate, t.key, t.ca});
+  if (!ctx.ok()) {
+    // The master checked the same files before forking: they changed in between.
+    spdlog::error("{}", ctx.status().message());
+    return false;
+  }
+  tls_ctx_ = std::move(ctx).value();
+  // The master said at start which one static files get (config/checks.cpp).
+  std::string no_ktls;
+  if (kernel_tls_available(&no_ktls)) SSL_CTX_set_options(tls_ctx_.get(), SSL_OP_ENABLE_KTLS);
+  if (!use_shared_tickets(tls_ctx_.get(), t.ticket_key_rotation))
+    spdlog::warn("TLS: session tickets are off in this worker (OpenSSL refused the key callback)");
+  return true;
+}
+
 bool Server::build_templates() noexcept {
   // PEP 3333 keys whose values never change for a listener: copied into each environ.
   const auto& cfg = config();
@@ -248,6 +270,7 @@ bool Server::build_templates() noexcept {
     } items[] = {
         {"wsgi.version", version.get()},
         {"wsgi.url_scheme", nullptr},
+        {"HTTPS", ls.tls ? nullptr : Py_None},
         {"wsgi.errors", err_stream},
         {"wsgi.multithread", Py_False},
         {"wsgi.multiprocess", cfg.server.workers > 1 ? Py_True : Py_False},
@@ -265,7 +288,8 @@ bool Server::build_templates() noexcept {
     for (auto& it : items) {
       PyRef v;
       if (it.value == nullptr) {
-        const char* s = std::string_view(it.key) == "wsgi.url_scheme" ? "http"
+        const char* s = std::string_view(it.key) == "wsgi.url_scheme" ? (ls.tls ? "https" : "http")
+                        : std::string_view(it.key) == "HTTPS"         ? "on"
                         : std::string_view(it.key) == "SCRIPT_NAME"   ? mount_.c_str()
                         : std::string_view(it.key) == "SERVER_NAME"   ? server_name.c_str()
                                                                       : server_port.c_str();
@@ -274,7 +298,7 @@ bool Server::build_templates() noexcept {
       } else {
         v = PyRef::borrow(it.value);
       }
-      if (v.get() == nullptr) continue;  // no sys.stderr: leave wsgi.errors out
+      if (v.get() == nullptr || v.get() == Py_None) continue;  // no sys.stderr, no HTTPS
       if (PyDict_SetItemString(d.get(), it.key, v.get()) < 0) return false;
     }
     PyRef sized = PyRef::steal(presized_template(d.get()));

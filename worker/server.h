@@ -14,6 +14,7 @@
 
 #include "common/control.h"
 #include "common/ip_networks.h"
+#include "common/tls_context.h"
 #include "config/config.h"
 #include "worker/acceptor.h"
 #include "worker/connection.h"
@@ -176,6 +177,7 @@ class Server {
 
  private:
   bool build_templates() noexcept;
+  bool load_tls() noexcept;  // [tls] into tls_ctx_ when a listener is https://; false: boot fails
   void settle_prefix_and_proxies() noexcept;
   // [server] proxy_protocol: consumes the PROXY header from |conn|'s buffer. False when the
   // connection was closed (bad header) or the header is not complete yet.
@@ -246,6 +248,9 @@ class Server {
   std::vector<Connection*> held_conns_;  // with held responses, for on_flush_held
   bool flush_held_scheduled_ = false;
   std::vector<PyRef> templates_;  // environ template per listener
+  // [tls], loaded by each worker at start (so a HUP's new generation reads the files again);
+  // null without an https:// listener.
+  SslCtxPtr tls_ctx_;
   IpNetworks trusted_proxies_;
   std::string mount_;
   std::string temp_dir_;  // [server] temp_dir, or $TMPDIR / /tmp when unset

@@ -21,6 +21,7 @@
 #include "worker/response_writer.h"
 #include "worker/server.h"
 #include "worker/static_files.h"
+#include "worker/transport.h"
 
 namespace aiowsgi::worker {
 
@@ -32,14 +33,6 @@ constexpr double kLingerSeconds = 2.0;
 constexpr size_t kMaxReadAhead = 256 * 1024;
 
 }  // namespace
-
-ssize_t Connection::fill() noexcept {
-  // The worker is single-threaded: one scratch buffer serves every connection.
-  static char scratch[65536];
-  ssize_t n = recv(fd.get(), scratch, sizeof scratch, 0);
-  if (n > 0) rbuf.append(scratch, static_cast<size_t>(n));
-  return n;
-}
 
 void Server::adopt(int fd, const sockaddr_storage& peer, size_t listener) noexcept {
   std::string addr, port;
@@ -76,6 +69,16 @@ void Server::adopt(int fd, const sockaddr_storage& peer, size_t listener) noexce
     ul.max_body_bytes = limits.max_body_bytes;
     ul.max_header_fields = limits.max_header_fields;
     c->uwsgi = std::make_unique<UwsgiParser>(ul);
+  }
+  if (ctx_.sockets[listener].tls) {
+    // The handshake runs in read_head, as the ClientHello arrives: it holds no core, and
+    // header_timeout bounds it like a slow head.
+    c->tls = tls_ctx_ ? TlsSession::accept(tls_ctx_.get(), fd) : nullptr;
+    if (!c->tls) {
+      spdlog::error("TLS: cannot start a session for a connection; closed");
+      close_connection(c);
+      return;
+    }
   }
   c->remote_addr = std::move(addr);
   c->remote_port = std::move(port);
@@ -192,7 +195,11 @@ void Server::on_readable(int fd) noexcept {
 void Server::read_head(Connection* conn) noexcept {
   ssize_t n = conn->fill();
   if (n <= 0) {
-    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      // TLS has a handshake message to send into a full socket: on_writable comes back here.
+      if (n < 0 && errno == EAGAIN && wait_for_write(*conn, false)) watch_writable(conn);
+      return;
+    }
     close_connection(conn);  // EOF or reset between requests: nothing to answer
     return;
   }
@@ -348,6 +355,12 @@ void Server::dispatch(Connection* conn) noexcept {
   }
   ++busy_cores_;
   if (cores_full()) acceptor_.pause();
+  // Nothing read ahead: the request may stay suspended for long, and thousands of them at
+  // once should hold no read buffer each (the next head, if any, gets a new one).
+  if (conn->buffered() == 0) {
+    std::string().swap(conn->rbuf);
+    conn->rpos = 0;
+  }
   if (!core->start(conn)) {
     spdlog::error("could not start a core: {}", fetch_exception_text());
     --busy_cores_;
@@ -438,13 +451,15 @@ void Server::resume_reading(Connection* conn) noexcept {
 void Server::send_error_and_linger(Connection* conn, int status) noexcept {
   std::string resp = error_response(status, date_header(), added_headers());
   // Best effort, non-blocking: the response is small and the socket buffer is empty.
-  (void)send(conn->fd.get(), resp.data(), resp.size(), MSG_NOSIGNAL);
+  iovec iov{resp.data(), resp.size()};
+  (void)transport_send(*conn, &iov, 1);
   linger_close(conn);
 }
 
 // Shuts the write side and drains input for a moment, so that unread request bytes do not
 // make the kernel answer with a reset that would discard the response.
 void Server::linger_close(Connection* conn) noexcept {
+  if (conn->tls) conn->tls->close_notify();
   ::shutdown(conn->fd.get(), SHUT_WR);
   unreserve(conn);  // no request is read from it any more
   conn->state = ConnState::kLingering;
@@ -477,6 +492,7 @@ void Server::close_connection(Connection* conn) noexcept {
       }
     }
   }
+  if (conn->tls && !conn->peer_closed) conn->tls->close_notify();
   conns_[fd].reset();  // closes fd: every watcher on it is gone (above)
   --open_connections_;
   acceptor_.set_connections(open_connections_);
@@ -502,6 +518,10 @@ void Server::on_writable(int fd) noexcept {
     statics_->on_writable(conn);
   } else if (conn->core != nullptr && conn->core->state() == CoreState::kWaitWrite) {
     conn->core->wake(WakeReason::kReady);
+  } else if (conn->tls &&
+             (conn->state == ConnState::kReadingHead || conn->state == ConnState::kBuffering)) {
+    unwatch_writable(conn);  // the handshake's bytes can go now: read on (read_head)
+    on_readable(fd);
   } else {
     if (!conn->held_out.empty()) send_held_now(conn);  // re-watches while bytes are left
     if (conn->held_out.empty()) unwatch_writable(conn);

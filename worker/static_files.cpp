@@ -24,6 +24,7 @@
 #include "worker/protocol/static_path.h"
 #include "worker/server.h"
 #include "worker/static_open.h"
+#include "worker/transport.h"
 
 namespace aiowsgi::worker {
 
@@ -313,9 +314,8 @@ void StaticFiles::pump(Connection* conn) noexcept {
   while (s->head_pos < s->head.size()) {
     // MSG_MORE: the head waits for the first file bytes, so a small file leaves in one
     // segment even with TCP_NODELAY.
-    int more = s->remaining > 0 ? MSG_MORE : 0;
-    ssize_t n = ::send(conn->fd.get(), s->head.data() + s->head_pos, s->head.size() - s->head_pos,
-                       MSG_NOSIGNAL | more);
+    iovec iov{s->head.data() + s->head_pos, s->head.size() - s->head_pos};
+    ssize_t n = transport_send(*conn, &iov, 1, /*more=*/s->remaining > 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) {
@@ -339,7 +339,7 @@ void StaticFiles::pump(Connection* conn) noexcept {
     size_t want = static_cast<size_t>(std::min<uint64_t>(s->remaining, kSliceBytes));
     ssize_t n;
     do {
-      n = sendfile(conn->fd.get(), s->file.get(), &s->offset, want);
+      n = transport_sendfile(*conn, s->file.get(), &s->offset, want);
     } while (n < 0 && errno == EINTR);
     if (n < 0 && errno == EAGAIN) {
       set_writer(conn, true);

@@ -1,7 +1,7 @@
 # The seed's suspended request (examples/seed/suspend.py), held for the seconds the query
 # string asks for (/?hold=2.5; default 1), no print. The body tells when the hold began and
 # ended (CLOCK_MONOTONIC, one clock for the whole machine), so the client can check that all
-# of its requests were held at the same time.
+# of its requests were held at the same time. /plain is answered at once, never suspended.
 import asyncio
 import time
 
@@ -13,6 +13,9 @@ def wake(me):
 
 
 def application(environ, start_response):
+    if environ.get('PATH_INFO') == '/plain':  # bench/run's prober: answered without a hold
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [b'plain']
     hold = 1.0
     for part in environ.get('QUERY_STRING', '').split('&'):
         if part.startswith('hold='):

@@ -178,6 +178,8 @@ class Server:
         self.log_path = self.workdir / "server.log"
         self.config_path = self.workdir / "server.toml"
         self.exit_status = None
+        # Run in the server's process before exec (e.g. lowering its RLIMIT_NOFILE).
+        self.preexec_fn = None
 
     # ---- lifecycle ----
     def config_text(self):
@@ -230,7 +232,8 @@ class Server:
                 logf.flush()
                 self.proc = subprocess.Popen(self.command(), stdout=logf, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, cwd=str(self.workdir),
-                                             env=env, start_new_session=True)
+                                             env=env, start_new_session=True,
+                                             preexec_fn=self.preexec_fn)
             try:
                 self.wait_ready()
                 _live_servers.append(self)

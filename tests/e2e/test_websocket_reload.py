@@ -18,6 +18,9 @@ UVLOOP = True  # the app's own reader (/ws/reader) is a loop watcher: both loops
 
 APP = APPS / "ws_reload_app.py"
 GRACE = 20  # graceful_timeout: far above what any of these exits may take
+# What "at once" may take on a loaded 2-core machine: well under GRACE and under the 6 s
+# request of the last tests, so each bound still tells a prompt close from a timeout.
+PROMPT = 4.0
 DRAIN_LOG = "; draining"  # the master's "worker 1 (pid N, generation 1) replaced by ...; draining"
 
 
@@ -96,13 +99,13 @@ def test_hup_closes_websockets_with_1012_and_the_old_worker_exits_at_once(server
         for path, (code, t_close) in closes.items():
             assert code == 1012, (path, code)
             # The new worker boots between the HUP and the drain; the close follows the drain.
-            assert t_close - t_drain < 1.0, (path, t_close - t_drain)
+            assert t_close - t_drain < PROMPT, (path, t_close - t_drain)
         print("HUP -> drain %.2f s; drain -> close frames %s" % (
             t_drain - t_hup, {p: round(t - t_drain, 3) for p, (_, t) in closes.items()}))
         return t_hup
 
     t_hup = run(scenario())
-    assert wait_for(lambda: not alive(old), 5.0, 0.02) is True, \
+    assert wait_for(lambda: not alive(old), GRACE / 2, 0.02) is True, \
         "the old worker must not wait for graceful_timeout"
     print("HUP -> old worker exit %.2f s" % (time.monotonic() - t_hup))
     log = server.log_text()
@@ -135,8 +138,8 @@ def test_term_closes_websockets_with_1001_and_the_master_exits_at_once(server_fa
     t_term, _, closes = run(scenario())
     for path, (code, t_close) in closes.items():
         assert code == 1001, (path, code)
-        assert t_close - t_term < 1.0, (path, t_close - t_term)
-    server.proc.wait(5)  # not graceful_timeout
+        assert t_close - t_term < PROMPT, (path, t_close - t_term)
+    server.proc.wait(GRACE / 2)  # not graceful_timeout
     print("TERM -> close frames %s; master exit %.2f s" % (
         {p: round(t - t_term, 3) for p, (_, t) in closes.items()}, time.monotonic() - t_term))
     assert server.proc.returncode == 0
@@ -154,8 +157,8 @@ def test_quit_still_sends_websockets_1001_before_it_cuts_them(server_factory):
     t_quit, _, closes = run(scenario())
     code, t_close = closes["/ws/blocking"]
     assert code == 1001
-    assert t_close - t_quit < 1.0
-    server.proc.wait(5)
+    assert t_close - t_quit < PROMPT
+    server.proc.wait(GRACE / 2)
 
 
 def test_max_requests_recycles_the_worker_and_its_websocket_gets_1012(server_factory):
@@ -177,7 +180,7 @@ def test_max_requests_recycles_the_worker_and_its_websocket_gets_1012(server_fac
         return t_close
 
     t_close = run(scenario())
-    assert wait_for(lambda: not alive(old), 5.0, 0.02) is True, \
+    assert wait_for(lambda: not alive(old), GRACE / 2, 0.02) is True, \
         "the retiring worker must not wait for its websocket"
     print("max_requests: close frame -> old worker exit %.2f s" % (time.monotonic() - t_close))
     assert worker_pid(server) != old
@@ -206,7 +209,7 @@ def test_a_suspended_request_keeps_its_graceful_timeout_while_websockets_close(s
         t_hup, t_drain, closes = run(scenario())
         code, t_close = closes["/ws/blocking"]
         assert code == 1012
-        assert t_close - t_drain < 1.0
+        assert t_close - t_drain < PROMPT
         # The websocket is gone, the plain request is not: the old worker still serves it.
         assert alive(old)
         assert "done" not in slow
@@ -214,11 +217,11 @@ def test_a_suspended_request_keeps_its_graceful_timeout_while_websockets_close(s
         thread.join(30)
     status, _, body = slow["response"]
     assert status == 200 and body.startswith(b"slept 6.") and b"in pid %d" % old in body, body
-    assert wait_for(lambda: not alive(old), 5.0, 0.02) is True
+    assert wait_for(lambda: not alive(old), GRACE / 2, 0.02) is True
     t_exit = time.monotonic()
     print("HUP -> close %.2f s; slow request done %.2f s after HUP; old worker exit %.2f s "
           "after it" % (t_close - t_hup, slow["done"] - t_hup, t_exit - slow["done"]))
-    assert t_exit - slow["done"] < 2.0
+    assert t_exit - slow["done"] < PROMPT
     server.assert_healthy()
 
 
@@ -249,8 +252,8 @@ def test_usr2_upgrade_closes_websockets_with_1012_and_the_old_master_exits_at_on
     assert t_handover is not None, server.log_text()
     for path, (code, t_close) in closes.items():
         assert code == 1012, (path, code)
-        assert t_close - t_handover < 1.0, (path, t_close - t_handover)
-    server.proc.wait(5)  # the old master: not graceful_timeout
+        assert t_close - t_handover < PROMPT, (path, t_close - t_handover)
+    server.proc.wait(GRACE / 2)  # the old master: not graceful_timeout
     print("USR2 -> hand-over %.2f s, close frames %s; old master exit %.2f s" % (
         t_handover - t_usr2, {p: round(t - t_handover, 3) for p, (_, t) in closes.items()},
         time.monotonic() - t_usr2))

@@ -1,8 +1,10 @@
 #include "worker/python/environ.h"
 
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "common/url_prefix.h"
 #include "worker/protocol/char_class.h"
@@ -48,6 +50,43 @@ PyObject* header_key(std::string_view name) {
   return k;
 }
 
+// The str of a request header's value (new reference): the very str the last request with
+// that header got, when the bytes are the same. Most requests repeat their Host, Connection,
+// User-Agent, Accept... values; sharing the immutable str saves a ~60-byte object per header
+// for every request in progress, thousands of them held at once. One entry per environ key,
+// for short values; the entry holds its key, so that the key's address cannot come to name
+// another one. nullptr with a Python exception set on failure.
+PyObject* header_value(PyObject* key, std::string_view v) {
+  constexpr size_t kMaxShared = 256;
+  constexpr size_t kMaxKeys = 512;
+  struct Last {
+    PyRef key;
+    PyRef value;
+  };
+  // Never destroyed: the interpreter may be finalized before static destructors run.
+  static auto* last = new std::unordered_map<PyObject*, Last>;
+  auto decode = [v] {
+    return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr);
+  };
+  if (v.size() > kMaxShared) return decode();
+  auto it = last->find(key);
+  if (it != last->end()) {
+    PyObject* prev = it->second.value.get();
+    if (static_cast<size_t>(PyUnicode_GET_LENGTH(prev)) == v.size() &&
+        PyUnicode_KIND(prev) == PyUnicode_1BYTE_KIND &&
+        std::memcmp(PyUnicode_1BYTE_DATA(prev), v.data(), v.size()) == 0)
+      return PyRef::borrow(prev).release();
+  }
+  PyObject* fresh = decode();
+  if (fresh == nullptr) return nullptr;
+  if (it != last->end()) {
+    it->second.value = PyRef::borrow(fresh);
+  } else if (last->size() < kMaxKeys) {
+    last->emplace(key, Last{PyRef::borrow(key), PyRef::borrow(fresh)});
+  }
+  return fresh;
+}
+
 // d[key] = value, taking the reference to |value| (which may be nullptr after a failed
 // constructor: then false, with that constructor's exception set).
 bool dict_set_steal(PyObject* d, PyObject* key, PyObject* value) {
@@ -68,6 +107,17 @@ PyObject* environ_base(RequestHost& core) noexcept {
   if (addr == nullptr || PyDict_SetItem(d, s.remote_addr.get(), addr) < 0) return nullptr;
   PyObject* port = core.remote_port();
   if (port == nullptr || PyDict_SetItem(d, s.remote_port.get(), port) < 0) return nullptr;
+  // Client certificates ([tls] ca) under the names nginx and uWSGI give them.
+  std::string_view dn, pem;
+  if (core.client_certificate(&dn, &pem)) {
+    for (auto [key, value] : {std::pair<const char*, std::string_view>{"SSL_CLIENT_S_DN", dn},
+                              {"SSL_CLIENT_VERIFY", "SUCCESS"},
+                              {"SSL_CLIENT_CERT", pem}}) {
+      PyRef v = PyRef::steal(
+          PyUnicode_DecodeLatin1(value.data(), static_cast<Py_ssize_t>(value.size()), nullptr));
+      if (!v || PyDict_SetItemString(d, key, v.get()) < 0) return nullptr;
+    }
+  }
   if (PyDict_SetItem(d, s.aiowsgi_core.get(), core.id_object()) < 0) return nullptr;
   if (!dict_set_steal(d, s.wsgi_input.get(), new_input(&core))) return nullptr;
   return env.release();
@@ -237,7 +287,7 @@ PyObject* build_environ(RequestHost& core) noexcept {
         continue;
       }
     }
-    if (!set(key.get(), latin1(value))) return nullptr;
+    if (!set(key.get(), header_value(key.get(), value))) return nullptr;
   }
   if (p.chunked()) {
     // A chunked body read whole before the app ran has a length now: frameworks that look

@@ -15,28 +15,27 @@ namespace aiowsgi::worker::frame_stack {
 
 namespace {
 
-// Room for the app's function and a few small callees (a frame is ~10 words plus its locals
-// and value stack). The first word is never used: see adopt().
-constexpr size_t kChunkBytes = 1024;
+// Room for the app's function that suspends and a small callee (a frame is ~10 words plus its
+// locals and value stack): what a request suspended in its top function keeps. Calls deeper
+// than that (asyncio's call_later alone is four frames) run on an overflow chunk from the
+// cache below and give it back as they return. The first word is never used: see adopt().
+constexpr size_t kChunkBytes = 512;
 // CPython's own chunks are 16 KiB times a power of two; obmalloc's arenas are far larger.
 constexpr size_t kDataStackChunk = 16 * 1024;
 constexpr size_t kLargestChunkWatched = 128 * 1024;
-// Freed 16 KiB chunks kept for the next call that needs one. A request that goes past its
-// small chunk and back again, message after message (a websocket's handler, a loop over deep
-// calls), would otherwise map and unmap 16 KiB each time: two syscalls, page faults and, in
-// a worker with threads, a TLB shootdown across CPUs. CPython itself has the same seesaw at
-// every 16 KiB boundary; a few cached chunks (64 KiB at most) end both.
-constexpr size_t kCachedChunks = 4;
+// CPython's 16 KiB chunks freed by calls that went past a small chunk, kept for the next such
+// call instead of an munmap and an mmap each time (26-46 us together on a slow VM). Bounded:
+// only chunks in use by suspended requests are out of it at any time.
+constexpr size_t kCachedChunks = 16;
 
 struct Pool {
   char* base = nullptr;
   size_t slots = 0;
   std::vector<uint32_t> free;       // slot numbers, last freed first
   std::vector<uint8_t> overflowed;  // per slot: a deeper chunk was chained behind it
+  std::vector<void*> cached;        // 16 KiB chunks ready for the next overflow
   size_t used = 0;
   size_t overflow_count = 0;
-  void* cached[kCachedChunks] = {};  // freed 16 KiB data-stack chunks, last freed last
-  size_t cached_count = 0;
   PyObjectArenaAllocator previous{};  // the allocator before the hook: everything else
 };
 
@@ -58,7 +57,11 @@ void give_back(size_t slot) {
 }
 
 void* hook_alloc(void*, size_t size) {
-  if (size == kDataStackChunk && pool->cached_count > 0) return pool->cached[--pool->cached_count];
+  if (size == kDataStackChunk && !pool->cached.empty()) {
+    void* chunk = pool->cached.back();
+    pool->cached.pop_back();
+    return chunk;
+  }
   return pool->previous.alloc(pool->previous.ctx, size);
 }
 
@@ -78,12 +81,12 @@ void hook_free(void*, void* ptr, size_t size) {
       if (!pool->overflowed[slot]) ++pool->overflow_count;
       pool->overflowed[slot] = 1;
     }
+    if (size == kDataStackChunk && pool->cached.size() < kCachedChunks) {
+      pool->cached.push_back(ptr);
+      return;
+    }
   }
 #endif
-  if (ptr != nullptr && size == kDataStackChunk && pool->cached_count < kCachedChunks) {
-    pool->cached[pool->cached_count++] = ptr;
-    return;
-  }
   pool->previous.free(pool->previous.ctx, ptr, size);
 }
 
@@ -105,6 +108,7 @@ bool init(size_t slots) noexcept {
   p->slots = slots;
   p->overflowed.assign(slots, 0);
   p->free.reserve(slots);
+  p->cached.reserve(kCachedChunks);  // hook_free never allocates
   for (size_t i = slots; i > 0; --i) p->free.push_back(static_cast<uint32_t>(i - 1));
   PyObject_GetArenaAllocator(&p->previous);
   pool = p;
@@ -117,10 +121,10 @@ bool init(size_t slots) noexcept {
 #endif
 }
 
-void* adopt() noexcept {
+bool adopt() noexcept {
 #ifdef AIOWSGI_SMALL_FRAME_STACKS
   PyThreadState* ts = PyThreadState_Get();
-  if (pool == nullptr || pool->free.empty() || ts->datastack_chunk != nullptr) return nullptr;
+  if (pool == nullptr || pool->free.empty() || ts->datastack_chunk != nullptr) return false;
   size_t slot = pool->free.back();
   pool->free.pop_back();
   ++pool->used;
@@ -133,28 +137,9 @@ void* adopt() noexcept {
   // greenlet's first frame never mistakes this chunk for one to free.
   ts->datastack_top = &chunk->data[1];
   ts->datastack_limit = reinterpret_cast<PyObject**>(reinterpret_cast<char*>(chunk) + kChunkBytes);
-  return chunk;
+  return true;
 #else
-  return nullptr;
-#endif
-}
-
-void settle(void** handle) noexcept {
-#ifdef AIOWSGI_SMALL_FRAME_STACKS
-  if (*handle == nullptr || pool == nullptr) return;
-  auto* chunk = static_cast<_PyStackChunk*>(*handle);
-  size_t slot = slot_of(chunk);
-  if (!pool->overflowed[slot]) return;
-  PyThreadState* ts = PyThreadState_Get();
-  // Only with no frame of this greenlet left on the chunk (between requests, always).
-  if (ts->datastack_chunk != chunk || ts->datastack_top != &chunk->data[1]) return;
-  ts->datastack_chunk = nullptr;
-  ts->datastack_top = nullptr;
-  ts->datastack_limit = nullptr;
-  give_back(slot);
-  *handle = nullptr;
-#else
-  (void)handle;
+  return false;
 #endif
 }
 

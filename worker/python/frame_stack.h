@@ -4,11 +4,12 @@
 // greenlet gives every greenlet a chunk chain of its own, so a suspended core greenlet holds a
 // whole page of RAM for frames that usually take a few hundred bytes (the app's function and
 // a few callees). At 10,000 held requests that page was the largest single cost.
-// A core greenlet therefore starts on a 1 KiB root chunk carved from a worker-wide pool.
-// Deeper calls still get CPython's own 16 KiB chunks, chained behind it and freed as they
-// return (into a cache of a few, so that a request crossing the boundary again and again does
-// not map and unmap one each time); a core whose requests overflowed the small chunk gives it
-// back between requests and uses CPython's own chunks from then on.
+// A core greenlet therefore starts on a 512-byte root chunk carved from a worker-wide pool,
+// and keeps it for its life. Deeper calls still get CPython's own 16 KiB chunks, chained
+// behind it and freed as they return; freed ones are kept in a small cache for the next
+// deeper call, so a request that goes past its small chunk costs no mmap/munmap. A request
+// suspended in its top function (the seed's) holds half a KiB of frame stack; one suspended
+// deeper also holds the 16 KiB chunk its frames are on, of which the touched pages are resident.
 // The pool recognises its chunks where CPython and greenlet free them, through the arena
 // allocator hook (the allocator both use for these chunks). Workers only, GIL held.
 #pragma once
@@ -22,17 +23,13 @@ namespace aiowsgi::worker::frame_stack {
 // the one this code knows (3.11) or the reservation failed: cores then use CPython's chunks.
 bool init(size_t slots) noexcept;
 
-// On a core greenlet that has no Python frame yet: gives it a small root chunk. Returns an
-// opaque handle for settle(), or nullptr (pool exhausted, unsupported, frames present): the
-// greenlet then uses CPython's own chunks.
-void* adopt() noexcept;
+// On a core greenlet that has no Python frame yet: gives it a small root chunk, its own until
+// the greenlet ends. False (pool exhausted, unsupported, frames present): the greenlet then
+// uses CPython's own chunks.
+bool adopt() noexcept;
 
-// On the same greenlet between requests (no Python frame of its own): when a call went past
-// the small chunk since the last check, gives the chunk back and lets CPython allocate its
-// own from now on; *handle becomes nullptr then. Nothing happens for a nullptr handle.
-void settle(void** handle) noexcept;
-
-// Small chunks in use, and calls that went past one (overflows), for the debug log and tests.
+// Small chunks in use, and small chunks a call went past at least once (overflows), for the debug
+// log and tests.
 size_t in_use() noexcept;
 size_t overflows() noexcept;
 

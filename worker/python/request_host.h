@@ -55,6 +55,9 @@ class RequestHost {
   virtual PyObject* id_object() const = 0;  // borrowed int, environ["aiowsgi.core"]
   // The peer may set forwarding headers ([server] forwarded_allow_ips, or a unix socket).
   virtual bool trusted_peer() const = 0;
+  // The verified client certificate of an https:// connection with [tls] ca: its subject
+  // (RFC 2253) and PEM text, valid during the request; false without one.
+  virtual bool client_certificate(std::string_view* subject_dn, std::string_view* pem) = 0;
   virtual const IpNetworks& trusted_proxies() const = 0;
   virtual std::string_view mount() const = 0;  // [app] mount, "" when none
   // The client a trusted proxy named, for the access log.

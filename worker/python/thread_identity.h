@@ -7,7 +7,11 @@
 // How: the worker's thread state has one `dict` (PyThreadState_GetDict), where threading.local
 // keeps its per-thread values. Each core has a dict of its own; whoever switches into or out of
 // a core swaps the pointer (Core's switches, CoreGreenlet.switch/throw). get_ident() answers
-// from the identity in force. Workers only; the worker's main thread; needs the GIL.
+// from the identity in force. The dict is made lazily: a core whose code never wrote into its
+// thread's dict (most requests: no threading.local, no repr of a container) runs on one dict
+// shared by all such cores, holding only the running loop; the first write makes that dict the
+// core's own, checked as the core is left. Held requests then cost no dict each. Workers only; the
+// worker's main thread; needs the GIL.
 #pragma once
 
 #include <Python.h>
@@ -28,7 +32,7 @@ class Identity {
 
  private:
   friend Identity* enter(Identity* next) noexcept;
-  PyObject* dict_ = nullptr;  // owned; made at the first entry
+  PyObject* dict_ = nullptr;  // owned; the shared dict once this core's code wrote into it
 };
 
 // Replaces _thread.get_ident and threading.get_ident with the core-aware one, on the thread
