@@ -3,6 +3,7 @@ must still hold their values when the request resumes (tests/e2e/test_frame_stac
 
 GET /?depth=N&t=TOKEN&delay=S  -> "TOKEN N" after suspending S seconds N calls deep
 GET /pid                       -> the worker's pid
+GET /seesaw?n=N&depth=D        -> "N": N calls D deep and back in one request, no suspension
 """
 import asyncio
 import os
@@ -28,9 +29,17 @@ def descend(n, token, delay):
     return result
 
 
+def plain(n):
+    return plain(n - 1) + 1 if n else 0
+
+
 def application(environ, start_response):
     if environ["PATH_INFO"] == "/pid":
         body = str(os.getpid()).encode()
+    elif environ["PATH_INFO"] == "/seesaw":
+        q = dict(p.split("=", 1) for p in environ["QUERY_STRING"].split("&") if "=" in p)
+        n, depth = int(q["n"]), int(q["depth"])
+        body = str(sum(plain(depth) == depth for _ in range(n))).encode()
     else:
         q = dict(p.split("=", 1) for p in environ["QUERY_STRING"].split("&") if "=" in p)
         depth = int(q.get("depth", "0"))

@@ -91,3 +91,25 @@ def test_many_held_at_one_depth(server_factory, depth):
     assert run_clients(server, [depth] * 64) == []
     assert run_clients(server, [DEPTHS[(i % len(DEPTHS))] for i in range(64)]) == []
     assert pid_of(server) == pid
+
+
+def minor_faults(pid):
+    return int(open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[7])
+
+
+def test_crossing_the_small_chunk_again_and_again_reuses_one_chunk(server_factory):
+    # A request on its core's small chunk that goes deeper and back, many times (a websocket
+    # handler does so per message): CPython frees the deeper chunk on each return; the worker
+    # keeps it for the next crossing instead of unmapping it and mapping a fresh one, which
+    # would cost at least one page fault per crossing.
+    # Ready on /pid: the first requests neither go deep nor suspend, so that /seesaw starts
+    # on the core's small chunk.
+    server = server_factory(APP, workers=1, cores=1, ready_path="/pid")
+    pid = pid_of(server)
+    n = 5000
+    before = minor_faults(pid)
+    status, body = get(server, "/seesaw?n=%d&depth=30" % n)
+    after = minor_faults(pid)
+    assert (status, body) == (200, str(n))
+    assert after - before < n // 5, "%d page faults for %d crossings" % (after - before, n)
+    assert pid_of(server) == pid

@@ -39,15 +39,8 @@ inline void clear_stale_stack_poison() noexcept {
 }
 // The identity (thread_identity.h) of the core whose greenlet |g| is; nullptr for none.
 thread_identity::Identity* identity_of(PyObject* g) noexcept {
-  if (g_core_slot_offset < 0) return nullptr;
-  PyObject* id = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(g) + g_core_slot_offset);
-  if (id == nullptr || !PyLong_CheckExact(id)) return nullptr;
-  long n = PyLong_AsLong(id);
-  if (n == -1 && PyErr_Occurred()) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  return thread_identity::of_core(n);
+  long n = core_id_of(g);
+  return n < 0 ? nullptr : thread_identity::of_core(n);
 }
 
 // CoreGreenlet.switch() and .throw(): the app's own ways into a core (a loop callback doing
@@ -124,6 +117,21 @@ PyObject* create_core(PyObject* run, PyObject* parent, PyObject* core_id) noexce
 }
 
 PyObject* core_type() noexcept { return g_core_type; }
+
+long core_id_of(PyObject* g) noexcept {
+  // The slot read in place: no attribute name to build and look up on every call.
+  if (g_core_type == nullptr || g_core_slot_offset < 0 ||
+      !PyObject_TypeCheck(g, reinterpret_cast<PyTypeObject*>(g_core_type)))
+    return -1;
+  PyObject* id = *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(g) + g_core_slot_offset);
+  if (id == nullptr || !PyLong_CheckExact(id)) return -1;
+  long n = PyLong_AsLong(id);
+  if (n == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return -1;
+  }
+  return n;
+}
 
 PyObject* current() noexcept { return reinterpret_cast<PyObject*>(PyGreenlet_GetCurrent()); }
 

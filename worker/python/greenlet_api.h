@@ -18,6 +18,10 @@ PyObject* create_core(PyObject* run, PyObject* parent, PyObject* core_id) noexce
 // as aiowsgi.CoreGreenlet.
 PyObject* core_type() noexcept;
 
+// The core id in |g|'s _aiowsgi_core slot (create_core's |core_id|); -1 for a greenlet that is
+// not a core's.
+long core_id_of(PyObject* g) noexcept;
+
 // The current greenlet (new reference).
 PyObject* current() noexcept;
 

@@ -45,17 +45,8 @@ RequestHost* current_host() noexcept {
     PyErr_Clear();
     return nullptr;
   }
-  PyObject* id = PyObject_GetAttrString(g.get(), "_aiowsgi_core");
-  if (id == nullptr) {
-    PyErr_Clear();
-    return nullptr;
-  }
-  long n = PyLong_AsLong(id);
-  Py_DECREF(id);
-  if (n == -1 && PyErr_Occurred()) {
-    PyErr_Clear();
-    return nullptr;
-  }
+  long n = greenlet::core_id_of(g.get());
+  if (n < 0) return nullptr;
   RequestHost* host = host_by_id(static_cast<int>(n));
   if (host == nullptr || !host->has_connection() || !host->on_own_greenlet()) return nullptr;
   return host;

@@ -1,0 +1,59 @@
+"""bench/run's websocket workloads work: bench/ws_client.py against bench/apps/ws.py (echo,
+broadcast, idle), briefly and with a few connections. Counts only, no speed."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+BENCH = REPO / "bench"
+
+
+@pytest.fixture(scope="module")
+def srv(server_factory):
+    return server_factory(BENCH / "apps" / "ws.py", workers=1, cores=40)
+
+
+def run_client(server, mode, connections, duration=0.5):
+    client = subprocess.Popen(
+        [sys.executable, str(BENCH / "ws_client.py"), mode, "--port", str(server.port),
+         "--connections", str(connections), "--procs", "2", "--duration", str(duration)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = json.loads(client.stdout.readline())
+        client.stdin.write("go\n")
+        client.stdin.flush()
+        result = json.loads(client.stdout.readline())
+        client.wait(30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    return ready, result
+
+
+def test_echo(srv):
+    ready, result = run_client(srv, "echo", 6)
+    assert (ready["ready"], ready["errors"]) == (6, [])
+    assert result["errors"] == []
+    assert result["messages"] >= 6  # every connection had at least one echo, checked bytewise
+    assert result["p99_ms"] is not None
+    srv.assert_healthy()
+
+
+def test_broadcast_reaches_every_receiver_each_round(srv):
+    ready, result = run_client(srv, "bcast", 10)
+    assert (ready["ready"], ready["errors"]) == (10, [])
+    assert result["errors"] == []
+    assert result["rounds"] >= 1
+    assert result["messages"] == 10 * result["rounds"]
+    srv.assert_healthy()
+
+
+def test_idle(srv):
+    ready, result = run_client(srv, "idle", 8)
+    assert (ready["ready"], ready["errors"]) == (8, [])
+    assert result["messages"] == 8
+    srv.assert_healthy()
