@@ -126,11 +126,11 @@ void check_tls(const std::string& origin, const Config& cfg, ErrorList* errors) 
     spdlog::warn("[tls] is set but no [server] listen address is https://");
     return;
   }
-  std::string no_ktls;
-  if (kernel_tls_available(&no_ktls)) {
+  std::string no_ktls = "[tls] kernel_tls = false";
+  if (t.kernel_tls && kernel_tls_available(&no_ktls)) {
     spdlog::info("[tls] static files over TLS: kernel TLS (kTLS) with sendfile");
   } else {
-    spdlog::info("[tls] static files over TLS: buffered writes (no kTLS here: {})", no_ktls);
+    spdlog::info("[tls] static files over TLS: buffered writes, not kTLS ({})", no_ktls);
   }
 }
 

@@ -117,6 +117,8 @@ struct TlsConfig {
   // Session-ticket keys change this often; a ticket is accepted for up to two periods
   // (common/tls_tickets.h).
   int64_t ticket_key_rotation = 3600;
+  // kTLS where the kernel offers it; false keeps every record in OpenSSL (common/tls_context.h).
+  bool kernel_tls = true;
 };
 
 struct Config {

@@ -195,6 +195,8 @@ constexpr Key kKeys[] = {
     {.table = "tls", .name = "ca", .type = Type::kPath, .field = FIELD(tls.ca),
      .doc = "PEM CA bundle: when set, clients must present a certificate it signed",
      .metavar = "FILE"},
+    {.table = "tls", .name = "kernel_tls", .type = Type::kBool, .field = FIELD(tls.kernel_tls),
+     .doc = "let the kernel encrypt (kTLS, sendfile for static files) where it can"},
     {.table = "tls", .name = "ticket_key_rotation", .type = Type::kInt,
      .field = FIELD(tls.ticket_key_rotation),
      .doc = "seconds between new session-ticket keys, shared by all workers", .min = 1,

@@ -96,6 +96,13 @@ struct Connection {
       if (rbuf.capacity() > kKeepCapacity) rbuf.shrink_to_fit();
     }
   }
+  // Gives rbuf's memory back; only when nothing is buffered. For a connection about to wait
+  // long (a suspended request, an idle websocket): thousands of them hold no buffer each, and
+  // the next read makes one of the size it needs.
+  void release_buffer() {
+    std::string().swap(rbuf);
+    rpos = 0;
+  }
   // Reads what the socket has (at most 64 KiB, a little more over TLS) and appends it to rbuf,
   // through a per-process scratch buffer: a connection never owns more buffer than the bytes
   // it actually holds. Returns recv's result: > 0 bytes appended, 0 at EOF, -1 with errno set

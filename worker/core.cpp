@@ -510,6 +510,7 @@ ssize_t Core::recv_raw(std::string* out, bool block, double timeout) noexcept {
       return -1;
     }
     if (!block) return 0;
+    conn_->release_buffer();  // all consumed: an idle websocket may wait for hours
     if (!wait_io(wait_for_write(*conn_, false) ? CoreState::kWaitWrite : CoreState::kWaitRead,
                  timeout)) {
       if (killed_ || cancelled_) return -1;

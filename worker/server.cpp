@@ -227,7 +227,8 @@ bool Server::load_tls() noexcept {
   tls_ctx_ = std::move(ctx).value();
   // The master said at start which one static files get (config/checks.cpp).
   std::string no_ktls;
-  if (kernel_tls_available(&no_ktls)) SSL_CTX_set_options(tls_ctx_.get(), SSL_OP_ENABLE_KTLS);
+  if (t.kernel_tls && kernel_tls_available(&no_ktls))
+    SSL_CTX_set_options(tls_ctx_.get(), SSL_OP_ENABLE_KTLS);
   if (!use_shared_tickets(tls_ctx_.get(), t.ticket_key_rotation))
     spdlog::warn("TLS: session tickets are off in this worker (OpenSSL refused the key callback)");
   return true;

@@ -357,10 +357,7 @@ void Server::dispatch(Connection* conn) noexcept {
   if (cores_full()) acceptor_.pause();
   // Nothing read ahead: the request may stay suspended for long, and thousands of them at
   // once should hold no read buffer each (the next head, if any, gets a new one).
-  if (conn->buffered() == 0) {
-    std::string().swap(conn->rbuf);
-    conn->rpos = 0;
-  }
+  if (conn->buffered() == 0) conn->release_buffer();
   if (!core->start(conn)) {
     spdlog::error("could not start a core: {}", fetch_exception_text());
     --busy_cores_;

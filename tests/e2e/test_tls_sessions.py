@@ -75,9 +75,11 @@ def test_session_resumes_after_hup(workers3):
 
 
 def test_ticket_key_rotation_retires_old_tickets(tmp_path, certs):  # noqa: F811
-    s = TlsServer(tmp_path, APP, certs=certs, tls={"ticket_key_rotation": 1})
+    s = TlsServer(tmp_path, APP, certs=certs, tls={"ticket_key_rotation": 1, "kernel_tls": False})
     s.start()
     try:
+        assert ("[tls] static files over TLS: buffered writes, not kTLS ([tls] kernel_tls = false)"
+                in s.log_text())
         _, _, session = resumed_pid(s, None)
         reused, _, _ = resumed_pid(s, session)
         assert reused  # the same or the next one-second period: accepted
@@ -122,6 +124,12 @@ def test_weak_tls12_ciphers_refused(server, cipher):
     out = s_client(server, "-tls1_2", "-cipher", cipher + "@SECLEVEL=0")
     assert out.returncode != 0, out.stdout
     assert b"Cipher is (NONE)" in out.stdout
+
+
+def test_start_up_log_says_how_static_files_go(server):
+    line = [ln for ln in server.log_text().splitlines() if "[tls] static files over TLS: " in ln]
+    assert len(line) == 1, server.log_text()
+    assert "kernel TLS (kTLS) with sendfile" in line[0] or "buffered writes, not kTLS (" in line[0]
 
 
 def test_tls12_and_13_without_compression(server):

@@ -221,6 +221,14 @@ FrameReader::Event FrameReader::fail(uint16_t code, std::string_view reason) {
   return final_;
 }
 
+void FrameReader::release_idle() {
+  if (buffered() != 0 || in_message_ || final_ != Event::kNeedMore) return;
+  std::string().swap(buf_);
+  pos_ = 0;
+  std::string().swap(message_);
+  std::string().swap(payload_);
+}
+
 FrameReader::Event FrameReader::next() {
   if (final_ != Event::kNeedMore) return final_;
   for (;;) {

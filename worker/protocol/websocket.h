@@ -88,6 +88,10 @@ class FrameReader {
   uint16_t error_code() const { return error_code_; }
   std::string_view error_reason() const { return error_reason_; }
   size_t buffered() const { return buf_.size() - pos_; }
+  // Gives the buffers' memory back when nothing is buffered and no message is half
+  // reassembled (else does nothing): before a wait that may last long. payload() is empty
+  // after it.
+  void release_idle();
 
  private:
   Event fail(uint16_t code, std::string_view reason);

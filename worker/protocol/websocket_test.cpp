@@ -102,6 +102,32 @@ TEST(WebSocket, ReadsMaskedTextMessage) {
   EXPECT_EQ(r.next(), Event::kNeedMore);
 }
 
+// An idle reader gives its memory back; one holding part of a frame or of a fragmented
+// message keeps it, and reading goes on as before either way.
+TEST(WebSocket, ReleaseIdleKeepsWhatIsBuffered) {
+  FrameReader r;
+  std::string first = client_frame(0x81, std::string(200, 'a'));
+  r.append(first.data(), first.size());
+  ASSERT_EQ(r.next(), Event::kMessage);
+  ASSERT_EQ(r.next(), Event::kNeedMore);
+  r.release_idle();
+  EXPECT_TRUE(r.payload().empty());
+  std::string second = client_frame(0x81, "second");
+  r.append(second.data(), 3);  // part of a frame: kept
+  ASSERT_EQ(r.next(), Event::kNeedMore);
+  r.release_idle();
+  r.append(second.data() + 3, second.size() - 3);
+  ASSERT_EQ(r.next(), Event::kMessage);
+  EXPECT_EQ(r.payload(), "second");
+  std::string part1 = client_frame(0x01, "frag"), part2 = client_frame(0x80, "ment");
+  r.append(part1.data(), part1.size());  // a message half reassembled: kept
+  ASSERT_EQ(r.next(), Event::kNeedMore);
+  r.release_idle();
+  r.append(part2.data(), part2.size());
+  ASSERT_EQ(r.next(), Event::kMessage);
+  EXPECT_EQ(r.payload(), "fragment");
+}
+
 TEST(WebSocket, EveryPrefixIsIncomplete) {
   std::string big(70000, 'b');
   for (const std::string& frame :

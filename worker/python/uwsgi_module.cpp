@@ -282,6 +282,8 @@ PyObject* ws_recv_impl(bool block, const char* fn) noexcept {
         break;
     }
     scratch.clear();
+    // An idle websocket holds no frame buffers while its core waits (10,000 of them).
+    if (block) s->reader.release_idle();
     ssize_t n = core->recv_raw(&scratch, block, kPingInterval);
     // The worker started leaving while this core waited (the server woke it): what came
     // meanwhile is not read any more, the stream ended with the close frame.
