@@ -218,10 +218,9 @@ TEST(ConfigFuzzFindings, NonAsciiWhereWhitespaceIsExpectedIsASyntaxError) {
 
 TEST_F(ConfigTest, UnknownTable) {
   std::string e = error_for(std::string(kMinimal) + "\n[limit]\nharakiri = 3\n");
-  EXPECT_EQ(
-      e,
-      toml_path() +
-          ":6:2: [limit]: unknown table (known: [server] [app] [limits] [stats] [log] [static] [tls])");
+  EXPECT_EQ(e, toml_path() +
+                   ":6:2: [limit]: unknown table (known: [server] [app] [limits] [stats] [log] "
+                   "[static] [tls])");
 }
 
 TEST_F(ConfigTest, UnknownKey) {
