@@ -46,6 +46,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory>
 
 #include "worker/protocol/char_class.h"
 #include "worker/protocol/request_parser_impl.h"
@@ -284,8 +285,11 @@ bool RequestParser::Impl::check_head(RequestParser* r) {
   r->upgrade_ = connect || (conn_upgrade && has_upgrade);
   if (r->chunked_) {
     r->body_state_ = BodyState::kChunked;
-    r->chunked_body_.reset({.max_body_bytes = r->limits_.max_body_bytes,
-                            .max_overhead_bytes = r->limits_.max_header_bytes});
+    // Made for the connection's first chunked body and kept: a connection that never sends
+    // one (nearly all) carries no decoder.
+    if (!r->chunked_body_) r->chunked_body_ = std::make_unique<ChunkedDecoder>();
+    r->chunked_body_->reset({.max_body_bytes = r->limits_.max_body_bytes,
+                             .max_overhead_bytes = r->limits_.max_header_bytes});
   } else if (r->content_length_.value_or(0) > 0) {
     r->body_state_ = BodyState::kLength;
     r->body_remaining_ = *r->content_length_;
@@ -410,10 +414,10 @@ RequestParser::Result RequestParser::feed_body(const char* data, size_t len, siz
     *consumed = take;
     if (body_remaining_ == 0) body_state_ = BodyState::kDone;
   } else {
-    const ChunkedDecoder::Result res = chunked_body_.feed(data, len, consumed, out);
-    body_bytes_ = chunked_body_.body_bytes();
+    const ChunkedDecoder::Result res = chunked_body_->feed(data, len, consumed, out);
+    body_bytes_ = chunked_body_->body_bytes();
     if (res == ChunkedDecoder::Result::kError) {
-      Impl::fail(this, chunked_body_.error_status(), chunked_body_.error_reason());
+      Impl::fail(this, chunked_body_->error_status(), chunked_body_->error_reason());
       return Result::kError;
     }
     if (res == ChunkedDecoder::Result::kDone) body_state_ = BodyState::kDone;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -133,9 +134,9 @@ class RequestParser {
   bool upgrade_ = false;
   std::optional<uint64_t> content_length_;
   BodyState body_state_ = BodyState::kNone;
-  uint64_t body_remaining_ = 0;  // of the Content-Length body
-  uint64_t body_bytes_ = 0;      // decoded so far
-  ChunkedDecoder chunked_body_;
+  uint64_t body_remaining_ = 0;                   // of the Content-Length body
+  uint64_t body_bytes_ = 0;                       // decoded so far
+  std::unique_ptr<ChunkedDecoder> chunked_body_;  // from the first chunked body on
   int error_status_ = 0;
   std::string_view error_reason_;
 };
