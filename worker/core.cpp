@@ -203,6 +203,7 @@ void Core::serve(Lease& lease) noexcept {
       // conn_ stays set meanwhile: routing the next head may flush the held answers through
       // this core's writer first.
       conn_ = server_->next_request(this, conn_, keep);
+      writer_.release_buffers();  // taken again by the next response, if any
     }
     if (retire_pending_) retire(lease);
     if (!park(lease, CoreState::kFree)) return;
@@ -211,6 +212,7 @@ void Core::serve(Lease& lease) noexcept {
 
 bool Core::park(Lease& lease, CoreState how) noexcept {
   state_ = how;
+  writer_.release_buffers();
   if (how == CoreState::kFree) {
     server_->core_idle(this);
   } else {
@@ -480,6 +482,7 @@ int Core::connection_fd() const { return conn_ != nullptr ? conn_->fd.get() : -1
 void Core::mark_upgraded() noexcept {
   upgraded_ = true;
   writer_.set_raw();
+  writer_.release_buffers();  // the app's frames go out through send_raw, which needs none
   conn_->upgraded = true;
   server_->unwatch_readable(conn_);
 }

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <vector>
 
 #include "common/stats_board.h"
 #include "common/unique_fd.h"
@@ -25,7 +26,55 @@ namespace {
 // Bodies up to this size are copied next to the head and sent with one send().
 constexpr size_t kCoalesceBytes = 16384;
 
+// ResponseBuffers no request is using, with the capacity they grew (the worker's only
+// thread). As many exist as responses are in progress at once; after a burst (thousands of
+// held requests answered together) all but kPoolKeep are freed, and a buffer grown past
+// kKeepCapacity by a large response shrinks back before it is kept.
+class BufferPool {
+ public:
+  ResponseBuffers* take() {
+    if (free_.empty()) return new ResponseBuffers;
+    ResponseBuffers* b = free_.back();
+    free_.pop_back();
+    return b;
+  }
+  void give(ResponseBuffers* b) noexcept {
+    if (free_.size() >= kPoolKeep) {
+      delete b;
+      return;
+    }
+    for (std::string* s : {&b->out, &b->sending}) {
+      s->clear();
+      if (s->capacity() > kKeepCapacity) s->shrink_to_fit();
+    }
+    free_.push_back(b);  // reserved: never allocates
+  }
+  BufferPool() { free_.reserve(kPoolKeep); }
+
+ private:
+  static constexpr size_t kPoolKeep = 64;
+  static constexpr size_t kKeepCapacity = 2 * kCoalesceBytes;
+  std::vector<ResponseBuffers*> free_;
+};
+
+BufferPool& pool() {
+  // Never destroyed: a core may give its buffers back while the worker exits.
+  static auto* p = new BufferPool;
+  return *p;
+}
+
 }  // namespace
+
+ResponseBuffers& ResponseWriter::buffers() noexcept {
+  if (buf_ == nullptr) buf_ = pool().take();
+  return *buf_;
+}
+
+void ResponseWriter::release_buffers() noexcept {
+  if (buf_ == nullptr) return;
+  pool().give(buf_);
+  buf_ = nullptr;
+}
 
 std::string error_response(int status, std::string_view date, std::string_view added) {
   std::string body = std::to_string(status) + " " + reason_phrase(status) + "\n";
@@ -74,8 +123,14 @@ bool ResponseWriter::start_response(PyObject* status, PyObject* headers,
   const char* st = PyUnicode_AsUTF8AndSize(status, &slen);
   if (st == nullptr) return false;
   // Validated and copied now: what the app does to its objects later never reaches the wire.
-  staged_->reset();
-  if (HeadError e = staged_->set_status(std::string_view(st, static_cast<size_t>(slen)));
+  // The first call fills the head in place (until it is valid, headers_set() stays false).
+  // A second one (with exc_info, before anything was sent) replaces it only once all of it is
+  // valid: until then the first call's head stands.
+  ResponseBuffers& b = buffers();
+  ResponseHead replacement;
+  ResponseHead& staged = headers_set_ ? replacement : b.head;
+  staged.reset();
+  if (HeadError e = staged.set_status(std::string_view(st, static_cast<size_t>(slen)));
       e != HeadError::kOk) {
     PyErr_Format(PyExc_ValueError, "invalid status line %R: %s", status, head_error_text(e));
     return false;
@@ -101,8 +156,8 @@ bool ResponseWriter::start_response(PyObject* status, PyObject* headers,
     const char* name = PyUnicode_AsUTF8AndSize(name_obj, &nl);
     const char* value = PyUnicode_AsUTF8AndSize(value_obj, &vl);
     if (name == nullptr || value == nullptr) return false;
-    HeadError e = staged_->add_header(std::string_view(name, static_cast<size_t>(nl)),
-                                      std::string_view(value, static_cast<size_t>(vl)));
+    HeadError e = staged.add_header(std::string_view(name, static_cast<size_t>(nl)),
+                                    std::string_view(value, static_cast<size_t>(vl)));
     switch (e) {
       case HeadError::kOk:
         continue;
@@ -125,25 +180,27 @@ bool ResponseWriter::start_response(PyObject* status, PyObject* headers,
     }
     return false;
   }
-  std::swap(head_, staged_);
-  status_code_ = head_->status_code();
-  no_body_status_ = head_->no_body_status();
-  has_content_length_ = head_->has_content_length();
-  content_length_ = head_->content_length();
-  if (head_->wants_close()) keep_alive_ = false;
+  if (&staged == &replacement) b.head = std::move(replacement);
+  const ResponseHead& head = b.head;
+  status_code_ = head.status_code();
+  no_body_status_ = head.no_body_status();
+  has_content_length_ = head.has_content_length();
+  content_length_ = head.content_length();
+  if (head.wants_close()) keep_alive_ = false;
   headers_set_ = true;
   return true;
 }
 
 // --- Response ---------------------------------------------------------------------------------
 
-// Assembles the response head into out_ (not sent yet) from the copy start_response made.
+// Assembles the response head into buffers().out (not sent yet) from the copy start_response made.
 // |known_length|: the whole body's length when the server knows it (a list response, a
 // file), or -1.
 bool ResponseWriter::build_head(int64_t known_length) noexcept {
   Connection* conn = core_->connection();
   Server* server = core_->server();
-  out_.clear();
+  ResponseBuffers& b = buffers();
+  b.out.clear();
   HeadOptions o;
   // uwsgi peers get close-delimited bodies, never chunked framing.
   o.http11 = !conn->uwsgi && conn->parser.http_minor() >= 1;
@@ -155,7 +212,7 @@ bool ResponseWriter::build_head(int64_t known_length) noexcept {
   o.known_length = known_length;
   o.date = server->date_header();
   o.added = server->added_headers();
-  HeadPlan plan = append_head(*head_, o, &out_);
+  HeadPlan plan = append_head(b.head, o, &b.out);
   chunked_ = plan.framing == Framing::kChunked;
   if (plan.framing == Framing::kContentLength) {
     has_content_length_ = true;
@@ -183,12 +240,12 @@ bool ResponseWriter::write_body(const char* data, size_t len) noexcept {
   }
   if (!send_body) {
     if (!head_pending) return true;
-    iovec iov{out_.data(), out_.size()};
+    iovec iov{buf_->out.data(), buf_->out.size()};
     return send_all(&iov, 1);
   }
   body_sent_ += len;
-  std::string* out = &out_;
-  if (!head_pending) out_.clear();
+  std::string* out = &buffers().out;
+  if (!head_pending) out->clear();
   if (chunked_) append_chunk_size(out, len);
   if (len <= kCoalesceBytes) {
     out->append(data, len);
@@ -206,7 +263,7 @@ IoResult ResponseWriter::finish_body() noexcept {
     // Nothing was written: an empty body of known length (for HEAD, none: see
     // respond_from_result).
     build_head(no_body_status_ || head_request_ ? -1 : 0);
-    iovec iov{out_.data(), out_.size()};
+    iovec iov{buf_->out.data(), buf_->out.size()};
     if (!send_all(&iov, 1)) return IoResult::kClose;
   }
   if (chunked_) {
@@ -256,7 +313,7 @@ IoResult ResponseWriter::respond_from_result(PyObject* result) noexcept {
         for (Py_ssize_t i = 0; i < n && room > 0; ++i) {
           PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
           size_t len = std::min<uint64_t>(static_cast<size_t>(PyBytes_GET_SIZE(item)), room);
-          out_.append(PyBytes_AS_STRING(item), len);
+          buf_->out.append(PyBytes_AS_STRING(item), len);
           room -= len;
           body_sent_ += len;
         }
@@ -267,7 +324,7 @@ IoResult ResponseWriter::respond_from_result(PyObject* result) noexcept {
         // list: the items stay referenced here for as long as their bytes are in flight.
         PyRef held[64];
         int cnt = 0;
-        iov[cnt++] = {out_.data(), out_.size()};
+        iov[cnt++] = {buf_->out.data(), buf_->out.size()};
         for (Py_ssize_t i = 0; i < n && room > 0; ++i) {
           PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
           held[i] = PyRef::borrow(item);
@@ -301,7 +358,7 @@ IoResult ResponseWriter::respond_from_result(PyObject* result) noexcept {
       uint64_t count = st.st_size > offset ? static_cast<uint64_t>(st.st_size - offset) : 0;
       if (has_content_length_) count = std::min(count, content_length_);
       build_head(static_cast<int64_t>(count));
-      iovec iov{out_.data(), out_.size()};
+      iovec iov{buf_->out.data(), buf_->out.size()};
       if (!send_all(&iov, 1)) return IoResult::kClose;
       if (!head_request_ && !no_body_status_) {
         if (!send_file(fd, offset, count)) return IoResult::kClose;
@@ -376,12 +433,12 @@ bool ResponseWriter::hold_or_send() noexcept {
   // Held only while the answer is complete and the connection stays open: the next request's
   // bytes are here, so its response (or the loop, if it suspends) takes this one along.
   if (keep_alive_ && !conn->uwsgi && conn->buffered() > 0 &&
-      conn->held_out.size() + out_.size() <= kMaxHeldBytes) {
-    conn->held_out.append(out_);
+      conn->held_out.size() + buf_->out.size() <= kMaxHeldBytes) {
+    conn->held_out.append(buf_->out);
     core_->server()->note_held(conn);
     return true;
   }
-  iovec iov{out_.data(), out_.size()};
+  iovec iov{buf_->out.data(), buf_->out.size()};
   return send_all(&iov, 1);
 }
 
@@ -389,24 +446,25 @@ bool ResponseWriter::send_all(iovec* iov, int iovcnt) noexcept {
   Connection* conn = core_->connection();
   // Held responses leave first. Taken from the connection while in flight: the loop's flush
   // (Server::on_flush_held) must not send them again while this core waits for room.
+  // Without them nothing here needs the writer's buffers: a websocket's sends take none.
   iovec joined[kJoinedIov];
-  if (!conn->held_out.empty()) {
-    sending_.swap(conn->held_out);
-    conn->held_out.clear();
-    if (iovcnt + 1 <= kJoinedIov) {
-      joined[0] = {sending_.data(), sending_.size()};
-      std::copy(iov, iov + iovcnt, joined + 1);
-      iov = joined;
-      ++iovcnt;
-    } else {
-      iovec first{sending_.data(), sending_.size()};
-      bool ok = send_all(&first, 1);
-      sending_.clear();
-      if (!ok) return false;
-    }
+  if (conn->held_out.empty()) return send_iov(conn, iov, iovcnt);
+  std::string& sending = buffers().sending;
+  sending.swap(conn->held_out);
+  conn->held_out.clear();
+  if (iovcnt + 1 <= kJoinedIov) {
+    joined[0] = {sending.data(), sending.size()};
+    std::copy(iov, iov + iovcnt, joined + 1);
+    iov = joined;
+    ++iovcnt;
+  } else {
+    iovec first{sending.data(), sending.size()};
+    bool ok = send_iov(conn, &first, 1);
+    sending.clear();
+    if (!ok) return false;
   }
   bool ok = send_iov(conn, iov, iovcnt);
-  sending_.clear();
+  sending.clear();
   return ok;
 }
 

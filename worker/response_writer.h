@@ -2,6 +2,12 @@
 // was given, frames the body (Content-Length, chunked, or close-delimited), and sends head and
 // body on the connection, suspending only its core while the socket is full. One per Core, a
 // member of it, reset per request. Workers only; runs with the GIL held, inside the core.
+//
+// The buffers a response is assembled in (ResponseBuffers) are not the writer's own: they
+// come from the worker's pool when the response starts and go back when the request ends.
+// A request suspended before it answers, or a websocket once its handshake is sent, holds
+// none: thousands of held requests would otherwise each keep ~300 bytes and the capacity
+// their core's previous responses grew.
 #pragma once
 
 #include <Python.h>
@@ -27,9 +33,19 @@ struct Connection;
 // |added|: [server] add_header's preformatted fields ("" for none).
 std::string error_response(int status, std::string_view date, std::string_view added);
 
+// What a response is assembled in; pooled by the worker (response_writer.cpp).
+struct ResponseBuffers {
+  // What start_response was given, validated and copied: the app may change or reuse its
+  // list afterwards. Valid while the writer's headers_set().
+  ResponseHead head;
+  std::string out;      // response head (and small bodies) being assembled
+  std::string sending;  // held responses in flight in send_all (taken from the connection)
+};
+
 class ResponseWriter {
  public:
   explicit ResponseWriter(Core* core) : core_(core) {}
+  ~ResponseWriter() { release_buffers(); }
   ResponseWriter(const ResponseWriter&) = delete;
   ResponseWriter& operator=(const ResponseWriter&) = delete;
 
@@ -82,8 +98,14 @@ class ResponseWriter {
   int status_code() const { return status_code_; }
   int error_status() const { return error_status_; }
   void set_error_status(int status) { error_status_ = status; }
+  // Gives the buffers back to the worker's pool (nothing is in flight: between requests, or
+  // once a websocket's handshake is sent). The next use takes them again.
+  void release_buffers() noexcept;
+  bool holds_buffers() const { return buf_ != nullptr; }
 
  private:
+  // The buffers, taken from the pool on first use in a request.
+  ResponseBuffers& buffers() noexcept;
   bool build_head(int64_t known_length) noexcept;
   bool send_file(int fd, off_t offset, uint64_t count) noexcept;
   IoResult iterate_result(PyObject* result) noexcept;
@@ -99,12 +121,7 @@ class ResponseWriter {
   static constexpr int kJoinedIov = 68;
 
   Core* core_;
-  // What start_response was given, validated and copied: the app may change or reuse its
-  // list afterwards. *staged_ takes a new call and becomes *head_ only once all of it is valid;
-  // the two swap roles by pointer, so both keep their buffers and nothing is copied.
-  ResponseHead heads_[2];
-  ResponseHead* head_ = &heads_[0];
-  ResponseHead* staged_ = &heads_[1];
+  ResponseBuffers* buf_ = nullptr;  // from the pool while this request uses them
   int status_code_ = 0;
   bool headers_set_ = false;
   bool headers_sent_ = false;
@@ -116,8 +133,6 @@ class ResponseWriter {
   uint64_t content_length_ = 0;  // declared by the app (or by the server for a known length)
   uint64_t body_sent_ = 0;
   int error_status_ = 0;  // a status to answer with instead of 500 (e.g. 413 from wsgi.input)
-  std::string out_;       // response head (and small bodies) being assembled
-  std::string sending_;   // held responses in flight in send_all (taken from the connection)
 };
 
 }  // namespace aiowsgi::worker

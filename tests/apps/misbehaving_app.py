@@ -57,6 +57,25 @@ def application(environ, start_response):
         return [b"body without headers"]
     if path == "/no-start-response-empty":
         return []
+    if path == "/exc-info-replaces":  # PEP 3333's error path: a new head before any byte
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
+        try:
+            raise RuntimeError("late failure")
+        except RuntimeError:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain"),
+                                                       ("X-Second", "2")], sys.exc_info())
+        return [b"replaced"]
+    if path == "/exc-info-bad-replacement":  # an invalid new head: the first one stands
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-First", "1")])
+        try:
+            raise RuntimeError("late failure")
+        except RuntimeError:
+            try:
+                start_response("503 Service Unavailable", [("X-Bad", "a\r\nInjected: 1")],
+                               sys.exc_info())
+            except ValueError:
+                pass
+        return [b"first"]
     if path == "/start-response-twice":
         start_response("200 OK", [("Content-Type", "text/plain")])
         start_response("201 Created", [("Content-Type", "text/plain")])

@@ -53,6 +53,19 @@ def test_violation_before_headers_is_a_clean_500(srv, path, reason):
     srv.assert_healthy()
 
 
+def test_start_response_with_exc_info_replaces_the_head_before_it_is_sent(srv):
+    with srv.connect() as conn:
+        resp = conn.request("GET", "/exc-info-replaces")
+        assert (resp.status, resp.body) == (503, b"replaced")
+        assert resp.header("x-second") == "2" and resp.header("x-first") is None
+        # An invalid replacement raises in the app, and the head it replaced stands.
+        resp = conn.request("GET", "/exc-info-bad-replacement")
+        assert (resp.status, resp.body) == (200, b"first")
+        assert resp.header("x-first") == "1"
+        assert resp.header("x-bad") is None and resp.header("injected") is None
+    srv.assert_healthy()
+
+
 @pytest.mark.parametrize("path,reason", [("/int-item-later", "yielded int, not bytes"),
                                          ("/raise-mid", "iterable failed mid-stream")])
 def test_violation_after_headers_closes_the_connection(srv, path, reason):
