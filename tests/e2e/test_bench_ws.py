@@ -1,6 +1,7 @@
 """bench/run's websocket workloads work: bench/ws_client.py against bench/apps/ws.py (echo,
 broadcast, idle), briefly and with a few connections. Counts only, no speed."""
 import json
+import re
 import subprocess
 import sys
 
@@ -57,3 +58,14 @@ def test_idle(srv):
     assert (ready["ready"], ready["errors"]) == (8, [])
     assert result["messages"] == 8
     srv.assert_healthy()
+
+
+def test_loopback_send_floor_reports_cpu_per_send():
+    # bench/loopback_send_floor.py: the kernel's cost of one send per receiver, no server.
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "loopback_send_floor.py"), "--receivers", "20",
+         "--rounds", "3"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    m = re.fullmatch(r"receivers 20, sends 60: user ([\d.]+) us/send, system ([\d.]+) us/send\n",
+                     out.stdout)
+    assert m, out.stdout
