@@ -29,7 +29,10 @@ constexpr size_t kCoalesceBytes = 16384;
 // ResponseBuffers no request is using, with the capacity they grew (the worker's only
 // thread). As many exist as responses are in progress at once; after a burst (thousands of
 // held requests answered together) all but kPoolKeep are freed, and a buffer grown past
-// kKeepCapacity by a large response shrinks back before it is kept.
+// kKeepCapacity by a large response shrinks back before it is kept. kPoolKeep covers the
+// responses a busy worker makes at once (200 connections each suspended a while, say), so
+// that they reuse warm buffers rather than allocate them per request; before the pool, every
+// core kept its own, for as many cores as ever served.
 class BufferPool {
  public:
   ResponseBuffers* take() {
@@ -52,7 +55,7 @@ class BufferPool {
   BufferPool() { free_.reserve(kPoolKeep); }
 
  private:
-  static constexpr size_t kPoolKeep = 64;
+  static constexpr size_t kPoolKeep = 256;
   static constexpr size_t kKeepCapacity = 2 * kCoalesceBytes;
   std::vector<ResponseBuffers*> free_;
 };
