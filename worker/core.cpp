@@ -270,7 +270,21 @@ void Core::retire(Lease& lease) noexcept {
 
 // --- One request --------------------------------------------------------------------------
 
+// The C stack under the app is copied out of and back into the C stack whenever a held request
+// switches away and back (greenlet), and kept while it is suspended: handle_request's frame
+// holds only what the call needs. What comes before and after it is in functions of their own,
+// whose frames are gone while the app runs.
 bool Core::handle_request() noexcept {
+  PyRef environ = PyRef::steal(begin_request());
+  if (!environ) return false;
+  // A vectorcall, not PyObject_CallFunctionObjArgs: its varargs frames (~350 bytes) would sit
+  // on the C stack under the app too.
+  PyObject* args[] = {environ.get(), start_response_.get()};
+  PyRef result = PyRef::steal(PyObject_Vectorcall(server_->app(), args, 2, nullptr));
+  return end_request(result.get());
+}
+
+PyObject* Core::begin_request() noexcept {
   ++serial_;
   ++requests_;
   cancelled_ = false;
@@ -292,25 +306,24 @@ bool Core::handle_request() noexcept {
       !rebind_to_request(&write_, write_call, this, serial_)) {
     spdlog::error("binding start_response failed: {}", fetch_exception_text());
     writer_.send_simple_error(500);
-    return false;
+    return nullptr;
   }
   // contextvars: this request must not see what the last one on this core set.
   if (!request_context::begin()) {
     spdlog::error("a fresh context for the request failed: {}", fetch_exception_text());
     writer_.send_simple_error(500);
-    return false;
+    return nullptr;
   }
-  PyRef environ = PyRef::steal(build_environ(*this));
-  if (!environ) {
+  PyObject* environ = build_environ(*this);
+  if (environ == nullptr) {
     spdlog::error("building the environ failed: {}", fetch_exception_text());
     writer_.send_simple_error(500);
-    return false;
   }
-  // A vectorcall, not PyObject_CallFunctionObjArgs: its varargs frames (~350 bytes) would sit
-  // on the C stack under the app, and be copied out on every switch away from a held request.
-  PyObject* args[] = {environ.get(), start_response_.get()};
-  PyRef result = PyRef::steal(PyObject_Vectorcall(server_->app(), args, 2, nullptr));
-  if (!result) {
+  return environ;
+}
+
+bool Core::end_request(PyObject* result) noexcept {
+  if (result == nullptr) {
     if (cancelled_) return finish_cancelled();
     // The server's own GreenletExit (shutdown). One the app raises itself is an app
     // exception like any other.
@@ -324,15 +337,15 @@ bool Core::handle_request() noexcept {
     return false;
   }
   // A websocket app has already spoken on the socket: its return value is not a response.
-  IoResult sent = upgraded_ ? IoResult::kClose : writer_.respond_from_result(result.get());
+  IoResult sent = upgraded_ ? IoResult::kClose : writer_.respond_from_result(result);
   if (sent == IoResult::kPythonError) PyErr_Clear();
   bool ok = sent == IoResult::kOk && !cancelled_;
   // PEP 3333: close() is called whatever happened, also when the client went away.
   // An exact list or tuple (the usual result) has no close(), and no attribute can be added.
   PyObject* close = interned().close.get();
-  if (!PyList_CheckExact(result.get()) && !PyTuple_CheckExact(result.get()) &&
-      PyObject_HasAttr(result.get(), close)) {
-    PyRef r = PyRef::steal(PyObject_CallMethodNoArgs(result.get(), close));
+  if (!PyList_CheckExact(result) && !PyTuple_CheckExact(result) &&
+      PyObject_HasAttr(result, close)) {
+    PyRef r = PyRef::steal(PyObject_CallMethodNoArgs(result, close));
     if (!r) {
       if (killed_) {
         PyErr_Clear();

@@ -179,7 +179,12 @@ class Core final : public RequestHost {
   PyObject* switch_in(bool kill) noexcept;
   // Switches from this core to the loop's greenlet, as the thread itself.
   PyObject* switch_out() noexcept;
-  bool handle_request() noexcept;   // one request; false: the connection must close
+  bool handle_request() noexcept;  // one request; false: the connection must close
+  // handle_request's parts before and after the app's call, out of line (see core.cpp). The
+  // environ, or nullptr once the client was answered 500; end_request takes what the app
+  // returned (nullptr: it raised).
+  [[gnu::noinline]] PyObject* begin_request() noexcept;
+  [[gnu::noinline]] bool end_request(PyObject* result) noexcept;
   std::string_view method() const;  // of the current request, for logs
   std::string_view target() const;
   bool finish_cancelled() noexcept;
