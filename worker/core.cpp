@@ -461,7 +461,13 @@ const UwsgiParser* Core::uwsgi_head() const {
 }
 
 PyObject* Core::environ_template() const { return server_->environ_template(conn_->listener); }
-PyObject* Core::remote_addr() { return cached_str(&remote_addr_, conn_->remote_addr); }
+PyObject* Core::remote_addr() {
+  // One str for the worker, not per core: behind a proxy, or from one busy client, thousands
+  // of held requests' REMOTE_ADDR are then one object. Never destroyed: the interpreter may be
+  // finalized before static destructors run.
+  static auto* last = new PyRef;
+  return cached_str(last, conn_->remote_addr);
+}
 PyObject* Core::remote_port() { return cached_str(&remote_port_, conn_->remote_port); }
 bool Core::trusted_peer() const { return conn_->trusted_peer; }
 bool Core::client_certificate(std::string_view* subject_dn, std::string_view* pem) {

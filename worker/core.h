@@ -201,10 +201,9 @@ class Core final : public RequestHost {
   PyRef id_obj_;          // int, the core id (environ["aiowsgi.core"])
   PyRef start_response_;  // request_bound.h: reused while the app keeps no reference
   PyRef write_;
-  // str of the last peer address and port this core served: reused while the next request's
-  // connection has the same text (keep-alive, or the same client or proxy), so REMOTE_ADDR
-  // and REMOTE_PORT cost no new object then. The Connection itself holds no Python object.
-  PyRef remote_addr_;
+  // str of the last peer port this core served: reused while the next request's connection
+  // is the same (keep-alive), so REMOTE_PORT costs no new object then (REMOTE_ADDR's str is
+  // the worker's: Core::remote_addr). The Connection itself holds no Python object.
   PyRef remote_port_;
   CoreState state_ = CoreState::kFree;
   WakeReason wake_ = WakeReason::kNone;

@@ -35,9 +35,18 @@ def _read_input(mode, inp):
     raise ValueError(mode)
 
 
+# /kept/...: values kept alive across requests, so that a str the server shares between
+# requests is told from an equal new one by its id().
+KEPT = []
+SHARED_KEYS = ("PATH_INFO", "QUERY_STRING", "REQUEST_URI", "REMOTE_ADDR", "HTTP_HOST")
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
-    if path.startswith("/input/"):
+    if path.startswith("/kept/"):
+        KEPT.append([environ[k] for k in SHARED_KEYS])
+        result = {k: [environ[k], id(environ[k])] for k in SHARED_KEYS}
+    elif path.startswith("/input/"):
         result = _read_input(path[len("/input/"):], environ["wsgi.input"])
     else:
         result = {k: _jsonable(v) for k, v in environ.items()}

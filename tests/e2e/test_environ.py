@@ -76,6 +76,24 @@ def test_content_type_and_length(echo):
     assert "HTTP_CONTENT_LENGTH" not in env
 
 
+def test_repeated_values_are_one_str_and_changed_ones_are_new(echo):
+    # Requests held by the thousand often repeat their path, query, peer address and Host: the
+    # worker gives them the str the last request got (one object, not one each).
+    with echo.connect() as conn:
+        envs = []
+        for target in ("/kept/a?x=1", "/kept/a?x=1", "/kept/a?x=2"):
+            resp = conn.request("GET", target)
+            assert resp.status == 200, resp
+            envs.append(json.loads(resp.body))
+    first, same, other = envs
+    assert first == same  # values and ids
+    assert other["QUERY_STRING"][0] == "x=2" and other["REQUEST_URI"][0] == "/kept/a?x=2"
+    assert other["QUERY_STRING"][1] != first["QUERY_STRING"][1]
+    assert other["REQUEST_URI"][1] != first["REQUEST_URI"][1]
+    for key in ("PATH_INFO", "REMOTE_ADDR", "HTTP_HOST"):
+        assert other[key] == first[key], key
+
+
 def test_http_10_protocol(echo):
     env = get_environ(echo, version="HTTP/1.0")
     assert env["SERVER_PROTOCOL"] == "HTTP/1.0"

@@ -50,13 +50,13 @@ PyObject* header_key(std::string_view name) {
   return k;
 }
 
-// The str of a request header's value (new reference): the very str the last request with
-// that header got, when the bytes are the same. Most requests repeat their Host, Connection,
-// User-Agent, Accept... values; sharing the immutable str saves a ~60-byte object per header
-// for every request in progress, thousands of them held at once. One entry per environ key,
-// for short values; the entry holds its key, so that the key's address cannot come to name
-// another one. nullptr with a Python exception set on failure.
-PyObject* header_value(PyObject* key, std::string_view v) {
+// The str of an environ value (new reference): the very str the last request got for that
+// key, when the bytes are the same. Most requests repeat their Host, Connection, User-Agent,
+// Accept... values, and requests held by the thousand (long polls) their path and query too;
+// sharing the immutable str saves a ~60-byte object per value for every request in progress.
+// One entry per environ key, for short values; the entry holds its key, so that the key's
+// address cannot come to name another one. nullptr with a Python exception set on failure.
+PyObject* shared_value(PyObject* key, std::string_view v) {
   constexpr size_t kMaxShared = 256;
   constexpr size_t kMaxKeys = 512;
   struct Last {
@@ -259,8 +259,8 @@ PyObject* build_environ(RequestHost& core) noexcept {
     percent_decode(path, &decoded);
     path = decoded;
   }
-  if (!set(s.query_string.get(), latin1(p.query()))) return nullptr;
-  if (!set(s.request_uri.get(), latin1(p.target()))) return nullptr;
+  if (!set(s.query_string.get(), shared_value(s.query_string.get(), p.query()))) return nullptr;
+  if (!set(s.request_uri.get(), shared_value(s.request_uri.get(), p.target()))) return nullptr;
   PyObject* proto = p.http_minor() >= 1 ? s.http11.get() : s.http10.get();
   if (PyDict_SetItem(d, s.server_protocol.get(), proto) < 0) return nullptr;
   // Repeated fields are joined in C++ first, one Python str per name: joining str by str
@@ -287,7 +287,7 @@ PyObject* build_environ(RequestHost& core) noexcept {
         continue;
       }
     }
-    if (!set(key.get(), header_value(key.get(), value))) return nullptr;
+    if (!set(key.get(), shared_value(key.get(), value))) return nullptr;
   }
   if (p.chunked()) {
     // A chunked body read whole before the app ran has a length now: frameworks that look
@@ -311,7 +311,7 @@ PyObject* build_environ(RequestHost& core) noexcept {
   // SCRIPT_NAME is the template's (the mount); a trusted proxy may name another prefix, and
   // strips it itself or not: PATH_INFO loses the prefix only where the path has it.
   if (!prefix.empty() && under_prefix(path, prefix)) path.remove_prefix(prefix.size());
-  if (!set(s.path_info.get(), latin1(path))) return nullptr;
+  if (!set(s.path_info.get(), shared_value(s.path_info.get(), path))) return nullptr;
   return env.release();
 }
 
