@@ -68,7 +68,9 @@ PyObject* shared_value(PyObject* key, std::string_view v) {
   auto decode = [v] {
     return PyUnicode_DecodeLatin1(v.data(), static_cast<Py_ssize_t>(v.size()), nullptr);
   };
-  if (v.size() > kMaxShared) return decode();
+  // CPython keeps one str of each Latin-1 character and the empty one: "/" and "" are shared
+  // already, without the lookup.
+  if (v.size() <= 1 || v.size() > kMaxShared) return decode();
   auto it = last->find(key);
   if (it != last->end()) {
     PyObject* prev = it->second.value.get();
