@@ -69,3 +69,23 @@ def test_loopback_send_floor_reports_cpu_per_send():
     m = re.fullmatch(r"receivers 20, sends 60: user ([\d.]+) us/send, system ([\d.]+) us/send\n",
                      out.stdout)
     assert m, out.stdout
+
+
+def test_bench_run_never_picks_a_sanitizer_or_fuzzing_build(tmp_path):
+    # bench/run's default binary: the newest build*/aiowsgi-master, but not tests/sanitizers/
+    # run's build-asan or a fuzzing build, which are newer after those runs.
+    import importlib.util
+    from importlib.machinery import SourceFileLoader
+    loader = SourceFileLoader("bench_run", str(BENCH / "run"))
+    bench_run = importlib.util.module_from_spec(importlib.util.spec_from_loader("bench_run", loader))
+    loader.exec_module(bench_run)
+    caches = {"build": "AIOWSGI_SANITIZE:STRING=\nAIOWSGI_FUZZ:BOOL=OFF\n",
+              "build-asan": "AIOWSGI_SANITIZE:STRING=address,undefined\n",
+              "build-fuzz": "AIOWSGI_SANITIZE:STRING=\nAIOWSGI_FUZZ:BOOL=ON\n"}
+    for name, text in caches.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "CMakeCache.txt").write_text(text)
+    assert not bench_run.instrumented(str(tmp_path / "build" / "aiowsgi-master"))
+    assert bench_run.instrumented(str(tmp_path / "build-asan" / "aiowsgi-master"))
+    assert bench_run.instrumented(str(tmp_path / "build-fuzz" / "aiowsgi-master"))
+    assert not bench_run.instrumented(str(tmp_path / "none" / "aiowsgi-master"))
