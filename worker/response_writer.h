@@ -101,7 +101,6 @@ class ResponseWriter {
   // Gives the buffers back to the worker's pool (nothing is in flight: between requests, or
   // once a websocket's handshake is sent). The next use takes them again.
   void release_buffers() noexcept;
-  bool holds_buffers() const { return buf_ != nullptr; }
 
  private:
   // The buffers, taken from the pool on first use in a request.
